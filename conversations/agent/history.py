@@ -1,0 +1,277 @@
+"""The history selector: which stored items a turn sends to the model, and why.
+
+Contract, for a turn answering `current` under `budget` tokens (counted with the model's
+real encoding, plus a fixed per-item framing overhead):
+- the current user message is always sent (reason "current");
+- the newest exchanges come next (reason "recent"), newest first, up to a share of
+  the budget;
+- then older items retrieved for relevance to the current message (reason
+  "retrieved", with the retriever's score) fill what is left, best first;
+- whatever budget still remains goes to further recent items;
+- a function call and its output are one unit: both or neither, and an unpaired call
+  or output is never sent (the API rejects it);
+- internal notes are never sent; the result is in chronological (`seq`) order.
+
+The retriever is pluggable (`Retriever`); the default scores keyword overlap in SQL.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from django.db.models import Q
+
+from conversations.agent.tokens import ITEM_OVERHEAD_TOKENS
+from conversations.models import Message
+from conversations.models.message import MessageKind
+
+MODEL_KINDS = (
+    MessageKind.USER,
+    MessageKind.ASSISTANT,
+    MessageKind.FUNCTION_CALL,
+    MessageKind.FUNCTION_OUTPUT,
+    MessageKind.STAFF,
+)
+RECENT_SHARE = 0.6
+
+
+class Retriever(Protocol):
+    def retrieve(
+        self, *, conversation_id: Any, query: str, before_seq: int, limit: int
+    ) -> list[tuple[int, float]]:
+        """(message id, relevance score) pairs for items older than `before_seq`."""
+
+
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9@._-]{2,}")
+_STOP = frozenset(
+    "the and for you your are was were this that with have has had not but can could would "
+    "should what when where which who how why about from they them their there here then than "
+    "into onto our ours its it's i'm i've don't didn't does did just also any all some more most "
+    "very been being will shall may might must need want like know tell please thanks thank hello "
+    "help order".split()
+)
+
+
+def keywords(text: str, limit: int = 12) -> list[str]:
+    seen: dict[str, None] = {}
+    for word in _WORD.findall(text.lower()):
+        word = word.strip("._-")
+        if len(word) >= 3 and word not in _STOP:
+            seen.setdefault(word, None)
+    # Longer words and numbers are the most specific; keep those when there are many.
+    ranked = sorted(seen, key=lambda w: (not any(c.isdigit() for c in w), -len(w)))
+    return ranked[:limit]
+
+
+class KeywordRetriever:
+    """Scores older items by how many of the query's keywords they contain, weighting
+    rare keywords higher (an IDF over this conversation). Runs in SQL with LIKE."""
+
+    def retrieve(
+        self, *, conversation_id: Any, query: str, before_seq: int, limit: int
+    ) -> list[tuple[int, float]]:
+        words = keywords(query)
+        if not words:
+            return []
+        condition = Q()
+        for word in words:
+            condition |= Q(text__icontains=word) | Q(tool_arguments__icontains=word)
+        rows = list(
+            Message.objects.filter(
+                condition, conversation_id=conversation_id, seq__lt=before_seq, kind__in=MODEL_KINDS
+            )
+            .order_by("-seq")
+            .values_list("id", "text", "tool_arguments")[: limit * 4]
+        )
+        if not rows:
+            return []
+        lowered = [(pk, (text + " " + args).lower()) for pk, text, args in rows]
+        document_frequency = {w: sum(1 for _, t in lowered if w in t) for w in words}
+        scored = []
+        for pk, text in lowered:
+            score = sum(
+                math.log(1 + len(lowered) / document_frequency[w]) for w in words if w in text
+            )
+            if score > 0:
+                scored.append((pk, round(score, 4)))
+        scored.sort(key=lambda pair: -pair[1])
+        return scored[:limit]
+
+
+@dataclass
+class SelectedItem:
+    message_id: int
+    seq: int
+    kind: str
+    tokens: int
+    reason: str
+    score: float | None = None
+
+    def explain(self) -> dict[str, Any]:
+        return {
+            "message_id": self.message_id,
+            "seq": self.seq,
+            "kind": self.kind,
+            "tokens": self.tokens,
+            "reason": self.reason,
+            "score": self.score,
+        }
+
+
+@dataclass
+class HistorySelection:
+    items: list[SelectedItem]
+    messages: list[Message]
+    budget: int
+    tokens: int
+    considered: int = 0
+    explanation: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _Unit:
+    rows: list[tuple[int, int, str, int]]  # (id, seq, kind, tokens)
+
+    @property
+    def tokens(self) -> int:
+        return sum(r[3] + ITEM_OVERHEAD_TOKENS for r in self.rows)
+
+    @property
+    def last_seq(self) -> int:
+        return max(r[1] for r in self.rows)
+
+
+def _units(rows: list[tuple[int, int, str, int, str]]) -> list[_Unit]:
+    """Group rows (ascending seq) into units; call/output pairs become one unit and
+    unpaired calls or outputs are dropped."""
+    calls: dict[str, tuple[int, int, str, int]] = {}
+    outputs: dict[str, tuple[int, int, str, int]] = {}
+    for pk, seq, kind, tokens, call_id in rows:
+        if kind == MessageKind.FUNCTION_CALL:
+            calls[call_id] = (pk, seq, kind, tokens)
+        elif kind == MessageKind.FUNCTION_OUTPUT:
+            outputs[call_id] = (pk, seq, kind, tokens)
+    units: list[_Unit] = []
+    for pk, seq, kind, tokens, call_id in rows:
+        if kind == MessageKind.FUNCTION_CALL:
+            if call_id in outputs:
+                units.append(_Unit([(pk, seq, kind, tokens), outputs[call_id]]))
+        elif kind == MessageKind.FUNCTION_OUTPUT:
+            continue
+        else:
+            units.append(_Unit([(pk, seq, kind, tokens)]))
+    units.sort(key=lambda u: u.last_seq)
+    return units
+
+
+def select_history(
+    *,
+    conversation_id: Any,
+    current: Message,
+    budget: int,
+    retriever: Retriever | None = None,
+) -> HistorySelection:
+    """Select the items to send for a turn answering `current`; see the module contract."""
+    retriever = retriever or default_retriever()
+    current_tokens = current.token_count + ITEM_OVERHEAD_TOKENS
+    chosen: dict[int, SelectedItem] = {
+        current.pk: SelectedItem(current.pk, current.seq, current.kind, current_tokens, "current")
+    }
+    remaining = budget - current_tokens
+    rows = list(
+        Message.objects.filter(
+            conversation_id=conversation_id, seq__lt=current.seq, kind__in=MODEL_KINDS
+        )
+        .order_by("seq")
+        .values_list("id", "seq", "kind", "token_count", "call_id")
+    )
+    units = _units(rows)
+    unit_of = {row[0]: unit for unit in units for row in unit.rows}
+    taken: set[int] = set()
+
+    def take(unit: _Unit, reason: str, score: float | None = None) -> bool:
+        nonlocal remaining
+        if id(unit) in taken or unit.tokens > remaining:
+            return False
+        taken.add(id(unit))
+        remaining -= unit.tokens
+        for pk, seq, kind, tokens in unit.rows:
+            chosen[pk] = SelectedItem(pk, seq, kind, tokens + ITEM_OVERHEAD_TOKENS, reason, score)
+        return True
+
+    # 1. Newest exchanges, up to the recent share; stop at the first unit that does not
+    #    fit so recency stays contiguous.
+    recent_cap = remaining - int(budget * (1 - RECENT_SHARE))
+    index = len(units) - 1
+    while index >= 0 and units[index].tokens <= recent_cap:
+        unit = units[index]
+        if take(unit, "recent"):
+            recent_cap -= unit.tokens
+        index -= 1
+    oldest_recent = units[index + 1].last_seq if index + 1 < len(units) else current.seq
+    # 2. Older items retrieved for relevance.
+    if index >= 0 and remaining > 0:
+        for pk, score in retriever.retrieve(
+            conversation_id=conversation_id, query=current.text, before_seq=oldest_recent, limit=50
+        ):
+            unit = unit_of.get(pk)
+            if unit is not None:
+                take(unit, "retrieved", score)
+    # 3. Any budget left goes to further recent items.
+    while index >= 0 and remaining > 0:
+        take(units[index], "recent")
+        index -= 1
+
+    items = sorted(chosen.values(), key=lambda item: item.seq)
+    by_id = Message.objects.in_bulk([item.message_id for item in items])
+    messages = [by_id[item.message_id] for item in items]
+    used = sum(item.tokens for item in items)
+    return HistorySelection(
+        items=items,
+        messages=messages,
+        budget=budget,
+        tokens=used,
+        considered=len(rows) + 1,
+        explanation=[item.explain() for item in items],
+    )
+
+
+_default_retriever: Retriever = KeywordRetriever()
+
+
+def default_retriever() -> Retriever:
+    return _default_retriever
+
+
+def set_default_retriever(retriever: Retriever) -> None:
+    """Replace the retriever used when none is passed (the knowledge-base app does)."""
+    global _default_retriever
+    _default_retriever = retriever
+
+
+def to_input_item(message: Message) -> dict[str, Any]:
+    """One stored item as a Responses API input item."""
+    if message.kind == MessageKind.USER:
+        return {"type": "message", "role": "user", "content": message.text}
+    if message.kind == MessageKind.ASSISTANT:
+        return {"type": "message", "role": "assistant", "content": message.text}
+    if message.kind == MessageKind.STAFF:
+        name = (message.metadata or {}).get("author_name", "A support agent")
+        return {
+            "type": "message",
+            "role": "developer",
+            "content": f"{name} (a human support agent) replied to the customer: {message.text}",
+        }
+    if message.kind == MessageKind.FUNCTION_CALL:
+        return {
+            "type": "function_call",
+            "call_id": message.call_id,
+            "name": message.tool_name,
+            "arguments": message.tool_arguments,
+        }
+    if message.kind == MessageKind.FUNCTION_OUTPUT:
+        return {"type": "function_call_output", "call_id": message.call_id, "output": message.text}
+    raise ValueError(f"{message.kind} items are never sent to the model")

@@ -1,0 +1,108 @@
+"""Everything a turn needs before its first model call, loaded in one database job:
+the agent's settings, the selected history, the tools, and the request builder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from conversations.agent.history import HistorySelection, select_history, to_input_item
+from conversations.agent.provider import is_offline
+from conversations.conf import platform_setting
+from conversations.models import Agent, Turn
+from tools.registry import ToolContext, definitions_for
+
+OFFLINE_MODEL = "offline-support-1"
+
+
+@dataclass(frozen=True)
+class TurnPlan:
+    turn: Turn
+    agent: Agent
+    conversation_id: str
+    model: str
+    budget: int
+    selection: HistorySelection
+    tool_names: list[str]
+    tool_definitions: list[dict[str, Any]]
+    tool_context: ToolContext
+    max_tool_rounds: int
+
+    @property
+    def input_items(self) -> list[dict[str, Any]]:
+        return [to_input_item(message) for message in self.selection.messages]
+
+    def request(self, input_items: list[dict[str, Any]]) -> dict[str, Any]:
+        """The exact body sent for one round (recorded verbatim on the Turn)."""
+        agent = self.agent
+        body: dict[str, Any] = {
+            "model": self.model,
+            "input": input_items,
+            "store": False,
+            "stream": True,
+        }
+        if agent.instructions:
+            body["instructions"] = agent.instructions
+        if self.tool_definitions:
+            body["tools"] = self.tool_definitions
+            body["tool_choice"] = "auto"
+            body["parallel_tool_calls"] = True
+        if agent.temperature is not None and not agent.reasoning_effort:
+            body["temperature"] = agent.temperature
+        if agent.max_output_tokens:
+            body["max_output_tokens"] = agent.max_output_tokens
+        if agent.reasoning_effort:
+            body["reasoning"] = {"effort": agent.reasoning_effort}
+            # With store=False the provider keeps nothing; the encrypted reasoning must
+            # come back to us so the tool loop can pass it back.
+            body["include"] = ["reasoning.encrypted_content"]
+        body["metadata"] = {"conversation": self.conversation_id, "turn": str(self.turn.id)}
+        return body
+
+    def audit(self) -> dict[str, Any]:
+        return {
+            "history": self.selection.explanation,
+            "history_budget": self.budget,
+            "history_tokens": self.selection.tokens,
+            "model": self.model,
+        }
+
+    def shrunk(self) -> TurnPlan:
+        """The same plan with half the history budget (after a context-length error)."""
+        budget = max(1, self.budget // 2)
+        selection = select_history(
+            conversation_id=self.conversation_id, current=self.turn.user_message, budget=budget
+        )
+        return replace(self, budget=budget, selection=selection)
+
+
+def turn_plan_load(*, turn_id: Any) -> TurnPlan:
+    turn = Turn.objects.select_related("agent", "conversation", "user_message").get(pk=turn_id)
+    agent = turn.agent
+    conversation = turn.conversation
+    model = OFFLINE_MODEL if is_offline(agent) else (agent.model or platform_setting("DEFAULT_MODEL"))
+    budget = agent.history_token_budget
+    selection = select_history(
+        conversation_id=conversation.pk, current=turn.user_message, budget=budget
+    )
+    tool_names = list(agent.tools or [])
+    return TurnPlan(
+        turn=turn,
+        agent=agent,
+        conversation_id=str(conversation.pk),
+        model=model,
+        budget=budget,
+        selection=selection,
+        tool_names=tool_names,
+        tool_definitions=definitions_for(tool_names),
+        tool_context=ToolContext(
+            conversation_id=str(conversation.pk),
+            customer_id=conversation.customer_id,
+            customer_kind=conversation.customer_kind,
+            customer_email=conversation.customer_email,
+            metadata=dict(conversation.metadata),
+            agent_id=agent.pk,
+            turn_id=str(turn.pk),
+        ),
+        max_tool_rounds=agent.max_tool_rounds,
+    )

@@ -1,0 +1,230 @@
+"""The provider client: one streamed Responses API call, through the official SDK.
+
+`client_for(agent)` builds (and caches) an `AsyncOpenAI` for the agent's base URL and
+key, with the SDK's own retries and timeout configured; with no key configured it is
+wired to the built-in offline model, which speaks the same wire format, so the same
+parsing code runs either way. `stream_round` sends one `responses.create(stream=True,
+store=False)` request, forwards text deltas as they arrive, collects the finished output
+items from `response.output_item.done`, and returns them with usage, or raises
+`ProviderFailure` with a stable error code. A stream that ends without a terminal event
+is a failure, never an answer (the SDK does not retry a stream that broke mid-way).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx2
+import openai
+from openai import AsyncOpenAI
+
+from conversations.conf import platform_setting
+from conversations.models.turn import TurnError
+
+OFFLINE_BASE_URL = "http://offline-model.internal/v1"
+_clients: dict[tuple[str, str, float, int], AsyncOpenAI] = {}
+
+
+@dataclass
+class Usage:
+    input_tokens: int = 0
+    cached_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    def add(self, other: Usage) -> None:
+        self.input_tokens += other.input_tokens
+        self.cached_tokens += other.cached_tokens
+        self.output_tokens += other.output_tokens
+        self.reasoning_tokens += other.reasoning_tokens
+
+
+@dataclass
+class RoundResult:
+    response_id: str
+    output: list[dict[str, Any]]
+    usage: Usage
+    text: str = ""
+
+
+@dataclass
+class ProviderFailure(Exception):
+    code: str
+    message: str
+    partial_text: str = ""
+    response_id: str = ""
+    usage: Usage = field(default_factory=Usage)
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+def is_offline(agent: Any) -> bool:
+    return not _api_key(agent)
+
+
+def _api_key(agent: Any) -> str:
+    if agent is not None and agent.provider_api_key_env:
+        return os.environ.get(agent.provider_api_key_env, "")
+    return platform_setting("PROVIDER_API_KEY")
+
+
+def client_for(agent: Any) -> AsyncOpenAI:
+    """The SDK client for this agent (cached so connection pools are reused)."""
+    key = _api_key(agent)
+    base_url = (agent.provider_base_url if agent is not None else "") or platform_setting(
+        "PROVIDER_BASE_URL"
+    )
+    timeout = float(platform_setting("PROVIDER_TIMEOUT_SECONDS"))
+    retries = int(platform_setting("PROVIDER_MAX_RETRIES"))
+    if not key:
+        base_url = OFFLINE_BASE_URL
+    cache_key = (base_url or "", key, timeout, retries)
+    client = _clients.get(cache_key)
+    if client is None:
+        kwargs: dict[str, Any] = {"timeout": timeout, "max_retries": retries}
+        if key:
+            kwargs["api_key"] = key
+            if base_url:
+                kwargs["base_url"] = base_url
+        else:
+            from conversations.agent.offline_model import OfflineModelTransport
+
+            kwargs["api_key"] = "offline"
+            kwargs["base_url"] = OFFLINE_BASE_URL
+            kwargs["http_client"] = httpx2.AsyncClient(transport=OfflineModelTransport())
+        client = AsyncOpenAI(**kwargs)
+        _clients[cache_key] = client
+    return client
+
+
+def model_label(model: str, agent: Any) -> str:
+    """What a user is shown about who answered."""
+    if is_offline(agent):
+        return "Offline demo model (no AI provider configured)"
+    return model
+
+
+def _usage_from(response: Any) -> Usage:
+    usage = getattr(response, "usage", None)
+    if usage is None:
+        return Usage()
+    in_details = getattr(usage, "input_tokens_details", None)
+    out_details = getattr(usage, "output_tokens_details", None)
+    return Usage(
+        input_tokens=usage.input_tokens or 0,
+        cached_tokens=(getattr(in_details, "cached_tokens", 0) or 0) if in_details else 0,
+        output_tokens=usage.output_tokens or 0,
+        reasoning_tokens=(getattr(out_details, "reasoning_tokens", 0) or 0) if out_details else 0,
+    )
+
+
+def _error_code_for(code: str | None, message: str) -> str:
+    if code == "context_length_exceeded" or "context length" in (message or "").lower():
+        return TurnError.CONTEXT_LENGTH
+    return TurnError.RESPONSE_FAILED
+
+
+def _failure_from_exception(exc: Exception, partial: str) -> ProviderFailure:
+    if isinstance(exc, openai.APITimeoutError):
+        return ProviderFailure(TurnError.TIMEOUT, "The AI provider did not answer in time.", partial)
+    if isinstance(exc, openai.APIConnectionError):
+        return ProviderFailure(
+            TurnError.CONNECTION if not partial else TurnError.STREAM_INTERRUPTED,
+            "The connection to the AI provider failed.",
+            partial,
+        )
+    if isinstance(exc, openai.RateLimitError):
+        return ProviderFailure(TurnError.RATE_LIMITED, "The AI provider is rate limiting us.", partial)
+    if isinstance(exc, openai.APIStatusError):
+        body = exc.body if isinstance(exc.body, dict) else {}
+        code = body.get("code") if body else None
+        if isinstance(body.get("error"), dict):
+            code = body["error"].get("code", code)
+        if code == "context_length_exceeded":
+            return ProviderFailure(TurnError.CONTEXT_LENGTH, str(exc.message), partial)
+        return ProviderFailure(
+            TurnError.PROVIDER_ERROR,
+            f"The AI provider answered HTTP {exc.status_code}: {exc.message}"[:1000],
+            partial,
+        )
+    if isinstance(exc, openai.APIError):
+        return ProviderFailure(TurnError.PROVIDER_ERROR, str(exc.message)[:1000], partial)
+    raise exc
+
+
+async def stream_round(
+    client: AsyncOpenAI,
+    request: dict[str, Any],
+    on_text_delta: Callable[[str], Awaitable[None]],
+    on_call_started: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+) -> RoundResult:
+    """Send one streamed request; see the module docstring for the contract."""
+    partial: list[str] = []
+    output: dict[int, dict[str, Any]] = {}
+    try:
+        stream = await client.responses.create(**request)
+        async for event in stream:
+            kind = event.type
+            if kind == "response.output_text.delta":
+                partial.append(event.delta)
+                await on_text_delta(event.delta)
+            elif kind == "response.output_item.added":
+                item = event.item.model_dump(exclude_none=True)
+                if item.get("type") == "function_call" and on_call_started is not None:
+                    await on_call_started(item)
+            elif kind == "response.output_item.done":
+                output[event.output_index] = event.item.model_dump(exclude_none=True)
+            elif kind == "response.completed":
+                response = event.response
+                items = [output[i] for i in sorted(output)] or [
+                    item.model_dump(exclude_none=True) for item in response.output
+                ]
+                return RoundResult(
+                    response_id=response.id,
+                    output=items,
+                    usage=_usage_from(response),
+                    text="".join(partial),
+                )
+            elif kind == "response.incomplete":
+                details = getattr(event.response, "incomplete_details", None)
+                reason = getattr(details, "reason", None) or "unknown"
+                raise ProviderFailure(
+                    TurnError.INCOMPLETE,
+                    f"The response was cut short ({reason}).",
+                    "".join(partial),
+                    event.response.id,
+                    _usage_from(event.response),
+                )
+            elif kind == "response.failed":
+                error = getattr(event.response, "error", None)
+                message = getattr(error, "message", None) or "The AI provider failed the response."
+                raise ProviderFailure(
+                    _error_code_for(getattr(error, "code", None), message),
+                    message,
+                    "".join(partial),
+                    event.response.id,
+                    _usage_from(event.response),
+                )
+            elif kind == "error":
+                raise ProviderFailure(
+                    _error_code_for(getattr(event, "code", None), event.message),
+                    event.message or "The AI provider reported an error.",
+                    "".join(partial),
+                )
+    except ProviderFailure:
+        raise
+    except openai.APIError as exc:
+        raise _failure_from_exception(exc, "".join(partial)) from exc
+    except httpx2.HTTPError as exc:
+        raise ProviderFailure(
+            TurnError.STREAM_INTERRUPTED, f"The stream broke: {exc}", "".join(partial)
+        ) from exc
+    raise ProviderFailure(
+        TurnError.STREAM_INTERRUPTED,
+        "The provider's stream ended before the response was complete.",
+        "".join(partial),
+    )

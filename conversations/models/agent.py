@@ -1,0 +1,61 @@
+"""`Agent`: what an Assistants-API "assistant" was (model, instructions, tools, limits)."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+
+class ReasoningEffort(models.TextChoices):
+    NONE = "", "Not a reasoning model"
+    MINIMAL = "minimal", "Minimal"
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+
+
+class Agent(models.Model):
+    name = models.CharField(max_length=120, unique=True)
+    model = models.CharField(
+        max_length=120,
+        blank=True,
+        help_text="Model name at the provider; blank uses the deployment default.",
+    )
+    instructions = models.TextField(blank=True)
+    tools = models.JSONField(
+        default=list, blank=True, help_text="Names of registry tools this agent may call."
+    )
+    temperature = models.FloatField(null=True, blank=True)
+    reasoning_effort = models.CharField(
+        max_length=10, choices=ReasoningEffort.choices, blank=True, default=""
+    )
+    max_output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    history_token_budget = models.PositiveIntegerField(
+        default=8000, help_text="Tokens of conversation history sent with each request."
+    )
+    max_tool_rounds = models.PositiveSmallIntegerField(
+        default=5, help_text="Model calls per turn that may request tools before giving up."
+    )
+    provider_base_url = models.URLField(
+        blank=True, help_text="Override the deployment's OpenAI-compatible base URL."
+    )
+    provider_api_key_env = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Name of an environment variable holding this agent's provider key "
+        "(keys are never stored in the database).",
+    )
+    is_default = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"], condition=Q(is_default=True), name="one_default_agent"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,143 @@
+"""Creating conversations and changing their state: status, handoff, handback."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db import transaction
+
+from conversations.agent.engine import engine
+from conversations.agent.events import conversation_updated_event
+from conversations.errors import InvalidInput, NotFound
+from conversations.models import Agent, Conversation, StaffAction, Turn
+from conversations.models.conversation import Channel, CustomerKind, Status
+from conversations.models.turn import TurnStatus, TurnTrigger
+
+
+def agent_default() -> Agent:
+    agent = Agent.objects.filter(is_default=True).first() or Agent.objects.order_by("pk").first()
+    if agent is None:
+        raise NotFound("No agent is configured. Run `python manage.py setup_demo`.")
+    return agent
+
+
+def conversation_create(
+    *,
+    agent: Agent | None = None,
+    customer_id: str = "",
+    customer_kind: str = CustomerKind.VISITOR,
+    customer_email: str = "",
+    customer_name: str = "",
+    channel: str = Channel.API,
+    metadata: dict[str, Any] | None = None,
+) -> Conversation:
+    """Start a conversation. An anonymous visitor gets a random customer id."""
+    if metadata is not None and not isinstance(metadata, dict):
+        raise InvalidInput("metadata must be a JSON object.", fields={"metadata": "object"})
+    if customer_kind not in CustomerKind.values:
+        raise InvalidInput("Unknown customer kind.", fields={"customer_kind": "invalid"})
+    if channel not in Channel.values:
+        raise InvalidInput("Unknown channel.", fields={"channel": "invalid"})
+    if not customer_id:
+        if customer_kind == CustomerKind.USER:
+            raise InvalidInput("customer_id is required.", fields={"customer_id": "required"})
+        customer_id = f"visitor-{uuid.uuid4().hex[:12]}"
+    return Conversation.objects.create(
+        agent=agent or agent_default(),
+        customer_id=customer_id[:255],
+        customer_kind=customer_kind,
+        customer_email=customer_email,
+        customer_name=customer_name[:200],
+        channel=channel,
+        metadata=metadata or {},
+    )
+
+
+def _record(conversation: Conversation, actor: Any, action: str, **detail: Any) -> None:
+    if actor is not None:
+        StaffAction.objects.create(
+            actor=actor, conversation=conversation, action=action, detail=detail
+        )
+
+
+def _stop_ai_turns(conversation: Conversation) -> None:
+    """Cancel queued turns and ask a running one to stop: a person is taking over."""
+    turns = Turn.objects.filter(conversation=conversation)
+    for turn in turns.filter(status=TurnStatus.QUEUED):
+        from conversations.services.turns import turn_mark_cancelled
+
+        turn_mark_cancelled(turn=turn, reason="A person took over the conversation.")
+    turns.filter(status=TurnStatus.RUNNING).update(cancel_requested=True)
+
+
+def conversation_handoff(
+    *, conversation: Conversation, reason: str = "", actor: Any = None, stop_running: bool = True
+) -> Conversation:
+    """Hand the conversation to staff: waiting on staff, AI paused.
+
+    `stop_running=False` is for the `handoff_to_human` tool, called from inside the
+    running turn, which must finish its own answer."""
+    with transaction.atomic():
+        locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        locked.status = Status.WAITING_ON_STAFF
+        locked.ai_paused = True
+        meta = dict(locked.metadata)
+        if reason:
+            meta["handoff_reason"] = reason[:500]
+        locked.metadata = meta
+        locked.save(update_fields=["status", "ai_paused", "metadata", "updated_at"])
+        if stop_running:
+            _stop_ai_turns(locked)
+        _record(locked, actor, "handoff", reason=reason)
+        engine.publish_on_commit(locked.pk, conversation_updated_event(locked))
+    return locked
+
+
+def conversation_take_over(*, conversation: Conversation, actor: Any) -> Conversation:
+    """A staff member pauses the AI to answer personally."""
+    with transaction.atomic():
+        locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        locked.ai_paused = True
+        if locked.status == Status.WAITING_ON_STAFF:
+            locked.status = Status.OPEN
+        locked.save(update_fields=["ai_paused", "status", "updated_at"])
+        _stop_ai_turns(locked)
+        _record(locked, actor, "take_over")
+        engine.publish_on_commit(locked.pk, conversation_updated_event(locked))
+    return locked
+
+
+def conversation_hand_back(*, conversation: Conversation, actor: Any = None) -> Conversation:
+    """Give the conversation back to the AI. If the customer's last word is still
+    unanswered, a turn is queued for it."""
+    from conversations.services.turns import turn_queue_for_unanswered
+
+    with transaction.atomic():
+        locked = Conversation.objects.select_for_update().select_related("agent").get(
+            pk=conversation.pk
+        )
+        locked.ai_paused = False
+        if locked.status == Status.WAITING_ON_STAFF:
+            locked.status = Status.OPEN
+        locked.save(update_fields=["ai_paused", "status", "updated_at"])
+        _record(locked, actor, "hand_back")
+        turn_queue_for_unanswered(conversation=locked, trigger=TurnTrigger.HANDBACK, actor=actor)
+        engine.publish_on_commit(locked.pk, conversation_updated_event(locked))
+    return locked
+
+
+def conversation_set_status(*, conversation: Conversation, status: str, actor: Any = None) -> Conversation:
+    """Resolve or reopen."""
+    if status not in Status.values:
+        raise InvalidInput(
+            f"status must be one of {', '.join(Status.values)}.", fields={"status": "invalid"}
+        )
+    with transaction.atomic():
+        locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        if locked.status != status:
+            locked.status = status
+            locked.save(update_fields=["status", "updated_at"])
+            _record(locked, actor, "resolve" if status == Status.RESOLVED else "reopen")
+            engine.publish_on_commit(locked.pk, conversation_updated_event(locked))
+    return locked

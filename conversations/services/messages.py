@@ -1,0 +1,186 @@
+"""Posting into a conversation: customer messages (which queue a turn), staff replies
+and internal notes. The only way a turn is started by a new message, for every door."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from conversations.agent.engine import engine
+from conversations.agent.events import conversation_updated_event, message_event, turn_queued_event
+from conversations.conf import platform_setting
+from conversations.errors import Conflict, InvalidInput, PayloadTooLarge
+from conversations.models import Conversation, Message, StaffAction, Turn
+from conversations.models.conversation import Status
+from conversations.models.message import MessageKind
+from conversations.services.items import conversation_lock, item_append
+
+
+@dataclass(frozen=True)
+class PostResult:
+    message: Message
+    turn: Turn | None
+    created: bool
+
+
+def clean_message_text(text: Any) -> str:
+    """Validate customer or staff text: a non-empty string within the configured size."""
+    if not isinstance(text, str):
+        raise InvalidInput("Message text must be a string.", fields={"text": "must be a string"})
+    limit = platform_setting("MAX_MESSAGE_CHARS")
+    if len(text) > limit:
+        raise PayloadTooLarge(
+            f"Message is {len(text)} characters; the limit is {limit}.",
+            fields={"text": f"at most {limit} characters"},
+        )
+    if not text.strip():
+        raise InvalidInput("Message text is empty.", fields={"text": "may not be blank"})
+    if "\x00" in text:
+        raise InvalidInput("Message text contains a NUL character.", fields={"text": "invalid"})
+    return text
+
+
+def clean_client_id(client_id: Any) -> str:
+    if client_id in (None, ""):
+        return ""
+    if not isinstance(client_id, str) or len(client_id) > 100:
+        raise InvalidInput(
+            "client_id must be a string of at most 100 characters.",
+            fields={"client_id": "at most 100 characters"},
+        )
+    return client_id
+
+
+def _existing_post(conversation: Conversation, client_id: str, text: str) -> PostResult | None:
+    if not client_id:
+        return None
+    message = Message.objects.filter(conversation=conversation, client_id=client_id).first()
+    if message is None:
+        return None
+    if message.text != text:
+        raise Conflict(
+            "This client_id was already used for a different message.",
+            code="client_id_reused",
+            fields={"client_id": "already used with different text"},
+        )
+    turn = message.turns.order_by("-attempt").first()
+    return PostResult(message=message, turn=turn, created=False)
+
+
+def message_post(
+    *, conversation: Conversation, text: Any, client_id: Any = "", metadata: dict | None = None
+) -> PostResult:
+    """Store a customer message and queue its turn, in one transaction.
+
+    Idempotent on `client_id`: posting it again returns the first message and its turn;
+    reusing it with different text is a Conflict. When the AI is paused (a person has
+    taken over) the message is stored and no turn is queued.
+    """
+    text = clean_message_text(text)
+    client_id = clean_client_id(client_id)
+    existing = _existing_post(conversation, client_id, text)
+    if existing:
+        return existing
+    try:
+        with transaction.atomic():
+            locked = conversation_lock(conversation.pk)
+            existing = _existing_post(locked, client_id, text)
+            if existing:
+                return existing
+            message = item_append(
+                conversation=locked,
+                kind=MessageKind.USER,
+                text=text,
+                client_id=client_id,
+                metadata=metadata or {},
+            )
+            turn = None
+            reopened = locked.status == Status.RESOLVED
+            if reopened:
+                locked.status = Status.OPEN
+                locked.save(update_fields=["status", "updated_at"])
+            if not locked.ai_paused:
+                turn = Turn.objects.create(
+                    conversation=locked,
+                    user_message=message,
+                    agent=locked.agent,
+                    model=locked.agent.model or platform_setting("DEFAULT_MODEL"),
+                )
+                locked.turn_count += 1
+                locked.save(update_fields=["turn_count"])
+            engine.publish_on_commit(locked.pk, message_event(message))
+            if reopened:
+                engine.publish_on_commit(locked.pk, conversation_updated_event(locked))
+            if turn is not None:
+                engine.publish_on_commit(locked.pk, turn_queued_event(turn))
+                engine.dispatch_on_commit(locked.pk)
+    except IntegrityError:
+        # A concurrent post with the same client_id won the race; return its message.
+        existing = _existing_post(conversation, client_id, text)
+        if existing:
+            return existing
+        raise
+    conversation.refresh_from_db()
+    return PostResult(message=message, turn=turn, created=True)
+
+
+def staff_reply_post(*, conversation: Conversation, actor: Any, text: Any, client_id: Any = "") -> Message:
+    """A person replies to the customer. Pauses the AI (a reply is a takeover) so the
+    model does not answer over them; they hand back explicitly."""
+    text = clean_message_text(text)
+    client_id = clean_client_id(client_id)
+    with transaction.atomic():
+        locked = conversation_lock(conversation.pk)
+        if client_id:
+            prior = Message.objects.filter(conversation=locked, client_id=client_id).first()
+            if prior:
+                return prior
+        message = item_append(
+            conversation=locked,
+            kind=MessageKind.STAFF,
+            text=text,
+            client_id=client_id,
+            author=actor,
+            metadata={"author_name": _display_name(actor)},
+        )
+        changed = not locked.ai_paused or locked.status == Status.WAITING_ON_STAFF
+        locked.ai_paused = True
+        if locked.status == Status.WAITING_ON_STAFF:
+            locked.status = Status.OPEN
+        locked.save(update_fields=["ai_paused", "status", "updated_at"])
+        StaffAction.objects.create(
+            actor=actor, conversation=locked, action="reply", detail={"seq": message.seq}
+        )
+        engine.publish_on_commit(locked.pk, message_event(message))
+        if changed:
+            engine.publish_on_commit(locked.pk, conversation_updated_event(locked))
+    conversation.refresh_from_db()
+    return message
+
+
+def note_add(*, conversation: Conversation, actor: Any, text: Any) -> Message:
+    """An internal note: stored in the transcript for staff, never sent to the customer
+    or the model (the history selector and customer-facing reads exclude notes)."""
+    text = clean_message_text(text)
+    with transaction.atomic():
+        locked = conversation_lock(conversation.pk)
+        message = item_append(
+            conversation=locked,
+            kind=MessageKind.NOTE,
+            text=text,
+            author=actor,
+            metadata={"author_name": _display_name(actor)},
+        )
+        StaffAction.objects.create(
+            actor=actor, conversation=locked, action="note", detail={"seq": message.seq}
+        )
+    return message
+
+
+def _display_name(actor: Any) -> str:
+    if actor is None:
+        return "Support"
+    full = actor.get_full_name() if hasattr(actor, "get_full_name") else ""
+    return full or getattr(actor, "username", "Support")

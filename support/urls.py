@@ -1,0 +1,8 @@
+"""URL routes: the admin (staff console), the REST API, the widget and its demo page."""
+
+from django.contrib import admin
+from django.urls import path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+]

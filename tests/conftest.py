@@ -1,0 +1,96 @@
+"""Shared fixtures: the scripted fake provider, agents, demo orders, engine helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+
+from conversations.agent.engine import engine
+from tests.fake_provider import FakeProvider
+
+
+@pytest.fixture(scope="session")
+def _fake_provider_server() -> Iterator[FakeProvider]:
+    server = FakeProvider()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def provider(_fake_provider_server: FakeProvider, settings: Any) -> FakeProvider:
+    """Point the platform at the fake provider (a configured key, so not offline)."""
+    _fake_provider_server.reset()
+    settings.SUPPORT_PLATFORM = {
+        **settings.SUPPORT_PLATFORM,
+        "PROVIDER_API_KEY": "test-key",
+        "PROVIDER_BASE_URL": _fake_provider_server.base_url,
+        "PROVIDER_TIMEOUT_SECONDS": 3.0,
+        "PROVIDER_MAX_RETRIES": 1,
+        "DEFAULT_MODEL": "gpt-4.1-mini",
+        "OFFLINE_MODEL_WORD_DELAY": 0.0,
+    }
+    return _fake_provider_server
+
+
+@pytest.fixture
+def offline(settings: Any) -> None:
+    """Use the built-in offline model, without pacing delays."""
+    settings.SUPPORT_PLATFORM = {
+        **settings.SUPPORT_PLATFORM,
+        "PROVIDER_API_KEY": "",
+        "OFFLINE_MODEL_WORD_DELAY": 0.0,
+    }
+
+
+@pytest.fixture
+def demo(db: Any) -> None:
+    """The default agent and demo orders, as `setup_demo` creates them."""
+    call_command("setup_demo", stdout=open("/dev/null", "w"))
+
+
+@pytest.fixture
+def default_agent(demo: None) -> Any:
+    from conversations.models import Agent
+
+    return Agent.objects.get(is_default=True)
+
+
+def wait_for(predicate: Any, timeout: float = 15.0, interval: float = 0.02) -> Any:
+    """Poll until `predicate()` is truthy (observable state, never elapsed time)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+async def await_for(predicate: Any, timeout: float = 15.0, interval: float = 0.02) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = await predicate()
+        if value:
+            return value
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def wait_turn_finished(turn_id: Any, timeout: float = 15.0) -> Any:
+    from conversations.models import Turn
+
+    return wait_for(
+        lambda: (t := Turn.objects.get(pk=turn_id)).is_finished and t, timeout=timeout
+    )
+
+
+@pytest.fixture
+def bound_engine() -> Any:
+    """Run turns on the test's own event loop (async tests)."""
+    engine.bind()
+    return engine

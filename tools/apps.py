@@ -1,0 +1,9 @@
+"""App config for the tool registry and the built-in tools (and their demo data)."""
+
+from django.apps import AppConfig
+
+
+class ToolsConfig(AppConfig):
+    name = "tools"
+    verbose_name = "Tools"
+    default_auto_field = "django.db.models.BigAutoField"
