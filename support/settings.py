@@ -18,6 +18,22 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("SUPPORT_VAR_DIR", BASE_DIR / "var"))
 
 
+def _load_dotenv(path: Path) -> None:
+    """Read KEY=VALUE lines from `.env` into the environment (real variables win)."""
+    if not path.is_file():
+        return
+    for line in path.read_text().splitlines():
+        line = line.split(" #", 1)[0].strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        os.environ.setdefault(key.strip(), value.strip().strip("'\""))
+
+
+if os.environ.get("SUPPORT_SKIP_DOTENV") != "1":
+    _load_dotenv(BASE_DIR / ".env")
+
+
 def _env_bool(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
     if raw is None or raw == "":

@@ -39,6 +39,10 @@ RECENT_SHARE = 0.6
 
 
 class Retriever(Protocol):
+    """Finds older items relevant to a query. A retriever that keeps its own index may
+    also define `index(messages)`; `items_append` calls it in the same transaction as
+    the items are stored."""
+
     def retrieve(
         self, *, conversation_id: Any, query: str, before_seq: int, limit: int
     ) -> list[tuple[int, float]]:

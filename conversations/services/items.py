@@ -13,6 +13,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from conversations.agent.history import default_retriever
 from conversations.agent.tokens import count_for_model
 from conversations.models import Conversation, Message
 from conversations.models.message import MessageKind
@@ -56,6 +57,10 @@ def items_append(
         messages.append(Message(conversation=locked, seq=locked.next_seq, **fields))
         locked.next_seq += 1
     Message.objects.bulk_create(messages)
+    index = getattr(default_retriever(), "index", None)
+    if index is not None:
+        # Same transaction: the retrieval index never disagrees with the messages.
+        index(messages)
     locked.message_count += len(messages)
     locked.last_message_at = max(m.created_at for m in messages)
     previews = [m for m in messages if m.kind in _PREVIEW_KINDS]
