@@ -138,6 +138,9 @@ else:
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": VAR_DIR / "db.sqlite3",
         "OPTIONS": _SQLITE_OPTIONS,
+        # Keep each thread's connection: opening one (and setting WAL) on every engine
+        # job cost more than the job itself.
+        "CONN_MAX_AGE": None,
         # A file, not shared-cache memory: the engine writes from worker threads and
         # shared-cache SQLite locks whole tables without honouring the busy timeout.
         "TEST": {"NAME": str(VAR_DIR / "test-db.sqlite3")},

@@ -21,7 +21,7 @@ import logging
 import re
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args, get_origin
@@ -245,11 +245,21 @@ async def execute_calls(
     allowed: list[str],
     executor: Executor | None = None,
     default_timeout: float = 15.0,
+    on_done: Callable[[ToolCallResult], Awaitable[None]] | None = None,
 ) -> list[ToolCallResult]:
-    """Run the model's calls concurrently; results come back in the calls' order."""
+    """Run the model's calls concurrently; results come back in the calls' order.
+    `on_done` is awaited as each call finishes (to report progress as it happens).
+
+    Synchronous tools run on `executor` (the engine's tool threads), never on the
+    threads that serve the database or the event loop, so a slow tool in one
+    conversation delays nobody else. A timed-out synchronous tool cannot be killed: its
+    thread finishes in the background and its late result is discarded."""
     allowed_set = set(allowed)
-    return list(
-        await asyncio.gather(
-            *(_run_one(call, context, allowed_set, executor, default_timeout) for call in calls)
-        )
-    )
+
+    async def run(call: dict[str, Any]) -> ToolCallResult:
+        result = await _run_one(call, context, allowed_set, executor, default_timeout)
+        if on_done is not None:
+            await on_done(result)
+        return result
+
+    return list(await asyncio.gather(*(run(call) for call in calls)))

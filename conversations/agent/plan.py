@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from conversations.agent.history import HistorySelection, select_history, to_input_item
+from conversations.agent.history import HistorySelection, select_history
 from conversations.agent.provider import is_offline
 from conversations.conf import platform_setting
 from conversations.models import Agent, Turn
@@ -30,7 +30,7 @@ class TurnPlan:
 
     @property
     def input_items(self) -> list[dict[str, Any]]:
-        return [to_input_item(message) for message in self.selection.messages]
+        return list(self.selection.input_items)
 
     def request(self, input_items: list[dict[str, Any]]) -> dict[str, Any]:
         """The exact body sent for one round (recorded verbatim on the Turn)."""

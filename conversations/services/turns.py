@@ -32,7 +32,7 @@ from conversations.errors import Conflict
 from conversations.models import Conversation, Message, StaffAction, Turn
 from conversations.models.message import MessageKind
 from conversations.models.turn import TurnError, TurnStatus, TurnTrigger
-from conversations.services.items import items_append
+from conversations.services.items import ITEM_COUNTER_FIELDS, conversation_lock, items_append
 
 ORPHAN_GRACE_SECONDS = 3
 
@@ -51,55 +51,60 @@ def conversation_has_failed_turn(conversation_id: Any) -> bool:
     )
 
 
-def _refresh_failed_flag(conversation_id: Any) -> None:
-    Conversation.objects.filter(pk=conversation_id).update(
-        has_failed_turn=conversation_has_failed_turn(conversation_id)
-    )
+_FAILED_FIELDS = ["status", "error_code", "error_message", "finished_at", "lease_expires_at"]
 
 
-def _fail_locked(turn: Turn, code: str, message: str) -> None:
+def _mark_failed(turn: Turn, code: str, message: str) -> list[str]:
+    """Set the failure on `turn` in memory; returns the fields to save."""
     turn.status = TurnStatus.FAILED
     turn.error_code = code
-    turn.error_message = message
+    turn.error_message = message[:2000]
     turn.finished_at = timezone.now()
     turn.lease_expires_at = None
-    turn.save(update_fields=["status", "error_code", "error_message", "finished_at", "lease_expires_at"])
-    _refresh_failed_flag(turn.conversation_id)
-    engine.publish_on_commit(turn.conversation_id, turn_failed_event(turn))
+    return list(_FAILED_FIELDS)
+
+
+def _flag_failed(conversation_id: Any) -> None:
+    # A turn that fails is its message's latest attempt (a retry needs it finished).
+    Conversation.objects.filter(pk=conversation_id, has_failed_turn=False).update(has_failed_turn=True)
 
 
 def turn_claim_next(*, conversation_id: Any, owner: str) -> UUID | None:
     """Claim the conversation's oldest queued turn for `owner`, or return None when a
-    turn of it is already running under a live lease, or nothing is queued."""
+    turn of it is already running under a live lease, or nothing is queued. A running
+    turn whose lease expired is failed as interrupted on the way."""
+    queued = Turn.objects.filter(conversation_id=conversation_id, status=TurnStatus.QUEUED)
+    if not queued.exists():  # the common "anything more?" check takes no write lock
+        return None
     now = timezone.now()
     with transaction.atomic():
-        conversation = Conversation.objects.select_for_update().filter(pk=conversation_id).first()
-        if conversation is None:
+        if not Conversation.objects.select_for_update().filter(pk=conversation_id).values_list("pk").first():
             return None
-        running = list(
-            Turn.objects.select_for_update().filter(
-                conversation_id=conversation_id, status=TurnStatus.RUNNING
-            )
+        turns = list(
+            Turn.objects.filter(
+                conversation_id=conversation_id, status__in=[TurnStatus.RUNNING, TurnStatus.QUEUED]
+            ).only("id", "conversation_id", "status", "lease_expires_at", "created_at").order_by("created_at")
         )
-        for turn in running:
-            if turn.lease_expires_at and turn.lease_expires_at < now:
-                _fail_locked(turn, TurnError.INTERRUPTED, "The worker running this turn stopped.")
-            else:
+        for turn in turns:
+            if turn.status != TurnStatus.RUNNING:
+                continue
+            if not (turn.lease_expires_at and turn.lease_expires_at < now):
                 return None
-        turn = (
-            Turn.objects.select_for_update()
-            .filter(conversation_id=conversation_id, status=TurnStatus.QUEUED)
-            .order_by("created_at")
-            .first()
-        )
-        if turn is None:
+            # Conditional: the worker may be finishing at this very moment.
+            fields = _mark_failed(turn, TurnError.INTERRUPTED, "The worker running this turn stopped.")
+            if not Turn.objects.filter(pk=turn.pk, status=TurnStatus.RUNNING, lease_expires_at__lt=now).update(
+                **{name: getattr(turn, name) for name in fields}
+            ):
+                return None
+            _flag_failed(conversation_id)
+            engine.publish_on_commit(conversation_id, turn_failed_event(turn))
+        waiting = [t for t in turns if t.status == TurnStatus.QUEUED]
+        if not waiting:
             return None
-        turn.status = TurnStatus.RUNNING
-        turn.lease_owner = owner
-        turn.lease_expires_at = _lease_deadline()
-        turn.started_at = now
-        turn.save(update_fields=["status", "lease_owner", "lease_expires_at", "started_at"])
-        return turn.id
+        claimed = Turn.objects.filter(pk=waiting[0].pk, status=TurnStatus.QUEUED).update(
+            status=TurnStatus.RUNNING, lease_owner=owner, lease_expires_at=_lease_deadline(), started_at=now
+        )
+        return waiting[0].pk if claimed else None
 
 
 def turn_heartbeat(*, turn_id: Any, owner: str) -> str:
@@ -147,14 +152,15 @@ def _apply_audit(turn: Turn, audit: dict[str, Any]) -> list[str]:
     return fields
 
 
-def _add_totals(conversation_id: Any, audit: dict[str, Any]) -> None:
-    conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+_TOTAL_FIELDS = ["input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens", "cost", "updated_at"]
+
+
+def _add_totals(conversation: Conversation, audit: dict[str, Any]) -> list[str]:
+    """Add the turn's usage to the locked conversation in memory; returns the fields."""
     for name in ("input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens"):
         setattr(conversation, name, getattr(conversation, name) + int(audit.get(name, 0)))
     conversation.cost += Decimal(str(audit.get("cost", 0)))
-    conversation.save(
-        update_fields=["input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens", "cost", "updated_at"]
-    )
+    return list(_TOTAL_FIELDS)
 
 
 def turn_complete(
@@ -166,19 +172,24 @@ def turn_complete(
         turn = _owned(turn_id, owner)
         if turn is None:
             return None
-        conversation = Conversation.objects.get(pk=turn.conversation_id)
+        conversation = conversation_lock(turn.conversation_id)
         messages = items_append(
             conversation=conversation,
             items=[{**item, "turn": turn} for item in items],
             model=audit.get("model") or turn.model,
+            locked=True,
+            save=False,
         )
         turn.status = TurnStatus.COMPLETED
         turn.finished_at = timezone.now()
         turn.lease_expires_at = None
         fields = _apply_audit(turn, audit)
         turn.save(update_fields=["status", "finished_at", "lease_expires_at", *fields])
-        _add_totals(turn.conversation_id, audit)
-        _refresh_failed_flag(turn.conversation_id)
+        changed = [*ITEM_COUNTER_FIELDS, *_add_totals(conversation, audit)]
+        if conversation.has_failed_turn:  # this answer may settle an earlier failure
+            conversation.has_failed_turn = conversation_has_failed_turn(conversation.pk)
+            changed.append("has_failed_turn")
+        conversation.save(update_fields=list(dict.fromkeys(changed)))
         for message in messages:
             engine.publish_on_commit(turn.conversation_id, message_event(message))
         answer = [m for m in messages if m.kind == MessageKind.ASSISTANT]
@@ -196,9 +207,11 @@ def turn_fail(*, turn_id: Any, owner: str, code: str, message: str, audit: dict[
         if turn is None:
             return False
         fields = _apply_audit(turn, audit)
-        turn.save(update_fields=fields) if fields else None
-        _add_totals(turn.conversation_id, audit)
-        _fail_locked(turn, code, message[:2000])
+        turn.save(update_fields=[*fields, *_mark_failed(turn, code, message)])
+        conversation = conversation_lock(turn.conversation_id)
+        conversation.has_failed_turn = True
+        conversation.save(update_fields=[*_add_totals(conversation, audit), "has_failed_turn"])
+        engine.publish_on_commit(turn.conversation_id, turn_failed_event(turn))
     return True
 
 
@@ -219,24 +232,38 @@ def turn_finish_cancelled(*, turn_id: Any, owner: str, audit: dict[str, Any]) ->
         if turn is None:
             return False
         turn_mark_cancelled(turn=turn, reason="Cancelled while running.", audit=audit)
-        _add_totals(turn.conversation_id, audit)
+        conversation = conversation_lock(turn.conversation_id)
+        conversation.save(update_fields=_add_totals(conversation, audit))
     return True
 
 
-def _queue_attempt(*, user_message: Message, trigger: str, actor: Any, retry_of: Turn | None) -> Turn:
-    attempts = Turn.objects.filter(user_message=user_message).aggregate(top=Max("attempt"))["top"] or 0
-    conversation = user_message.conversation
+def turn_queue(
+    *,
+    conversation: Conversation,
+    user_message: Message,
+    trigger: str = TurnTrigger.CUSTOMER,
+    actor: Any = None,
+    retry_of: Turn | None = None,
+    attempt: int | None = None,
+) -> Turn:
+    """Queue a turn answering `user_message` and dispatch it on commit.
+
+    Precondition: inside a transaction holding `conversation` (with its agent) locked.
+    Bumps `conversation.turn_count` in memory; the caller saves it."""
+    if attempt is None:
+        attempt = (Turn.objects.filter(user_message=user_message).aggregate(top=Max("attempt"))["top"] or 0) + 1
+    agent = conversation.agent
     turn = Turn.objects.create(
         conversation=conversation,
         user_message=user_message,
-        attempt=attempts + 1,
+        attempt=attempt,
         retry_of=retry_of,
         trigger=trigger,
         triggered_by=actor if getattr(actor, "pk", None) else None,
-        agent=conversation.agent,
-        model=conversation.agent.model or platform_setting("DEFAULT_MODEL"),
+        agent=agent,
+        model=agent.model or platform_setting("DEFAULT_MODEL"),
     )
-    Conversation.objects.filter(pk=conversation.pk).update(turn_count=conversation.turn_count + 1)
+    conversation.turn_count += 1
     engine.publish_on_commit(conversation.pk, turn_queued_event(turn))
     engine.dispatch_on_commit(conversation.pk)
     return turn
@@ -257,8 +284,11 @@ def turn_retry(*, turn: Turn, actor: Any = None, trigger: str = TurnTrigger.API_
             raise Conflict("A newer attempt for this message exists.", code="not_latest_attempt")
         if conversation.ai_paused:
             raise Conflict("The AI is paused for this conversation; hand it back first.", code="ai_paused")
-        current.user_message.conversation = conversation
-        new = _queue_attempt(user_message=current.user_message, trigger=trigger, actor=actor, retry_of=current)
+        new = turn_queue(
+            conversation=conversation, user_message=current.user_message, trigger=trigger, actor=actor,
+            retry_of=current,
+        )
+        conversation.save(update_fields=["turn_count"])
         if getattr(actor, "pk", None):
             StaffAction.objects.create(
                 actor=actor, conversation=conversation, turn=new, action="retry",
@@ -276,6 +306,7 @@ def turn_cancel(*, turn: Turn, actor: Any = None) -> Turn:
         elif current.status == TurnStatus.RUNNING:
             current.cancel_requested = True
             current.save(update_fields=["cancel_requested"])
+            engine.interrupt_on_commit(current.pk)
         else:
             raise Conflict(f"The turn already finished ({current.status}).", code="turn_finished")
         if getattr(actor, "pk", None):
@@ -300,12 +331,14 @@ def turn_queue_for_unanswered(*, conversation: Conversation, trigger: str, actor
         return None
     if Turn.objects.filter(user_message=last, status__in=[TurnStatus.QUEUED, TurnStatus.RUNNING]).exists():
         return None
-    last.conversation = conversation
-    return _queue_attempt(user_message=last, trigger=trigger, actor=actor, retry_of=None)
+    turn = turn_queue(conversation=conversation, user_message=last, trigger=trigger, actor=actor)
+    conversation.save(update_fields=["turn_count"])
+    return turn
 
 
 def turns_expire_leases() -> list[Turn]:
-    """Fail running turns whose lease expired (their worker died). Returns them."""
+    """Fail running turns whose lease expired (their worker died). Returns them; their
+    `turn.failed` events are left to the caller (the sweeper publishes them at once)."""
     expired = []
     now = timezone.now()
     candidates = Turn.objects.filter(status=TurnStatus.RUNNING, lease_expires_at__lt=now).values_list("pk", flat=True)[:200]
@@ -321,8 +354,8 @@ def turns_expire_leases() -> list[Turn]:
             turn.error_message = "The worker running this turn stopped before it finished."
             turn.finished_at = now
             turn.lease_expires_at = None
-            turn.save(update_fields=["status", "error_code", "error_message", "finished_at", "lease_expires_at"])
-            _refresh_failed_flag(turn.conversation_id)
+            turn.save(update_fields=_FAILED_FIELDS)
+            _flag_failed(turn.conversation_id)
             expired.append(turn)
     return expired
 
