@@ -251,6 +251,10 @@ class Engine:
         while True:
             try:
                 await self.sweep()
+            except RuntimeError as exc:
+                if "after shutdown" in str(exc) or "interpreter shutdown" in str(exc):  # exiting
+                    return
+                logger.warning("sweep failed: %s", exc, exc_info=True)
             except Exception:
                 logger.warning("sweep failed", exc_info=True)
             await asyncio.sleep(interval)
@@ -279,6 +283,14 @@ class Engine:
                 if t is not self._sweeper and not t.done() and t.get_loop() is loop
             ]:
                 await asyncio.wait(pending)
+
+    async def close(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109
+        """Stop the sweeper and wait for this loop's turns to finish (shutdown)."""
+        sweeper = self._sweeper
+        if sweeper is not None and sweeper.get_loop() is asyncio.get_running_loop():
+            sweeper.cancel()
+        self._sweeper = None
+        await self.wait_idle(timeout)
 
 
 engine = Engine()
