@@ -179,9 +179,11 @@ class FakeProvider:
             return
         if step.delay:
             time.sleep(step.delay)
+        # Chunked and kept alive, as real providers stream: the client pools the
+        # connection afterwards (a cut stream ends without the closing chunk).
         handler.send_response(200)
         handler.send_header("content-type", "text/event-stream")
-        handler.send_header("connection", "close")
+        handler.send_header("transfer-encoding", "chunked")
         handler.end_headers()
         writer = wire.EventWriter(body)
         events = list(writer.created())
@@ -214,13 +216,18 @@ class FakeProvider:
                     sent_deltas += 1
                     if step.delta_delay:
                         time.sleep(step.delta_delay)
-                handler.wfile.write(wire.sse(event))
+                data = wire.sse(event)
+                handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
                 handler.wfile.flush()
                 with self.lock:
                     self.events_sent.append(event)
+            if step.kind == "cut":
+                self._close(handler)
+                return
+            handler.wfile.write(b"0\r\n\r\n")
+            handler.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
-            return
-        self._close(handler)
+            handler.close_connection = True
 
     @staticmethod
     def _close(handler: BaseHTTPRequestHandler) -> None:
