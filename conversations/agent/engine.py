@@ -196,19 +196,15 @@ class Engine:
             return
         draining[conversation_id] = False
         try:
-            from conversations.agent.runner import run_turn
-            from conversations.services.turns import turn_claim_next
+            from conversations.agent.runner import run_next_turn
 
+            dispatched = True
             while True:
                 draining[conversation_id] = False
-                turn_id = await self.db(
-                    turn_claim_next, conversation_id=conversation_id, owner=self.owner
-                )
-                if turn_id is None:
-                    if draining.get(conversation_id):
-                        continue
+                ran = await run_next_turn(conversation_id, engine=self, dispatched=dispatched)
+                dispatched = False
+                if not ran and not draining.get(conversation_id):
                     return
-                await run_turn(turn_id, engine=self)
         finally:
             draining.pop(conversation_id, None)
 

@@ -33,7 +33,7 @@ from typing import Any, NamedTuple, Protocol
 from django.db.models import Q
 
 from conversations.agent.tokens import ITEM_OVERHEAD_TOKENS
-from conversations.models import Message
+from conversations.models import Message, Turn
 from conversations.models.message import MessageKind
 
 MODEL_KINDS = (
@@ -169,12 +169,11 @@ class _Row(NamedTuple):
     tool_name: str
     tool_arguments: str
     metadata: dict[str, Any]
-    answers_seq: int | None  # seq of the user message the producing turn answered
+    turn_id: Any  # the turn that produced it, if any
 
 
 _COLUMNS = (
-    "id", "seq", "kind", "token_count", "call_id", "text", "tool_name", "tool_arguments",
-    "metadata", "turn__user_message__seq",
+    "id", "seq", "kind", "token_count", "call_id", "text", "tool_name", "tool_arguments", "metadata", "turn_id",
 )
 
 
@@ -205,12 +204,21 @@ class _Scanner:
         self.current = current
         self.considered = 0
 
-    def _visible(self, row: _Row) -> bool:
+    def _visible(self, row: _Row, answered: dict[Any, int]) -> bool:
         if row.id == self.current.pk:
             return False
         if row.seq < self.current.seq:
             return True
-        return row.kind != MessageKind.USER and row.answers_seq is not None and row.answers_seq < self.current.seq
+        # Stored after the current message: only answers to earlier messages are sent.
+        return row.kind != MessageKind.USER and answered.get(row.turn_id, self.current.seq) < self.current.seq
+
+    def _answered_seqs(self, page: list[_Row]) -> dict[Any, int]:
+        """For the turns that produced items newer than `current` (rare: quick messages),
+        the seq of the message each turn answered."""
+        turns = {row.turn_id for row in page if row.seq > self.current.seq and row.turn_id}
+        if not turns:
+            return {}
+        return dict(Turn.objects.filter(pk__in=turns).values_list("pk", "user_message__seq"))
 
     def __iter__(self) -> Iterator[_Unit]:
         outputs: dict[str, _Row] = {}
@@ -220,8 +228,9 @@ class _Scanner:
             page_query = query if below is None else query.filter(seq__lt=below)
             page = [_Row._make(v) for v in page_query.order_by("-seq").values_list(*_COLUMNS)[:PAGE_SIZE]]
             self.considered += len(page)
+            answered = self._answered_seqs(page)
             for row in page:
-                if not self._visible(row):
+                if not self._visible(row, answered):
                     continue
                 if row.kind == MessageKind.FUNCTION_OUTPUT:
                     outputs.setdefault(row.call_id, row)

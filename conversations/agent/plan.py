@@ -1,16 +1,22 @@
-"""Everything a turn needs before its first model call, loaded in one database job:
-the agent's settings, the selected history, the tools, and the request builder."""
+"""Everything a turn needs before its first model call, loaded in one database job
+(together with the claim): the agent's settings, the selected history, the tools, and
+the request builder."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from typing import Any
 
+from conversations.agent.agents import agent_cached
 from conversations.agent.history import HistorySelection, select_history
 from conversations.agent.provider import is_offline
 from conversations.conf import platform_setting
 from conversations.models import Agent, Turn
+from conversations.services.turns import turn_claim
 from tools.registry import ToolContext, definitions_for
+
+logger = logging.getLogger(__name__)
 
 OFFLINE_MODEL = "offline-support-1"
 
@@ -77,8 +83,12 @@ class TurnPlan:
 
 
 def turn_plan_load(*, turn_id: Any) -> TurnPlan:
-    turn = Turn.objects.select_related("agent", "conversation", "user_message").get(pk=turn_id)
-    agent = turn.agent
+    return turn_plan_for(Turn.objects.select_related("conversation", "user_message").get(pk=turn_id))
+
+
+def turn_plan_for(turn: Turn) -> TurnPlan:
+    """The plan for `turn`, whose conversation and user message are loaded."""
+    agent = agent_cached(turn.agent_id)
     conversation = turn.conversation
     model = OFFLINE_MODEL if is_offline(agent) else (agent.model or platform_setting("DEFAULT_MODEL"))
     budget = agent.history_token_budget
@@ -106,3 +116,19 @@ def turn_plan_load(*, turn_id: Any) -> TurnPlan:
         ),
         max_tool_rounds=agent.max_tool_rounds,
     )
+
+
+def turn_claim_and_plan(
+    *, conversation_id: Any, owner: str, check_first: bool = True
+) -> tuple[Any, TurnPlan | Exception] | None:
+    """Claim the conversation's next turn for `owner` and plan it, in one database job.
+    None when there is nothing to run; `(turn_id, exception)` when the claimed turn
+    could not be planned (the caller fails it)."""
+    turn = turn_claim(conversation_id=conversation_id, owner=owner, check_first=check_first)
+    if turn is None:
+        return None
+    try:
+        return turn.pk, turn_plan_for(turn)
+    except Exception as exc:
+        logger.exception("could not plan turn %s", turn.pk)
+        return turn.pk, exc

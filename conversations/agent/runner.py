@@ -48,18 +48,32 @@ class Failure:
     message: str
 
 
-async def run_turn(turn_id: Any, *, engine: Any) -> None:
-    """Run one claimed turn to its end. Precondition: `engine.owner` holds its lease."""
-    owner = engine.owner
-    try:
-        plan = await engine.db(turn_plan.turn_plan_load, turn_id=turn_id)
-    except Exception as exc:
-        logger.exception("could not plan turn %s", turn_id)
+async def run_next_turn(conversation_id: str, *, engine: Any, dispatched: bool = False) -> bool:
+    """Claim the conversation's next queued turn for this process and run it to its
+    end. False when there was nothing this process could claim. `dispatched` says a
+    turn was just queued, so the claim goes straight for the write lock."""
+    claimed = await engine.db(
+        turn_plan.turn_claim_and_plan, conversation_id=conversation_id, owner=engine.owner,
+        check_first=not dispatched,
+    )
+    if claimed is None:
+        return False
+    turn_id, plan = claimed
+    if isinstance(plan, Exception):
         await engine.db(
-            turn_services.turn_fail, turn_id=turn_id, owner=owner, code=TurnError.INTERNAL,
-            message=f"Could not prepare the turn: {type(exc).__name__}", audit={},
+            turn_services.turn_fail, turn_id=turn_id, owner=engine.owner, code=TurnError.INTERNAL,
+            message=f"Could not prepare the turn: {type(plan).__name__}", audit={},
+            conversation_id=conversation_id,
         )
-        return
+        return True
+    await run_turn(plan, engine=engine)
+    return True
+
+
+async def run_turn(plan: turn_plan.TurnPlan, *, engine: Any) -> None:
+    """Run one claimed, planned turn to its end. Precondition: `engine.owner` holds its lease."""
+    owner = engine.owner
+    turn_id = plan.turn.pk
     progress = TurnProgress(
         engine, plan.conversation_id, str(turn_id), platform_setting("DELTA_FLUSH_SECONDS")
     )
@@ -87,18 +101,20 @@ async def run_turn(turn_id: Any, *, engine: Any) -> None:
     audit = progress.audit(plan.model, finished_ok=signal is None and outcome is None)
     if signal == CANCEL:
         cancelled = await engine.db(
-            turn_services.turn_finish_cancelled, turn_id=turn_id, owner=owner, audit=audit
+            turn_services.turn_finish_cancelled, turn_id=turn_id, owner=owner, audit=audit,
+            conversation_id=plan.conversation_id,
         )
         progress.recorded("cancelled" if cancelled else "lost")
     elif outcome is not None:
         failed = await engine.db(
             turn_services.turn_fail, turn_id=turn_id, owner=owner, code=outcome.code,
-            message=outcome.message, audit=audit,
+            message=outcome.message, audit=audit, conversation_id=plan.conversation_id,
         )
         progress.recorded("failed" if failed else "lost")
     else:
         stored = await engine.db(
-            turn_services.turn_complete, turn_id=turn_id, owner=owner, items=progress.items, audit=audit
+            turn_services.turn_complete, turn_id=turn_id, owner=owner, items=progress.items, audit=audit,
+            conversation_id=plan.conversation_id,
         )
         progress.recorded("completed" if stored is not None else "lost")
 

@@ -13,6 +13,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from conversations.agent.agents import agent_cached
 from conversations.agent.history import default_retriever
 from conversations.agent.tokens import count_for_model
 from conversations.models import Conversation, Message
@@ -22,8 +23,9 @@ _PREVIEW_KINDS = (MessageKind.USER, MessageKind.ASSISTANT, MessageKind.STAFF)
 
 
 def conversation_lock(conversation_id: Any) -> Conversation:
-    """Lock and return the conversation row (SELECT ... FOR UPDATE where supported)."""
-    return Conversation.objects.select_for_update().select_related("agent").get(pk=conversation_id)
+    """Lock and return the conversation row (SELECT ... FOR UPDATE where supported).
+    Its agent is not joined: read it with `agent_cached(row.agent_id)`."""
+    return Conversation.objects.select_for_update().get(pk=conversation_id)
 
 
 def item_token_count(*, kind: str, text: str = "", arguments: str = "", model: str) -> int:
@@ -54,7 +56,7 @@ def items_append(
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("items_append must run inside a transaction")
     row = conversation if locked else conversation_lock(conversation.pk)
-    model = model or row.agent.model or "gpt-4o"
+    model = model or agent_cached(row.agent_id).model or "gpt-4o"
     now = timezone.now()
     messages = []
     for fields in items:

@@ -15,10 +15,11 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, Max, OuterRef
 from django.utils import timezone
 
+from conversations.agent.agents import agent_cached
 from conversations.agent.engine import engine
 from conversations.agent.events import (
     message_event,
@@ -51,17 +52,20 @@ def conversation_has_failed_turn(conversation_id: Any) -> bool:
     )
 
 
-_FAILED_FIELDS = ["status", "error_code", "error_message", "finished_at", "lease_expires_at"]
+def _failed_fields(code: str, message: str) -> dict[str, Any]:
+    return {
+        "status": TurnStatus.FAILED,
+        "error_code": code,
+        "error_message": message[:2000],
+        "finished_at": timezone.now(),
+        "lease_expires_at": None,
+    }
 
 
-def _mark_failed(turn: Turn, code: str, message: str) -> list[str]:
-    """Set the failure on `turn` in memory; returns the fields to save."""
-    turn.status = TurnStatus.FAILED
-    turn.error_code = code
-    turn.error_message = message[:2000]
-    turn.finished_at = timezone.now()
-    turn.lease_expires_at = None
-    return list(_FAILED_FIELDS)
+def _set(turn: Turn, fields: dict[str, Any]) -> Turn:
+    for name, value in fields.items():
+        setattr(turn, name, value)
+    return turn
 
 
 def _flag_failed(conversation_id: Any) -> None:
@@ -69,21 +73,25 @@ def _flag_failed(conversation_id: Any) -> None:
     Conversation.objects.filter(pk=conversation_id, has_failed_turn=False).update(has_failed_turn=True)
 
 
-def turn_claim_next(*, conversation_id: Any, owner: str) -> UUID | None:
-    """Claim the conversation's oldest queued turn for `owner`, or return None when a
-    turn of it is already running under a live lease, or nothing is queued. A running
-    turn whose lease expired is failed as interrupted on the way."""
-    queued = Turn.objects.filter(conversation_id=conversation_id, status=TurnStatus.QUEUED)
-    if not queued.exists():  # the common "anything more?" check takes no write lock
+def turn_claim(*, conversation_id: Any, owner: str, check_first: bool = True) -> Turn | None:
+    """Claim the conversation's oldest queued turn for `owner` and return it (with its
+    conversation and user message loaded), or None when a turn of it is already running
+    under a live lease, or nothing is queued. A running turn whose lease expired is
+    failed as interrupted on the way. `check_first` looks for a queued turn before
+    taking the write lock (the common "anything more?" case)."""
+    if check_first and not Turn.objects.filter(conversation_id=conversation_id, status=TurnStatus.QUEUED).exists():
         return None
     now = timezone.now()
     with transaction.atomic():
-        if not Conversation.objects.select_for_update().filter(pk=conversation_id).values_list("pk").first():
+        # Claims of one conversation queue on its row. (SQLite has no row locks: its
+        # IMMEDIATE transactions already let one writer in at a time.)
+        row_locks = connection.features.has_select_for_update
+        if row_locks and not Conversation.objects.select_for_update().filter(pk=conversation_id).exists():
             return None
         turns = list(
             Turn.objects.filter(
                 conversation_id=conversation_id, status__in=[TurnStatus.RUNNING, TurnStatus.QUEUED]
-            ).only("id", "conversation_id", "status", "lease_expires_at", "created_at").order_by("created_at")
+            ).select_related("conversation", "user_message").order_by("created_at")
         )
         for turn in turns:
             if turn.status != TurnStatus.RUNNING:
@@ -91,20 +99,29 @@ def turn_claim_next(*, conversation_id: Any, owner: str) -> UUID | None:
             if not (turn.lease_expires_at and turn.lease_expires_at < now):
                 return None
             # Conditional: the worker may be finishing at this very moment.
-            fields = _mark_failed(turn, TurnError.INTERRUPTED, "The worker running this turn stopped.")
-            if not Turn.objects.filter(pk=turn.pk, status=TurnStatus.RUNNING, lease_expires_at__lt=now).update(
-                **{name: getattr(turn, name) for name in fields}
-            ):
+            fields = _failed_fields(TurnError.INTERRUPTED, "The worker running this turn stopped.")
+            if not Turn.objects.filter(pk=turn.pk, status=TurnStatus.RUNNING, lease_expires_at__lt=now).update(**fields):
                 return None
             _flag_failed(conversation_id)
+            _set(turn, fields)
             engine.publish_on_commit(conversation_id, turn_failed_event(turn))
         waiting = [t for t in turns if t.status == TurnStatus.QUEUED]
         if not waiting:
             return None
-        claimed = Turn.objects.filter(pk=waiting[0].pk, status=TurnStatus.QUEUED).update(
-            status=TurnStatus.RUNNING, lease_owner=owner, lease_expires_at=_lease_deadline(), started_at=now
-        )
-        return waiting[0].pk if claimed else None
+        turn = waiting[0]
+        fields = {
+            "status": TurnStatus.RUNNING, "lease_owner": owner, "lease_expires_at": _lease_deadline(), "started_at": now,
+        }
+        if not Turn.objects.filter(pk=turn.pk, status=TurnStatus.QUEUED).update(**fields):
+            return None
+        _set(turn, fields)
+        return turn
+
+
+def turn_claim_next(*, conversation_id: Any, owner: str) -> UUID | None:
+    """`turn_claim`, returning the claimed turn's id."""
+    turn = turn_claim(conversation_id=conversation_id, owner=owner)
+    return turn.pk if turn is not None else None
 
 
 def turn_heartbeat(*, turn_id: Any, owner: str) -> str:
@@ -119,11 +136,15 @@ def turn_heartbeat(*, turn_id: Any, owner: str) -> str:
     return "cancel" if cancel else "ok"
 
 
-def _owned(turn_id: Any, owner: str) -> Turn | None:
-    turn = Turn.objects.select_for_update().filter(pk=turn_id).first()
-    if turn is None or turn.status != TurnStatus.RUNNING or turn.lease_owner != owner:
+def _finish_owned(turn_id: Any, owner: str, conversation_id: Any, fields: dict[str, Any]) -> Turn | None:
+    """Write a running turn's final fields if `owner` still holds it: one conditional
+    UPDATE, so a worker that lost its lease (the sweeper failed the turn, a retry
+    began) writes nothing. Returns the turn as written (unsaved instance), or None.
+    Precondition: inside a transaction holding the conversation row (lock order:
+    conversation, then turn, everywhere)."""
+    if not Turn.objects.filter(pk=turn_id, status=TurnStatus.RUNNING, lease_owner=owner).update(**fields):
         return None
-    return turn
+    return Turn(id=turn_id, conversation_id=conversation_id, **fields)
 
 
 _AUDIT_FIELDS = (
@@ -145,11 +166,8 @@ _AUDIT_FIELDS = (
 )
 
 
-def _apply_audit(turn: Turn, audit: dict[str, Any]) -> list[str]:
-    fields = [name for name in _AUDIT_FIELDS if name in audit]
-    for name in fields:
-        setattr(turn, name, audit[name])
-    return fields
+def _audit_fields(audit: dict[str, Any]) -> dict[str, Any]:
+    return {name: audit[name] for name in _AUDIT_FIELDS if name in audit}
 
 
 _TOTAL_FIELDS = ["input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens", "cost", "updated_at"]
@@ -163,77 +181,92 @@ def _add_totals(conversation: Conversation, audit: dict[str, Any]) -> list[str]:
     return list(_TOTAL_FIELDS)
 
 
+def _conversation_of(turn_id: Any) -> Any:
+    return Turn.objects.filter(pk=turn_id).values_list("conversation_id", flat=True).first()
+
+
 def turn_complete(
-    *, turn_id: Any, owner: str, items: list[dict[str, Any]], audit: dict[str, Any]
+    *, turn_id: Any, owner: str, items: list[dict[str, Any]], audit: dict[str, Any],
+    conversation_id: Any = None,
 ) -> list[Message] | None:
     """Store the turn's items (function calls, outputs, the answer) and complete it,
     atomically. Returns None, writing nothing, if the caller lost the turn."""
+    conversation_id = conversation_id or _conversation_of(turn_id)
     with transaction.atomic():
-        turn = _owned(turn_id, owner)
+        conversation = conversation_lock(conversation_id)
+        fields = {
+            **_audit_fields(audit), "status": TurnStatus.COMPLETED, "finished_at": timezone.now(),
+            "lease_expires_at": None,
+        }
+        turn = _finish_owned(turn_id, owner, conversation.pk, fields)
         if turn is None:
             return None
-        conversation = conversation_lock(turn.conversation_id)
         messages = items_append(
             conversation=conversation,
-            items=[{**item, "turn": turn} for item in items],
-            model=audit.get("model") or turn.model,
+            items=[{**item, "turn_id": turn.pk} for item in items],
+            model=audit.get("model"),
             locked=True,
             save=False,
         )
-        turn.status = TurnStatus.COMPLETED
-        turn.finished_at = timezone.now()
-        turn.lease_expires_at = None
-        fields = _apply_audit(turn, audit)
-        turn.save(update_fields=["status", "finished_at", "lease_expires_at", *fields])
         changed = [*ITEM_COUNTER_FIELDS, *_add_totals(conversation, audit)]
         if conversation.has_failed_turn:  # this answer may settle an earlier failure
             conversation.has_failed_turn = conversation_has_failed_turn(conversation.pk)
             changed.append("has_failed_turn")
         conversation.save(update_fields=list(dict.fromkeys(changed)))
         for message in messages:
-            engine.publish_on_commit(turn.conversation_id, message_event(message))
+            engine.publish_on_commit(conversation.pk, message_event(message))
         answer = [m for m in messages if m.kind == MessageKind.ASSISTANT]
         engine.publish_on_commit(
-            turn.conversation_id, turn_completed_event(turn, message_seq=answer[-1].seq if answer else None)
+            conversation.pk, turn_completed_event(turn, message_seq=answer[-1].seq if answer else None)
         )
     return messages
 
 
-def turn_fail(*, turn_id: Any, owner: str, code: str, message: str, audit: dict[str, Any]) -> bool:
+def turn_fail(
+    *, turn_id: Any, owner: str, code: str, message: str, audit: dict[str, Any], conversation_id: Any = None,
+) -> bool:
     """Fail the turn, keeping its audit (including any partial text, which is never
     stored as an answer). False if the caller lost the turn."""
+    conversation_id = conversation_id or _conversation_of(turn_id)
     with transaction.atomic():
-        turn = _owned(turn_id, owner)
+        conversation = conversation_lock(conversation_id)
+        fields = {**_audit_fields(audit), **_failed_fields(code, message)}
+        turn = _finish_owned(turn_id, owner, conversation.pk, fields)
         if turn is None:
             return False
-        fields = _apply_audit(turn, audit)
-        turn.save(update_fields=[*fields, *_mark_failed(turn, code, message)])
-        conversation = conversation_lock(turn.conversation_id)
         conversation.has_failed_turn = True
         conversation.save(update_fields=[*_add_totals(conversation, audit), "has_failed_turn"])
-        engine.publish_on_commit(turn.conversation_id, turn_failed_event(turn))
+        engine.publish_on_commit(conversation.pk, turn_failed_event(turn))
     return True
 
 
-def turn_mark_cancelled(*, turn: Turn, reason: str, audit: dict[str, Any] | None = None) -> None:
-    """Precondition: inside a transaction holding the turn (queued, or running and owned)."""
+def turn_mark_cancelled(*, turn: Turn, reason: str) -> None:
+    """Cancel a queued turn. Precondition: inside a transaction holding it."""
     turn.status = TurnStatus.CANCELLED
     turn.error_message = reason
     turn.finished_at = timezone.now()
     turn.lease_expires_at = None
-    fields = _apply_audit(turn, audit or {})
-    turn.save(update_fields=["status", "error_message", "finished_at", "lease_expires_at", *fields])
+    turn.save(update_fields=["status", "error_message", "finished_at", "lease_expires_at"])
     engine.publish_on_commit(turn.conversation_id, turn_cancelled_event(turn))
 
 
-def turn_finish_cancelled(*, turn_id: Any, owner: str, audit: dict[str, Any]) -> bool:
+def turn_finish_cancelled(
+    *, turn_id: Any, owner: str, audit: dict[str, Any], conversation_id: Any = None
+) -> bool:
+    """Record that a running turn stopped because it was asked to. False if the caller
+    lost the turn."""
+    conversation_id = conversation_id or _conversation_of(turn_id)
     with transaction.atomic():
-        turn = _owned(turn_id, owner)
+        conversation = conversation_lock(conversation_id)
+        fields = {
+            **_audit_fields(audit), "status": TurnStatus.CANCELLED, "error_message": "Cancelled while running.",
+            "finished_at": timezone.now(), "lease_expires_at": None,
+        }
+        turn = _finish_owned(turn_id, owner, conversation.pk, fields)
         if turn is None:
             return False
-        turn_mark_cancelled(turn=turn, reason="Cancelled while running.", audit=audit)
-        conversation = conversation_lock(turn.conversation_id)
         conversation.save(update_fields=_add_totals(conversation, audit))
+        engine.publish_on_commit(conversation.pk, turn_cancelled_event(turn))
     return True
 
 
@@ -252,7 +285,7 @@ def turn_queue(
     Bumps `conversation.turn_count` in memory; the caller saves it."""
     if attempt is None:
         attempt = (Turn.objects.filter(user_message=user_message).aggregate(top=Max("attempt"))["top"] or 0) + 1
-    agent = conversation.agent
+    agent = agent_cached(conversation.agent_id)
     turn = Turn.objects.create(
         conversation=conversation,
         user_message=user_message,
@@ -341,22 +374,17 @@ def turns_expire_leases() -> list[Turn]:
     `turn.failed` events are left to the caller (the sweeper publishes them at once)."""
     expired = []
     now = timezone.now()
-    candidates = Turn.objects.filter(status=TurnStatus.RUNNING, lease_expires_at__lt=now).values_list("pk", flat=True)[:200]
-    for pk in list(candidates):
+    candidates = list(
+        Turn.objects.filter(status=TurnStatus.RUNNING, lease_expires_at__lt=now).values_list("pk", "conversation_id")[:200]
+    )
+    for pk, conversation_id in candidates:
         with transaction.atomic():
-            turn = Turn.objects.select_for_update().filter(
-                pk=pk, status=TurnStatus.RUNNING, lease_expires_at__lt=now
-            ).first()
-            if turn is None:
+            conversation_lock(conversation_id)
+            fields = _failed_fields(TurnError.INTERRUPTED, "The worker running this turn stopped before it finished.")
+            if not Turn.objects.filter(pk=pk, status=TurnStatus.RUNNING, lease_expires_at__lt=now).update(**fields):
                 continue
-            turn.status = TurnStatus.FAILED
-            turn.error_code = TurnError.INTERRUPTED
-            turn.error_message = "The worker running this turn stopped before it finished."
-            turn.finished_at = now
-            turn.lease_expires_at = None
-            turn.save(update_fields=_FAILED_FIELDS)
-            _flag_failed(turn.conversation_id)
-            expired.append(turn)
+            _flag_failed(conversation_id)
+            expired.append(_set(Turn.objects.get(pk=pk), fields))
     return expired
 
 
