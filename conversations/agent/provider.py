@@ -188,7 +188,7 @@ async def stream_round(
     partial: list[str] = []
     output: dict[int, dict[str, Any]] = {}
     try:
-        stream = await client.responses.create(**request)
+        stream = await client.responses.create(stream=True, extra_body=_wire_body(request))
         async with stream:  # closes the response on every exit, cancellation included
             async for event in stream:
                 kind = event.type
@@ -216,6 +216,19 @@ async def stream_round(
         "The provider's stream ended before the response was complete.",
         "".join(partial),
     )
+
+
+def _wire_body(request: dict[str, Any]) -> dict[str, Any]:
+    """The request, for the SDK to send as it is.
+
+    Our request is already the exact wire format (the tests validate every one against
+    the official `CreateResponse` schema). Passed as typed parameters, the SDK's
+    parameter transform walks every input item on the event loop: about 0.3 ms of CPU
+    per item, some 70 ms for a full 8,000-token history, before the first byte is sent.
+    `extra_body` is the SDK's documented way to send JSON untransformed."""
+    if request.get("stream") is not True:
+        raise ValueError("stream_round sends streaming requests only")
+    return {key: value for key, value in request.items() if key != "stream"}
 
 
 _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed", "error"})

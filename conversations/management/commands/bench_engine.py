@@ -131,7 +131,11 @@ class Command(BaseCommand):
             turns = asyncio.run(self._turns(agent, options["turns"]))
             timings, selection = self._selection(agent, options["messages"], options["selections"])
         overhead = [t.total - t.provider for t in turns]
-        self.stdout.write(f"database: {vendor}; {len(turns)} turns after warm-up, one at a time")
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        self.stdout.write(
+            f"database: {vendor}; {len(turns)} turns after warm-up, one at a time; "
+            f"{os.cpu_count()} CPUs, load average {load}"
+        )
         self.stdout.write(
             "platform overhead per turn (model time excluded): "
             f"p50 {statistics.median(overhead):.2f} ms, p99 {percentile(overhead, 0.99):.2f} ms"
