@@ -153,8 +153,12 @@ class Engine:
             running = None
         if running is loop:
             self._own(loop.create_task(coro))
-        else:
+            return
+        try:
             loop.call_soon_threadsafe(lambda: self._own(loop.create_task(coro)))
+        except RuntimeError:  # the bound loop closed just now: use the private one
+            private = self._ensure_loop()
+            private.call_soon_threadsafe(lambda: self._own(private.create_task(coro)))
 
     def _own(self, task: asyncio.Task[Any]) -> None:
         self._tasks.add(task)
@@ -178,14 +182,16 @@ class Engine:
             logger.warning("could not publish %s", event.get("type"), exc_info=True)
 
     def publish_on_commit(self, conversation_id: Any, event: dict[str, Any]) -> None:
-        transaction.on_commit(lambda: self.submit(self.publish(conversation_id, event)))
+        # robust: a hint that cannot be sent must not turn a committed write into an error.
+        transaction.on_commit(lambda: self.submit(self.publish(conversation_id, event)), robust=True)
 
     # --- turns ----------------------------------------------------------------------
     def dispatch(self, conversation_id: Any) -> None:
         self.submit(self.drain(str(conversation_id)))
 
     def dispatch_on_commit(self, conversation_id: Any) -> None:
-        transaction.on_commit(lambda: self.dispatch(conversation_id))
+        # robust: if the dispatch is lost, the sweeper picks the queued turn up.
+        transaction.on_commit(lambda: self.dispatch(conversation_id), robust=True)
 
     async def drain(self, conversation_id: str) -> None:
         """Run this conversation's queued turns one at a time, in order, while this
@@ -235,7 +241,7 @@ class Engine:
             pass
 
     def interrupt_on_commit(self, turn_id: Any, signal: str = "cancel") -> None:
-        transaction.on_commit(lambda: self.interrupt(turn_id, signal))
+        transaction.on_commit(lambda: self.interrupt(turn_id, signal), robust=True)
 
     async def _start_sweeper(self) -> None:
         if self._sweeper is None or self._sweeper.done():
