@@ -133,8 +133,8 @@ class Command(BaseCommand):
         overhead = [t.total - t.provider for t in turns]
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         self.stdout.write(
-            f"database: {vendor}; {len(turns)} turns after warm-up, one at a time; "
-            f"{os.cpu_count()} CPUs, load average {load}"
+            f"database: {vendor} (DEBUG {'on: queries are logged' if settings.DEBUG else 'off'}); "
+            f"{len(turns)} turns after warm-up, one at a time; {os.cpu_count()} CPUs, load average {load}"
         )
         self.stdout.write(
             "platform overhead per turn (model time excluded): "
