@@ -13,7 +13,7 @@ from conversations.agent.history import HistorySelection, select_history
 from conversations.agent.provider import is_offline
 from conversations.conf import platform_setting
 from conversations.models import Agent, Turn
-from conversations.services.turns import turn_claim
+from conversations.services.turns import TURN_PLAN_FIELDS, turn_claim
 from tools.registry import ToolContext, definitions_for
 
 logger = logging.getLogger(__name__)
@@ -83,7 +83,8 @@ class TurnPlan:
 
 
 def turn_plan_load(*, turn_id: Any) -> TurnPlan:
-    return turn_plan_for(Turn.objects.select_related("conversation", "user_message").get(pk=turn_id))
+    turns = Turn.objects.select_related("conversation", "user_message").only(*TURN_PLAN_FIELDS)
+    return turn_plan_for(turns.get(pk=turn_id))
 
 
 def turn_plan_for(turn: Turn) -> TurnPlan:

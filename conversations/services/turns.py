@@ -73,6 +73,17 @@ def _flag_failed(conversation_id: Any) -> None:
     Conversation.objects.filter(pk=conversation_id, has_failed_turn=False).update(has_failed_turn=True)
 
 
+# What a claimed turn carries into its plan (the rest of the audit row is not read).
+TURN_PLAN_FIELDS = (
+    "id", "conversation_id", "user_message_id", "agent_id", "status", "attempt", "model", "lease_expires_at",
+    "created_at", "conversation__id", "conversation__customer_id", "conversation__customer_kind",
+    "conversation__customer_email", "conversation__metadata", "user_message__id",
+    "user_message__conversation_id", "user_message__seq", "user_message__kind", "user_message__text",
+    "user_message__token_count", "user_message__tool_name", "user_message__call_id",
+    "user_message__tool_arguments", "user_message__metadata",
+)
+
+
 def turn_claim(*, conversation_id: Any, owner: str, check_first: bool = True) -> Turn | None:
     """Claim the conversation's oldest queued turn for `owner` and return it (with its
     conversation and user message loaded), or None when a turn of it is already running
@@ -91,7 +102,7 @@ def turn_claim(*, conversation_id: Any, owner: str, check_first: bool = True) ->
         turns = list(
             Turn.objects.filter(
                 conversation_id=conversation_id, status__in=[TurnStatus.RUNNING, TurnStatus.QUEUED]
-            ).select_related("conversation", "user_message").order_by("created_at")
+            ).select_related("conversation", "user_message").only(*TURN_PLAN_FIELDS).order_by("created_at")
         )
         for turn in turns:
             if turn.status != TurnStatus.RUNNING:
