@@ -187,10 +187,12 @@ async def stream_round(
     """Send one streamed request; see the module docstring for the contract."""
     partial: list[str] = []
     output: dict[int, dict[str, Any]] = {}
+    terminal: Any = None
     try:
         stream = await client.responses.create(stream=True, extra_body=_wire_body(request))
         async with stream:  # closes the response on every exit, cancellation included
-            async for event in stream:
+            events = aiter(stream)
+            async for event in events:
                 kind = event.type
                 if kind == "response.output_text.delta":
                     partial.append(event.delta)
@@ -202,20 +204,39 @@ async def stream_round(
                 elif kind == "response.output_item.done":
                     output[event.output_index] = event.item.model_dump(exclude_none=True)
                 elif kind in _TERMINAL:
-                    return _finish(event, output, "".join(partial))
-    except ProviderFailure:
-        raise
+                    terminal = event
+                    break
+            if terminal is not None:
+                await _drain(events)
     except openai.APIError as exc:
         raise _failure_from_exception(exc, "".join(partial)) from exc
     except httpx2.HTTPError as exc:
         raise ProviderFailure(
             TurnError.STREAM_INTERRUPTED, f"The stream broke: {exc}", "".join(partial)
         ) from exc
-    raise ProviderFailure(
-        TurnError.STREAM_INTERRUPTED,
-        "The provider's stream ended before the response was complete.",
-        "".join(partial),
-    )
+    if terminal is None:
+        raise ProviderFailure(
+            TurnError.STREAM_INTERRUPTED,
+            "The provider's stream ended before the response was complete.",
+            "".join(partial),
+        )
+    return _finish(terminal, output, "".join(partial))
+
+
+async def _drain(events: Any) -> None:
+    """Read the stream to its end after the terminal event (a provider ends it there),
+    so the SDK's chain of async generators finishes here rather than in the garbage
+    collector, which may finalise them from another thread mid-way. Bounded, since the
+    answer is already complete."""
+    try:
+        async with asyncio.timeout(_DRAIN_SECONDS):
+            async for _ in events:
+                pass
+    except (TimeoutError, openai.APIError, httpx2.HTTPError):
+        pass
+
+
+_DRAIN_SECONDS = 2.0
 
 
 def _wire_body(request: dict[str, Any]) -> dict[str, Any]:
