@@ -40,11 +40,10 @@ T = TypeVar("T")
 
 def _db_job(fn: Callable[..., T]) -> Callable[..., T]:
     def run(*args: Any, **kwargs: Any) -> T:
+        # Like a request: drop this thread's connection first if it broke or is too old.
+        # (Once per job is enough: the next job on this thread checks again.)
         close_old_connections()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            close_old_connections()
+        return fn(*args, **kwargs)
 
     return run
 
