@@ -1,11 +1,12 @@
 """The turn lifecycle in the database: claim, lease, finish, fail, retry, cancel.
 
 Turns of one conversation run one at a time, in the order they were queued, across
-processes: `turn_claim_next` locks the conversation row, refuses while another turn of
-it is running under a live lease, and moves the oldest queued turn to running with a
+processes: `turn_claim` serialises on the conversation row, refuses while another turn
+of it is running under a live lease, and moves the oldest queued turn to running with a
 lease owned by the caller. The runner renews the lease (`turn_heartbeat`); every write
-that ends a turn checks the caller still owns it, so a process that lost its lease (it
-stalled, the sweeper failed its turn, a retry began) can never write a late answer.
+that ends a turn is conditioned on the caller still owning it, so a process that lost
+its lease (it stalled, the sweeper failed its turn, a retry began) can never write a
+late answer. Writes that touch a conversation and a turn lock the conversation first.
 """
 
 from __future__ import annotations
@@ -92,8 +93,8 @@ def turn_claim(*, conversation_id: Any, owner: str, check_first: bool = True) ->
     taking the write lock (the common "anything more?" case)."""
     if check_first and not Turn.objects.filter(conversation_id=conversation_id, status=TurnStatus.QUEUED).exists():
         return None
-    now = timezone.now()
     with transaction.atomic():
+        now = timezone.now()  # after any wait for the write lock
         # Claims of one conversation queue on its row. (SQLite has no row locks: its
         # IMMEDIATE transactions already let one writer in at a time.)
         row_locks = connection.features.has_select_for_update
@@ -292,7 +293,7 @@ def turn_queue(
 ) -> Turn:
     """Queue a turn answering `user_message` and dispatch it on commit.
 
-    Precondition: inside a transaction holding `conversation` (with its agent) locked.
+    Precondition: inside a transaction holding `conversation` locked.
     Bumps `conversation.turn_count` in memory; the caller saves it."""
     if attempt is None:
         attempt = (Turn.objects.filter(user_message=user_message).aggregate(top=Max("attempt"))["top"] or 0) + 1
@@ -342,7 +343,8 @@ def turn_retry(*, turn: Turn, actor: Any = None, trigger: str = TurnTrigger.API_
 
 
 def turn_cancel(*, turn: Turn, actor: Any = None) -> Turn:
-    """Cancel a queued turn now, or ask a running one to stop at its next step."""
+    """Cancel a queued turn now, or stop a running one: at once when this process runs
+    it, at its next lease renewal when another does."""
     with transaction.atomic():
         current = Turn.objects.select_for_update().get(pk=turn.pk)
         if current.status == TurnStatus.QUEUED:
