@@ -37,10 +37,6 @@ def outputs_by_call(conversation: Conversation) -> dict[str, str]:
     return {m.call_id: m.text for m in items_of(conversation, "function_output")}
 
 
-def last_input(request: dict[str, Any]) -> list[dict[str, Any]]:
-    return list(request["input"])
-
-
 def wait_until(predicate: Any, timeout: float = 15.0) -> Any:
     return wait_for(predicate, timeout=timeout)
 
