@@ -7,12 +7,16 @@ real encoding, plus a fixed per-item framing overhead):
   the budget;
 - then older items retrieved for relevance to the current message (reason
   "retrieved", with the retriever's score) fill what is left, best first;
-- whatever budget still remains goes to further recent items;
+- whatever budget still remains goes to further recent items (from the "recent window",
+  the newest items whose tokens just exceed the budget);
 - a function call and its output are one unit: both or neither, and an unpaired call
   or output is never sent (the API rejects it);
 - internal notes are never sent; the result is in chronological (`seq`) order.
 
-The retriever is pluggable (`Retriever`); the default scores keyword overlap in SQL.
+The retriever is pluggable (`Retriever`). `KeywordRetriever` (keyword overlap in SQL) is
+the fallback; the knowledge-base app installs a full-text one (FTS5 bm25 / PostgreSQL
+ts_rank) with `set_default_retriever`. Selection reads only the recent window and the
+retrieved rows, so its cost does not grow with the length of the conversation.
 """
 
 from __future__ import annotations
@@ -50,13 +54,14 @@ class Retriever(Protocol):
 
 
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9@._-]{2,}")
-_STOP = frozenset(
+_STOP_TEXT = (
     "the and for you your are was were this that with have has had not but can could would "
     "should what when where which who how why about from they them their there here then than "
     "into onto our ours its it's i'm i've don't didn't does did just also any all some more most "
     "very been being will shall may might must need want like know tell please thanks thank hello "
-    "help order".split()
+    "help order"
 )
+_STOP = frozenset(_STOP_TEXT.split())
 
 
 def keywords(text: str, limit: int = 12) -> list[str]:
@@ -171,6 +176,52 @@ def _units(rows: list[tuple[int, int, str, int, str]]) -> list[_Unit]:
     return units
 
 
+_ROW_FIELDS = ("id", "seq", "kind", "token_count", "call_id")
+WINDOW_CHUNK = 256
+
+
+def _model_items(conversation_id: Any) -> Any:
+    return Message.objects.filter(conversation_id=conversation_id, kind__in=MODEL_KINDS)
+
+
+def _recent_window(conversation_id: Any, before_seq: int, budget: int) -> list[tuple[Any, ...]]:
+    """The newest items before `before_seq` (ascending), just enough of them to exceed
+    the budget, plus the calls of any outputs whose call fell outside. Only rows of ids,
+    kinds and token counts are read, in chunks, so a long conversation costs no more
+    than a short one."""
+    rows: list[tuple[Any, ...]] = []
+    total = 0
+    upper = before_seq
+    while total <= budget:
+        chunk = list(
+            _model_items(conversation_id)
+            .filter(seq__lt=upper)
+            .order_by("-seq")
+            .values_list(*_ROW_FIELDS)[:WINDOW_CHUNK]
+        )
+        rows.extend(chunk)
+        total += sum(row[3] + ITEM_OVERHEAD_TOKENS for row in chunk)
+        if len(chunk) < WINDOW_CHUNK:
+            break
+        upper = chunk[-1][1]
+    rows.reverse()
+    return _with_partners(conversation_id, rows)
+
+
+def _with_partners(conversation_id: Any, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """`rows` plus the other half of any call/output pair they split, in seq order."""
+    calls = {r[4] for r in rows if r[2] == MessageKind.FUNCTION_CALL}
+    outputs = {r[4] for r in rows if r[2] == MessageKind.FUNCTION_OUTPUT}
+    missing = (calls - outputs) | (outputs - calls)
+    if not missing:
+        return rows
+    have = {r[0] for r in rows}
+    partners = _model_items(conversation_id).filter(
+        call_id__in=missing, kind__in=(MessageKind.FUNCTION_CALL, MessageKind.FUNCTION_OUTPUT)
+    ).values_list(*_ROW_FIELDS)
+    return sorted([*rows, *(p for p in partners if p[0] not in have)], key=lambda r: r[1])
+
+
 def select_history(
     *,
     conversation_id: Any,
@@ -178,20 +229,20 @@ def select_history(
     budget: int,
     retriever: Retriever | None = None,
 ) -> HistorySelection:
-    """Select the items to send for a turn answering `current`; see the module contract."""
+    """Select the items to send for a turn answering `current`; see the module contract.
+
+    Cost does not grow with the conversation: recency reads only the newest rows that
+    can fit the budget (the "recent window"), and retrieval reads only the rows the
+    retriever returns. Further recent items (step 3) come from that window.
+    """
     retriever = retriever or default_retriever()
     current_tokens = current.token_count + ITEM_OVERHEAD_TOKENS
     chosen: dict[int, SelectedItem] = {
         current.pk: SelectedItem(current.pk, current.seq, current.kind, current_tokens, "current")
     }
     remaining = budget - current_tokens
-    rows = list(
-        Message.objects.filter(
-            conversation_id=conversation_id, seq__lt=current.seq, kind__in=MODEL_KINDS
-        )
-        .order_by("seq")
-        .values_list("id", "seq", "kind", "token_count", "call_id")
-    )
+    rows = _recent_window(conversation_id, current.seq, budget)
+    considered = len(rows) + 1
     units = _units(rows)
     unit_of = {row[0]: unit for unit in units for row in unit.rows}
     taken: set[int] = set()
@@ -215,12 +266,25 @@ def select_history(
         if take(unit, "recent"):
             recent_cap -= unit.tokens
         index -= 1
-    oldest_recent = units[index + 1].last_seq if index + 1 < len(units) else current.seq
-    # 2. Older items retrieved for relevance.
+    oldest_recent = min(r[1] for r in units[index + 1].rows) if index + 1 < len(units) else current.seq
+    # 2. Older items retrieved for relevance (their rows are read only when they lie
+    #    outside the window). The window holds more than the budget unless it reaches
+    #    the start of the conversation, so nothing older exists when all of it is recent.
     if index >= 0 and remaining > 0:
-        for pk, score in retriever.retrieve(
+        hits = retriever.retrieve(
             conversation_id=conversation_id, query=current.text, before_seq=oldest_recent, limit=50
-        ):
+        )
+        outside = [pk for pk, _ in hits if pk not in unit_of]
+        if outside:
+            extra = _with_partners(
+                conversation_id,
+                sorted(_model_items(conversation_id).filter(pk__in=outside).values_list(*_ROW_FIELDS), key=lambda r: r[1]),
+            )
+            considered += len(extra)
+            for unit in _units(extra):
+                for row in unit.rows:
+                    unit_of.setdefault(row[0], unit)
+        for pk, score in hits:
             unit = unit_of.get(pk)
             if unit is not None:
                 take(unit, "retrieved", score)
@@ -238,7 +302,7 @@ def select_history(
         messages=messages,
         budget=budget,
         tokens=used,
-        considered=len(rows) + 1,
+        considered=considered,
         explanation=[item.explain() for item in items],
     )
 

@@ -34,6 +34,7 @@ from conversations.agent.provider import (
     model_label,
     stream_round,
 )
+from conversations.agent.sources import attach_sources
 from conversations.conf import platform_setting
 from conversations.models.message import MessageKind
 from conversations.models.turn import TurnError
@@ -249,6 +250,7 @@ async def run_turn(turn_id: Any, *, engine: Any) -> None:
                 message="The model returned no answer text.", audit=final_audit(),
             )
             return
+        attach_sources(items)  # knowledge-base citations into the answer's metadata
         # Keep assistant text in output order relative to tool items of the same round.
         await engine.db(turn_services.turn_complete, turn_id=turn_id, owner=owner, items=items, audit=final_audit())
     except _Stop as stop:
