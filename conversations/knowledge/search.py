@@ -202,11 +202,11 @@ class PostgresFullText:
             return []
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT p.id, ts_rank({PG_PASSAGE_VECTOR}, q) AS score "
-                "FROM knowledge_passage p JOIN knowledge_document d ON d.id = p.document_id, "
-                "to_tsquery('english'::regconfig, %s) q "
-                f"WHERE d.is_active AND {PG_PASSAGE_VECTOR} @@ q "
-                "ORDER BY score DESC, p.id LIMIT %s",
+                f"SELECT id, ts_rank({PG_PASSAGE_VECTOR}, q) AS score "
+                "FROM knowledge_passage, to_tsquery('english'::regconfig, %s) q "
+                f"WHERE {PG_PASSAGE_VECTOR} @@ q "
+                "AND document_id IN (SELECT id FROM knowledge_document WHERE is_active) "
+                "ORDER BY score DESC, id LIMIT %s",
                 [" | ".join(terms), limit],
             )
             return [(pk, round(float(score), 4)) for pk, score in cursor.fetchall()]
@@ -221,10 +221,10 @@ class PostgresFullText:
             return []
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT m.id, ts_rank({PG_MESSAGE_VECTOR}, q) AS score "
-                "FROM conversations_message m, to_tsquery('english'::regconfig, %s) q "
-                "WHERE m.conversation_id = %s AND m.seq < %s AND m.kind = ANY(%s) "
-                f"AND {PG_MESSAGE_VECTOR} @@ q ORDER BY score DESC, m.seq DESC LIMIT %s",
+                f"SELECT id, ts_rank({PG_MESSAGE_VECTOR}, q) AS score "
+                "FROM conversations_message, to_tsquery('english'::regconfig, %s) q "
+                "WHERE conversation_id = %s AND seq < %s AND kind = ANY(%s) "
+                f"AND {PG_MESSAGE_VECTOR} @@ q ORDER BY score DESC, seq DESC LIMIT %s",
                 [" | ".join(terms), conversation_id, before_seq, list(MESSAGE_KINDS), limit],
             )
             return [(pk, round(float(score), 4)) for pk, score in cursor.fetchall()]
