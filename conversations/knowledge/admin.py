@@ -14,7 +14,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 
 from conversations.errors import PlatformError
-from conversations.knowledge.models import Document, Passage
+from conversations.knowledge.models import Document
 from conversations.knowledge.selectors import knowledge_search
 from conversations.knowledge.services import document_delete, document_save
 from conversations.knowledge.text import extract
@@ -57,18 +57,6 @@ class DocumentForm(forms.ModelForm):
         return data
 
 
-class PassageInline(admin.TabularInline):
-    model = Passage
-    fields = ["position", "heading", "text", "token_count"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    show_change_link = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
 @admin.register(Document)
 class DocumentAdmin(admin.ModelAdmin):
     form = DocumentForm
@@ -76,12 +64,13 @@ class DocumentAdmin(admin.ModelAdmin):
     list_filter = ["is_active", "source_format"]
     search_fields = ["title"]
     search_help_text = "Full-text search over passages, ranked as the agent's tool ranks them."
-    readonly_fields = ["source_format", "source_name", "passage_count", "indexed_at", "cited_by"]
+    readonly_fields = [
+        "source_format", "source_name", "passage_count", "indexed_at", "passages_table", "cited_by"
+    ]
     fieldsets = [
         (None, {"fields": ["title", "body", "upload", "is_active"]}),
         ("Index", {"fields": readonly_fields}),
     ]
-    inlines = [PassageInline]
 
     def save_model(self, request: HttpRequest, obj: Document, form: Any, change: bool) -> None:
         document_save(document=obj, upload=form.cleaned_data.get("upload"))
@@ -93,10 +82,6 @@ class DocumentAdmin(admin.ModelAdmin):
         for document in queryset:
             document_delete(document=document)
 
-    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
-        # Passages are derived from the body by document_save; the inline is read-only.
-        return None
-
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Document], search_term: str
     ) -> tuple[QuerySet[Document], bool]:
@@ -106,6 +91,21 @@ class DocumentAdmin(admin.ModelAdmin):
         titled, _ = super().get_search_results(request, queryset, search_term)
         matching = set(titled.values_list("pk", flat=True)) | hits
         return queryset.filter(pk__in=matching), False
+
+    @admin.display(description="Passages")
+    def passages_table(self, obj: Document) -> str:
+        """The passages as indexed (derived from the text on every save; read-only)."""
+        if obj.pk is None:
+            return "-"
+        rows = format_html_join(
+            "", "<tr><td>{}</td><td>{}</td><td style=\"white-space: pre-wrap\">{}</td><td>{}</td></tr>",
+            ((p.position, p.heading, p.text, p.token_count) for p in obj.passages.all()),
+        )
+        return format_html(
+            "<table><thead><tr><th>#</th><th>Heading</th><th>Text</th><th>Tokens</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            rows,
+        )
 
     @admin.display(description="Cited by answers")
     def cited_by(self, obj: Document) -> str:
