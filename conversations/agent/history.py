@@ -178,6 +178,7 @@ def _units(rows: list[tuple[int, int, str, int, str]]) -> list[_Unit]:
 
 _ROW_FIELDS = ("id", "seq", "kind", "token_count", "call_id")
 WINDOW_CHUNK = 256
+PARTNER_REACH = 64  # seqs searched either side of an item for its call/output partner
 
 
 def _model_items(conversation_id: Any) -> Any:
@@ -209,17 +210,43 @@ def _recent_window(conversation_id: Any, before_seq: int, budget: int) -> list[t
 
 
 def _with_partners(conversation_id: Any, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """`rows` plus the other half of any call/output pair they split, in seq order."""
-    calls = {r[4] for r in rows if r[2] == MessageKind.FUNCTION_CALL}
-    outputs = {r[4] for r in rows if r[2] == MessageKind.FUNCTION_OUTPUT}
-    missing = (calls - outputs) | (outputs - calls)
+    """`rows` plus the other half of any call/output pair they split, in seq order.
+
+    A call and its output are stored by the same turn, so the partner is looked for
+    among the neighbouring seqs first (an index range scan); only a partner not found
+    there is looked up by call id."""
+    calls = {r[4]: r for r in rows if r[2] == MessageKind.FUNCTION_CALL}
+    outputs = {r[4]: r for r in rows if r[2] == MessageKind.FUNCTION_OUTPUT}
+    missing = {call_id: row for call_id, row in (calls | outputs).items() if call_id not in calls or call_id not in outputs}
     if not missing:
         return rows
     have = {r[0] for r in rows}
-    partners = _model_items(conversation_id).filter(
-        call_id__in=missing, kind__in=(MessageKind.FUNCTION_CALL, MessageKind.FUNCTION_OUTPUT)
-    ).values_list(*_ROW_FIELDS)
-    return sorted([*rows, *(p for p in partners if p[0] not in have)], key=lambda r: r[1])
+    near = Q()
+    for row in missing.values():
+        near |= Q(seq__gte=row[1] - PARTNER_REACH, seq__lte=row[1] + PARTNER_REACH)
+    pair_kinds = (MessageKind.FUNCTION_CALL, MessageKind.FUNCTION_OUTPUT)
+    found = [
+        r
+        for r in Message.objects.filter(near, conversation_id=conversation_id, kind__in=pair_kinds)
+        .order_by()
+        .values_list(*_ROW_FIELDS)
+        if r[4] in missing and r[0] not in have
+    ]
+    unresolved = set(missing) - {
+        r[4] for r in found if r[2] != missing[r[4]][2]
+    }
+    if unresolved:
+        found += [
+            r
+            for r in Message.objects.filter(
+                conversation_id=conversation_id, kind__in=pair_kinds, call_id__in=unresolved
+            )
+            .order_by()
+            .values_list(*_ROW_FIELDS)
+            if r[0] not in have
+        ]
+    partners = {r[0]: r for r in found}
+    return sorted([*rows, *partners.values()], key=lambda r: r[1])
 
 
 def select_history(
@@ -276,9 +303,22 @@ def select_history(
         )
         outside = [pk for pk, _ in hits if pk not in unit_of]
         if outside:
+            # By primary key only: adding the conversation filter lets SQLite pick the
+            # (conversation, kind, seq) index and scan the whole conversation.
+            fetched = Message.objects.filter(pk__in=outside).order_by().values_list(
+                "conversation_id", "kind", *_ROW_FIELDS
+            )
+            conversation_key = str(conversation_id).replace("-", "")
             extra = _with_partners(
                 conversation_id,
-                sorted(_model_items(conversation_id).filter(pk__in=outside).values_list(*_ROW_FIELDS), key=lambda r: r[1]),
+                sorted(
+                    (
+                        r[2:]
+                        for r in fetched
+                        if str(r[0]).replace("-", "") == conversation_key and r[1] in MODEL_KINDS
+                    ),
+                    key=lambda r: r[1],
+                ),
             )
             considered += len(extra)
             for unit in _units(extra):

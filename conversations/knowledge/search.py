@@ -135,8 +135,8 @@ class SqliteFullText:
             return []
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT rowid, bm25(knowledge_passage_fts, 4.0, 2.0, 1.0) AS rank "
-                "FROM knowledge_passage_fts WHERE knowledge_passage_fts MATCH %s "
+                "SELECT rowid, rank FROM knowledge_passage_fts "
+                "WHERE knowledge_passage_fts MATCH %s AND rank MATCH 'bm25(4.0, 2.0, 1.0)' "
                 "ORDER BY rank LIMIT %s",
                 [_fts5_any(terms), limit],
             )
@@ -165,9 +165,11 @@ class SqliteFullText:
         match = f'conv : "{_conversation_token(conversation_id)}" AND body : ({_fts5_any(terms)})'
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT rowid, bm25(knowledge_message_fts, 1.0, 0.0) AS rank "
-                "FROM knowledge_message_fts WHERE knowledge_message_fts MATCH %s AND seq < %s "
-                "ORDER BY rank LIMIT %s",
+                # `rank MATCH` sets bm25's column weights (the conversation column
+                # scores nothing); ORDER BY rank lets FTS5 sort by it natively.
+                "SELECT rowid, rank FROM knowledge_message_fts "
+                "WHERE knowledge_message_fts MATCH %s AND rank MATCH 'bm25(1.0, 0.0)' "
+                "AND seq < %s ORDER BY rank LIMIT %s",
                 [match, before_seq, limit],
             )
             return [(pk, round(-rank, 4)) for pk, rank in cursor.fetchall()]
