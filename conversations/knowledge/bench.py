@@ -69,7 +69,7 @@ QUESTIONS = {
 @dataclass
 class Planted:
     conversation: Conversation
-    facts: dict[str, str]  # fact name -> text that must be in the context
+    facts: dict[str, int]  # fact name -> id of the message that states it
 
 
 def _agent() -> Agent:
@@ -83,7 +83,7 @@ def _append(conversation: Conversation, items: list[dict[str, Any]]) -> list[Mes
 
 def planted_conversation(exchanges: int, rng: random.Random) -> Planted:
     """A conversation of `exchanges` user/assistant exchanges (plus an occasional order
-    lookup), with the three facts planted within the first 20 exchanges."""
+    lookup), with the three facts planted within the first 15 exchanges."""
     conversation = Conversation.objects.create(agent=_agent(), channel="api")
     order = f"NW-{rng.randrange(10000, 99999)}"
     street, city = rng.choice(list(zip(STREETS, CITIES, strict=True)))
@@ -115,7 +115,11 @@ def planted_conversation(exchanges: int, rng: random.Random) -> Planted:
             items = []
     if items:
         _append(conversation, items)
-    return Planted(conversation, {"order number": order, "address change": street, "contact preference": channel})
+    statements = dict(zip(QUESTIONS, (planted[2][0], planted[7][0], planted[13][0]), strict=True))
+    ids = dict(
+        Message.objects.filter(conversation=conversation, text__in=statements.values()).values_list("text", "pk")
+    )
+    return Planted(conversation, {name: ids[text] for name, text in statements.items()})
 
 
 def ask(conversation: Conversation, question: str) -> Message:
@@ -147,9 +151,10 @@ def tokens(messages: list[Message]) -> int:
     return sum(m.token_count + ITEM_OVERHEAD_TOKENS for m in messages)
 
 
-def recalled(messages: list[Message], fact: str) -> bool:
-    needle = fact.lower()
-    return any(needle in (m.text + m.tool_arguments).lower() for m in messages)
+def recalled(messages: list[Message], fact_message_id: int) -> bool:
+    """The message stating the fact is in the context (matching the fact's words
+    instead would credit filler that happens to share them)."""
+    return any(m.pk == fact_message_id for m in messages)
 
 
 def timed(fn: Callable[[], Any], repeat: int) -> tuple[list[float], Any]:
