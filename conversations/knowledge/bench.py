@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from conversations.agent.history import (
     ITEM_OVERHEAD_TOKENS,
@@ -124,6 +124,15 @@ def planted_conversation(exchanges: int, rng: random.Random) -> Planted:
 
 def ask(conversation: Conversation, question: str) -> Message:
     return _append(conversation, [{"kind": "user", "text": question}])[0]
+
+
+def analyze() -> None:
+    """Refresh the planner's statistics for the freshly written rows (PostgreSQL keeps
+    them current with autovacuum in production; inside the benchmark's transaction it
+    would plan against empty-table estimates)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE knowledge_passage, knowledge_messageindexentry, conversations_message")
 
 
 def full_history(conversation: Conversation, current: Message) -> list[Message]:

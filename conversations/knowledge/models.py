@@ -1,9 +1,14 @@
 """`Document` (a help article as staff entered or uploaded it) and `Passage` (one
 searchable piece of it). Passages are derived data: `services.document_save` rewrites
-them, and the full-text index with them, whenever the document changes."""
+them, and the full-text index with them, whenever the document changes.
+
+`MessageIndexEntry` is PostgreSQL's full-text index of conversation items (a stored
+tsvector per item, keyed by conversation and seq); on SQLite the FTS5 table
+`knowledge_message_fts` plays that role and this table stays empty."""
 
 from __future__ import annotations
 
+from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 
 
@@ -58,3 +63,18 @@ class Passage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.title} #{self.position}"
+
+
+class MessageIndexEntry(models.Model):
+    message = models.OneToOneField(
+        "conversations.Message", primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
+    conversation_id = models.UUIDField()
+    seq = models.PositiveIntegerField()
+    vector = SearchVectorField(null=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["conversation_id", "seq"], name="knowledge_msgidx_conv_seq")]
+
+    def __str__(self) -> str:
+        return f"index of message {self.message_id}"

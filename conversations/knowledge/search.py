@@ -11,8 +11,12 @@ Where the index lives:
   `index_messages`, called in the writer's transaction); triggers created by this app's
   migration remove or rewrite an index row when its source row is deleted or edited, so
   the index follows every delete (cascades and test flushes included).
-- PostgreSQL: GIN indexes on `to_tsvector(...)` expressions of the source tables
-  themselves, so the database keeps them current; the `index_*` calls are no-ops.
+- PostgreSQL: passages carry a generated, stored `search_vector` column under a GIN
+  index (kept current by PostgreSQL; `index_passages` is a no-op); conversation items
+  get a row with a stored tsvector in `knowledge_messageindexentry` (`index_messages`,
+  in the writer's transaction), removed by its foreign key's cascade and rewritten by a
+  trigger when the item is edited. Stored vectors matter: ranking recomputed from an
+  expression costs a `to_tsvector` per candidate row.
 
 User text never reaches the engine's query syntax: `search_terms` keeps only words
 (letters and digits), drops stop words, and each engine receives the terms quoted
@@ -46,13 +50,7 @@ MAX_TERMS = 16
 MAX_TERM_CHARS = 48
 MAX_INDEXED_CHARS = 20_000
 
-# PostgreSQL expressions; the migration creates GIN indexes on exactly these, and the
-# queries must repeat them verbatim for the planner to use the indexes.
-PG_PASSAGE_VECTOR = (
-    "(setweight(to_tsvector('english'::regconfig, title || ' ' || heading), 'A') || "
-    "setweight(to_tsvector('english'::regconfig, text), 'B'))"
-)
-PG_MESSAGE_VECTOR = "to_tsvector('english'::regconfig, text || ' ' || tool_arguments)"
+PG_CONFIG = "'english'::regconfig"
 
 _WORD = re.compile(r"[^\W_]+")
 _STOPWORD_TEXT = """a about above after again against all am an and any are aren as at be because been
@@ -192,21 +190,24 @@ class SqliteFullText:
 
 
 class PostgresFullText:
-    """Expression GIN indexes kept current by PostgreSQL itself; ts_rank scores."""
+    """Stored tsvectors ranked by ts_rank: passages have a generated `search_vector`
+    column under a GIN index; conversation items have a row each in
+    `knowledge_messageindexentry`, searched within one conversation through its
+    (conversation_id, seq) index."""
 
     vendor = "postgresql"
 
     def index_passages(self, passages: Iterable[Any]) -> None:
-        return None
+        return None  # the generated column follows the row
 
     def search_passages(self, terms: list[str], limit: int) -> list[tuple[int, float]]:
         if not terms:
             return []
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT id, ts_rank({PG_PASSAGE_VECTOR}, q) AS score "
-                "FROM knowledge_passage, to_tsquery('english'::regconfig, %s) q "
-                f"WHERE {PG_PASSAGE_VECTOR} @@ q "
+                "SELECT id, ts_rank(search_vector, q) AS score "
+                f"FROM knowledge_passage, to_tsquery({PG_CONFIG}, %s) q "
+                "WHERE search_vector @@ q "
                 "AND document_id IN (SELECT id FROM knowledge_document WHERE is_active) "
                 "ORDER BY score DESC, id LIMIT %s",
                 [" | ".join(terms), limit],
@@ -214,7 +215,18 @@ class PostgresFullText:
             return [(pk, round(float(score), 4)) for pk, score in cursor.fetchall()]
 
     def index_messages(self, messages: Iterable[Message]) -> None:
-        return None
+        rows = [
+            (m.pk, m.conversation_id, m.seq, _message_body(m))
+            for m in messages
+            if m.kind in MESSAGE_KINDS
+        ]
+        if rows:
+            with connection.cursor() as cursor:
+                cursor.executemany(
+                    "INSERT INTO knowledge_messageindexentry (message_id, conversation_id, seq, vector) "
+                    f"VALUES (%s, %s, %s, to_tsvector({PG_CONFIG}, %s))",
+                    rows,
+                )
 
     def search_messages(
         self, conversation_id: Any, terms: list[str], before_seq: int, limit: int
@@ -223,18 +235,25 @@ class PostgresFullText:
             return []
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT id, ts_rank({PG_MESSAGE_VECTOR}, q) AS score "
-                "FROM conversations_message, to_tsquery('english'::regconfig, %s) q "
-                "WHERE conversation_id = %s AND seq < %s AND kind = ANY(%s) "
-                f"AND {PG_MESSAGE_VECTOR} @@ q ORDER BY score DESC, seq DESC LIMIT %s",
-                [" | ".join(terms), conversation_id, before_seq, list(MESSAGE_KINDS), limit],
+                "SELECT message_id, ts_rank(vector, q) AS score "
+                f"FROM knowledge_messageindexentry, to_tsquery({PG_CONFIG}, %s) q "
+                "WHERE conversation_id = %s AND seq < %s AND vector @@ q "
+                "ORDER BY score DESC, seq DESC LIMIT %s",
+                [" | ".join(terms), conversation_id, before_seq, limit],
             )
             return [(pk, round(float(score), 4)) for pk, score in cursor.fetchall()]
 
     def rebuild(self) -> None:
+        kinds = ", ".join(f"'{k}'" for k in MESSAGE_KINDS)
         with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM knowledge_messageindexentry")
+            cursor.execute(
+                "INSERT INTO knowledge_messageindexentry (message_id, conversation_id, seq, vector) "
+                f"SELECT id, conversation_id, seq, to_tsvector({PG_CONFIG}, "
+                f"left(text || ' ' || tool_arguments, {MAX_INDEXED_CHARS})) "
+                f"FROM conversations_message WHERE kind IN ({kinds})"
+            )
             cursor.execute("REINDEX INDEX knowledge_passage_tsv")
-            cursor.execute("REINDEX INDEX knowledge_message_tsv")
 
 
 _ENGINES: dict[str, FullTextEngine] = {"sqlite": SqliteFullText(), "postgresql": PostgresFullText()}

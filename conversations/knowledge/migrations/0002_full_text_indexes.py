@@ -2,8 +2,9 @@
 
 SQLite: FTS5 tables (porter stemmer) plus triggers that drop or rewrite an index row
 when its source row is deleted or edited; existing rows are indexed once here.
-PostgreSQL: GIN indexes on the tsvector expressions the queries use (kept current by
-PostgreSQL itself). The expressions must match conversations.knowledge.search.
+PostgreSQL: a generated tsvector column on passages under a GIN index, and a stored
+tsvector per conversation item in knowledge_messageindexentry (rewritten by a trigger
+when the item is edited). Column and weights must match conversations.knowledge.search.
 Other vendors get nothing and fall back to keyword matching.
 """
 
@@ -43,15 +44,35 @@ SQLITE_DROP = [
     "DROP TABLE IF EXISTS knowledge_passage_fts",
 ]
 POSTGRES_CREATE = [
-    "CREATE INDEX IF NOT EXISTS knowledge_passage_tsv ON knowledge_passage USING GIN ("
-    "(setweight(to_tsvector('english'::regconfig, title || ' ' || heading), 'A') || "
-    "setweight(to_tsvector('english'::regconfig, text), 'B')))",
-    "CREATE INDEX IF NOT EXISTS knowledge_message_tsv ON conversations_message USING GIN ("
-    "to_tsvector('english'::regconfig, text || ' ' || tool_arguments))",
+    # Passages: a stored, generated tsvector column (PostgreSQL fills it on every insert
+    # and update; the model does not declare it) under a GIN index.
+    "ALTER TABLE knowledge_passage ADD COLUMN search_vector tsvector GENERATED ALWAYS AS ("
+    "setweight(to_tsvector('english'::regconfig, title || ' ' || heading), 'A') || "
+    "setweight(to_tsvector('english'::regconfig, text), 'B')) STORED",
+    "CREATE INDEX knowledge_passage_tsv ON knowledge_passage USING GIN (search_vector)",
+    # Conversation items: rows of knowledge_messageindexentry are inserted by the
+    # retriever's index hook and deleted by the foreign key's cascade; an edit of the
+    # item rewrites its vector here.
+    "CREATE FUNCTION knowledge_message_reindex() RETURNS trigger LANGUAGE plpgsql AS $$ "
+    "BEGIN "
+    "DELETE FROM knowledge_messageindexentry WHERE message_id = NEW.id; "
+    f"IF NEW.kind IN {KINDS} THEN "
+    "INSERT INTO knowledge_messageindexentry (message_id, conversation_id, seq, vector) VALUES "
+    "(NEW.id, NEW.conversation_id, NEW.seq, to_tsvector('english'::regconfig, "
+    "left(NEW.text || ' ' || NEW.tool_arguments, 20000))); "
+    "END IF; RETURN NULL; END $$",
+    "CREATE TRIGGER knowledge_message_reindex AFTER UPDATE OF text, tool_arguments, kind "
+    "ON conversations_message FOR EACH ROW EXECUTE FUNCTION knowledge_message_reindex()",
+    "INSERT INTO knowledge_messageindexentry (message_id, conversation_id, seq, vector) "
+    "SELECT id, conversation_id, seq, to_tsvector('english'::regconfig, "
+    f"left(text || ' ' || tool_arguments, 20000)) FROM conversations_message WHERE kind IN {KINDS}",
 ]
 POSTGRES_DROP = [
-    "DROP INDEX IF EXISTS knowledge_message_tsv",
+    "DROP TRIGGER IF EXISTS knowledge_message_reindex ON conversations_message",
+    "DROP FUNCTION IF EXISTS knowledge_message_reindex()",
+    "DELETE FROM knowledge_messageindexentry",
     "DROP INDEX IF EXISTS knowledge_passage_tsv",
+    "ALTER TABLE knowledge_passage DROP COLUMN IF EXISTS search_vector",
 ]
 
 

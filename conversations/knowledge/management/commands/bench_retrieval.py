@@ -48,6 +48,7 @@ class Command(BaseCommand):
             f"+{bench.ITEM_OVERHEAD_TOKENS} per item)")
 
         planted = [bench.planted_conversation(options["exchanges"], rng) for _ in range(options["conversations"])]
+        bench.analyze()
         retrievers = {"selector (full-text)": fulltext, "selector (keyword fallback)": keyword}
         rows = bench.compare(planted, budget, retrievers)
         full = bench.mean(rows[0].prompt_tokens)
@@ -75,6 +76,7 @@ class Command(BaseCommand):
             f"{'cpu p95':>9}{'recall':>9}")
         for messages in options["sizes"]:
             case = bench.planted_conversation(messages // 2, rng)
+            bench.analyze()
             for name, retriever in (("full-text", fulltext), ("keyword", keyword)):
                 wall, cpu, hits = bench.selection_latency(case, budget, retriever, options["repeat"])
                 out(f"{messages:>10,}  {name:<12}{bench.median(wall):>9.2f}"
@@ -83,6 +85,7 @@ class Command(BaseCommand):
 
         out("")
         queries = bench.knowledge_corpus(options["passages"], rng)
+        bench.analyze()
         count = Passage.objects.count()
         samples = []
         for query in queries:
