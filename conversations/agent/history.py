@@ -217,7 +217,11 @@ def _with_partners(conversation_id: Any, rows: list[tuple[Any, ...]]) -> list[tu
     there is looked up by call id."""
     calls = {r[4]: r for r in rows if r[2] == MessageKind.FUNCTION_CALL}
     outputs = {r[4]: r for r in rows if r[2] == MessageKind.FUNCTION_OUTPUT}
-    missing = {call_id: row for call_id, row in (calls | outputs).items() if call_id not in calls or call_id not in outputs}
+    missing = {
+        call_id: row
+        for call_id, row in (calls | outputs).items()
+        if call_id not in calls or call_id not in outputs
+    }
     if not missing:
         return rows
     have = {r[0] for r in rows}
@@ -232,9 +236,8 @@ def _with_partners(conversation_id: Any, rows: list[tuple[Any, ...]]) -> list[tu
         .values_list(*_ROW_FIELDS)
         if r[4] in missing and r[0] not in have
     ]
-    unresolved = set(missing) - {
-        r[4] for r in found if r[2] != missing[r[4]][2]
-    }
+    # Resolved: a row with the missing item's call id and the other kind was found.
+    unresolved = set(missing) - {r[4] for r in found if r[2] != missing[r[4]][2]}
     if unresolved:
         found += [
             r

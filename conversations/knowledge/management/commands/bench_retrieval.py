@@ -1,6 +1,8 @@
 """`manage.py bench_retrieval`: prompt tokens, recall and speed of history selection
 (full history vs last-N vs the selector at a fixed budget), and knowledge-base search
-latency. Everything it writes is rolled back; the database is left as it was."""
+latency. Everything it writes is rolled back; the database is left as it was. It holds
+one write transaction for its whole run (about a minute at the defaults), so run it
+against an idle database."""
 
 from __future__ import annotations
 
