@@ -54,6 +54,8 @@ class Passage(models.Model):
     heading = models.CharField(max_length=300, blank=True)
     text = models.TextField()
     token_count = models.PositiveIntegerField(default=0)
+    # float32, L2-normalised; only with optional semantic ranking switched on.
+    embedding = models.BinaryField(null=True, editable=False)
 
     class Meta:
         ordering = ["document", "position"]

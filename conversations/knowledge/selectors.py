@@ -9,6 +9,7 @@ from django.db.models import Q
 
 from conversations.knowledge.models import Passage
 from conversations.knowledge.search import full_text, search_terms
+from conversations.knowledge.semantic import CANDIDATES, embedder, fuse, semantic_search
 
 DEFAULT_LIMIT = 4
 
@@ -29,12 +30,17 @@ class SearchResult:
 def knowledge_search(*, query: str, limit: int = DEFAULT_LIMIT) -> list[SearchResult]:
     """The best passages of active documents for `query`, best first. Any text is a valid
     query: operators and quotes are plain characters, and a query with no searchable
-    words returns nothing."""
+    words returns nothing. With semantic ranking on, full-text and embedding candidates
+    are fused (reciprocal-rank fusion) and the score is the fused score."""
     terms = search_terms(query or "")
     if not terms or limit <= 0:
         return []
+    semantic = embedder() is not None
+    wanted = max(limit, CANDIDATES) if semantic else limit
     engine = full_text()
-    ranked = engine.search_passages(terms, limit) if engine else _keyword_fallback(terms, limit)
+    ranked = engine.search_passages(terms, wanted) if engine else _keyword_fallback(terms, wanted)
+    if semantic:
+        ranked = fuse(ranked, semantic_search(query, CANDIDATES), limit)
     passages = Passage.objects.filter(
         pk__in=[pk for pk, _ in ranked], document__is_active=True
     ).in_bulk()

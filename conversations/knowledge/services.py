@@ -12,7 +12,8 @@ from django.utils import timezone
 from conversations.errors import InvalidInput
 from conversations.knowledge.models import Document, Passage, SourceFormat
 from conversations.knowledge.search import full_text
-from conversations.knowledge.text import extract, split_passages
+from conversations.knowledge.semantic import embed_texts, embedder, passage_text
+from conversations.knowledge.text import PassageText, extract, split_passages
 
 
 def _read_upload(upload: Any) -> tuple[str, bytes]:
@@ -47,9 +48,13 @@ def document_save(*, document: Document, upload: Any = None) -> Document:
         raise InvalidInput(
             "A document needs text: paste it or upload a file.", fields={"body": "may not be blank"}
         )
+    # Splitting and (optional) embedding happen before the transaction: an embeddings
+    # call to the provider must not hold the database's write lock.
+    pieces = split_passages(document.body)
+    vectors = embed_texts([passage_text(document.title, p.heading, p.text) for p in pieces])
     with transaction.atomic():
         document.save()
-        _reindex(document)
+        _reindex(document, pieces, vectors)
     return document
 
 
@@ -69,7 +74,7 @@ def document_delete(*, document: Document) -> None:
         document.delete()
 
 
-def _reindex(document: Document) -> None:
+def _reindex(document: Document, pieces: list[PassageText], vectors: list[bytes | None]) -> None:
     """Replace the document's passages. Precondition: inside a transaction."""
     Passage.objects.filter(document=document).delete()
     passages = Passage.objects.bulk_create(
@@ -80,8 +85,9 @@ def _reindex(document: Document) -> None:
             heading=piece.heading[:300],
             text=piece.text,
             token_count=piece.tokens,
+            embedding=vector,
         )
-        for position, piece in enumerate(split_passages(document.body))
+        for position, (piece, vector) in enumerate(zip(pieces, vectors, strict=True))
     )
     engine = full_text()
     if engine is not None and document.is_active:
@@ -93,10 +99,17 @@ def _reindex(document: Document) -> None:
 
 def knowledge_reindex() -> int:
     """Rebuild the full-text indexes of passages and conversation items from the tables
-    (after a restore or a bulk import that bypassed the services). Returns the number of
-    passages of active documents."""
+    (after a restore or a bulk import that bypassed the services), and, with semantic
+    ranking on, re-embed every passage (after switching embedders). Returns the number
+    of passages of active documents."""
     engine = full_text()
     with transaction.atomic():
         if engine is not None:
             engine.rebuild()
+    if embedder() is not None:
+        passages = list(Passage.objects.only("id", "title", "heading", "text"))
+        vectors = embed_texts([passage_text(p.title, p.heading, p.text) for p in passages])
+        for passage, vector in zip(passages, vectors, strict=True):
+            passage.embedding = vector
+        Passage.objects.bulk_update(passages, ["embedding"], batch_size=500)
     return Passage.objects.filter(document__is_active=True).count()
