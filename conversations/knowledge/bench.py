@@ -13,10 +13,12 @@ import json
 import random
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 
 from conversations.agent.history import (
@@ -278,6 +280,23 @@ def in_rollback(fn: Callable[[], Any]) -> Any:
     except Rollback:
         pass
     return box[0]
+
+
+@contextmanager
+def semantic_ranking(kind: str) -> Iterator[None]:
+    """Switch the platform's KNOWLEDGE_EMBEDDINGS option for the duration."""
+    options = settings.SUPPORT_PLATFORM
+    previous = options["KNOWLEDGE_EMBEDDINGS"]
+    options["KNOWLEDGE_EMBEDDINGS"] = kind
+    try:
+        yield
+    finally:
+        options["KNOWLEDGE_EMBEDDINGS"] = previous
+
+
+def latency_line(samples: list[float]) -> str:
+    return (f"median {median(samples):.2f} ms, p95 {percentile(samples, 0.95):.2f} ms, "
+            f"max {max(samples):.2f} ms")
 
 
 def median(samples: list[float]) -> float:

@@ -24,7 +24,8 @@ def test_bench_prints_its_tables_and_leaves_the_database_as_it_was():
 
     text = out.getvalue()
     for heading in ("full history", "last-N (same budget)", "selector (full-text)", "Budget sweep",
-                    "Selection time", "Knowledge-base search over 40 passages"):
+                    "Selection time", "Knowledge-base search over 40 passages",
+                    "full-text + offline semantic"):
         assert heading in text
     assert not Conversation.objects.exists() and not Message.objects.exists()
     assert not Document.objects.exists()

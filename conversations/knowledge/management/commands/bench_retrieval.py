@@ -17,6 +17,7 @@ from conversations.knowledge import bench
 from conversations.knowledge.models import Passage
 from conversations.knowledge.retriever import FullTextRetriever
 from conversations.knowledge.selectors import knowledge_search
+from conversations.knowledge.services import knowledge_reindex
 
 
 class Command(BaseCommand):
@@ -35,6 +36,10 @@ class Command(BaseCommand):
         parser.add_argument(
             "--sizes", type=lambda v: [int(x) for x in v.split(",")], default=[1_000, 10_000],
             help="conversation lengths in messages for the selection-time table (default 1000,10000)",
+        )
+        parser.add_argument(
+            "--no-semantic", dest="semantic", action="store_false",
+            help="skip the knowledge-search timing with offline semantic ranking",
         )
         parser.add_argument("--seed", type=int, default=7)
 
@@ -93,6 +98,13 @@ class Command(BaseCommand):
         for query in queries:
             times, _ = bench.timed(lambda query=query: knowledge_search(query=query), 5)
             samples += times
-        out(f"Knowledge-base search over {count:,} passages ({len(queries)} queries x 5 runs): "
-            f"median {bench.median(samples):.2f} ms, p95 {bench.percentile(samples, 0.95):.2f} ms, "
-            f"max {max(samples):.2f} ms")
+        out(f"Knowledge-base search over {count:,} passages ({len(queries)} queries x 5 runs):")
+        out(f"  full-text:                   {bench.latency_line(samples)}")
+        if options["semantic"]:
+            with bench.semantic_ranking("offline"):
+                knowledge_reindex()  # embeds every passage with the bundled model
+                samples = []
+                for query in queries:
+                    times, _ = bench.timed(lambda query=query: knowledge_search(query=query), 5)
+                    samples += times
+            out(f"  full-text + offline semantic: {bench.latency_line(samples)}")
