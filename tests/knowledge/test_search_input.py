@@ -47,6 +47,7 @@ HOSTILE = [
     "shipping:* & returns:*",
     "\x00",
     "🙂 ✓ ß ﬁ",
+    "½ ² ⅷ 𝔘 ٣ ǅ",
     "the of and a to",
     "x" * 5000,
     " ".join(["shipping"] * 400),
