@@ -63,3 +63,24 @@ def test_a_question_the_articles_do_not_cover_gets_an_honest_answer(default_agen
     assert json.loads(items[2].text) == {"results": []}
     assert "could not find that in our help articles" in answer.text
     assert "sources" not in answer.metadata
+
+
+def test_a_turn_records_the_retrieved_history_with_reasons_and_scores(default_agent, offline):
+    from tests.knowledge.helpers import append, exchange, filler
+
+    default_agent.history_token_budget = 300
+    default_agent.save(update_fields=["history_token_budget"])
+    conversation = conversation_create(channel="widget")
+    fact, _ = append(conversation, exchange("Please send my parcel to 12 Rue Oberkampf, Paris.", "Done."))
+    append(conversation, filler(60))
+
+    posted = message_post(conversation=conversation, text="Which street in Paris did I give you?")
+    turn = wait_turn_finished(posted.turn.id)
+
+    assert turn.status == "completed", turn.error_message
+    history = {entry["message_id"]: entry for entry in turn.history}
+    assert history[fact.pk]["reason"] == "retrieved" and history[fact.pk]["score"] > 0
+    assert history[posted.message.pk]["reason"] == "current"
+    assert turn.history_tokens <= turn.history_budget == 300
+    sent = turn.requests[0]["input"]
+    assert any("Rue Oberkampf" in str(item.get("content", "")) for item in sent)
