@@ -30,6 +30,7 @@ lint: $(VENV)/.installed
 
 bench: setup
 	$(PY) manage.py bench_engine
+	$(PY) manage.py bench_retrieval
 
 clean:
 	rm -rf $(VENV) var staticfiles test-artifacts

@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "channels",
     "rest_framework",
     "conversations",
+    "conversations.knowledge",
     "tools",
 ]
 
@@ -217,4 +218,9 @@ SUPPORT_PLATFORM = {
     "TOOL_THREADS": _env_int("SUPPORT_TOOL_THREADS", 16),
     # Offline model pacing (seconds between streamed words).
     "OFFLINE_MODEL_WORD_DELAY": _env_float("SUPPORT_OFFLINE_WORD_DELAY", 0.03),
+    # Knowledge base: optional semantic ranking fused with full-text ranking.
+    # "" = full-text only (default); "offline" = the wordllama package's bundled model;
+    # "provider" = the provider's embeddings endpoint (EMBEDDINGS_MODEL).
+    "KNOWLEDGE_EMBEDDINGS": os.environ.get("SUPPORT_KNOWLEDGE_EMBEDDINGS", ""),
+    "EMBEDDINGS_MODEL": os.environ.get("SUPPORT_EMBEDDINGS_MODEL", "text-embedding-3-small"),
 }

@@ -33,6 +33,7 @@ from conversations.agent.output import (
 )
 from conversations.agent.progress import TurnProgress
 from conversations.agent.provider import ProviderFailure, client_for, model_label, stream_round
+from conversations.agent.sources import attach_sources
 from conversations.conf import platform_setting
 from conversations.models.message import MessageKind
 from conversations.models.turn import TurnError
@@ -112,6 +113,7 @@ async def run_turn(plan: turn_plan.TurnPlan, *, engine: Any) -> None:
         )
         progress.recorded("failed" if failed else "lost")
     else:
+        attach_sources(progress.items)  # knowledge-base citations into the answer's metadata
         stored = await engine.db(
             turn_services.turn_complete, turn_id=turn_id, owner=owner, items=progress.items, audit=audit,
             conversation_id=plan.conversation_id,
