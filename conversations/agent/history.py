@@ -190,9 +190,10 @@ class _Unit:
 def _fetch(conversation_id: Any, **filters: Any) -> list[_Row]:
     return [
         _Row._make(values)
-        for values in Message.objects.filter(
-            conversation_id=conversation_id, kind__in=MODEL_KINDS, **filters
-        ).values_list(*_COLUMNS)
+        for values in Message.objects.filter(conversation_id=conversation_id, kind__in=MODEL_KINDS)
+        .filter(**filters)
+        .order_by()
+        .values_list(*_COLUMNS)
     ]
 
 
