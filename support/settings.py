@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "channels",
     "rest_framework",
     "conversations",
+    "conversations.console",
     "tools",
 ]
 
