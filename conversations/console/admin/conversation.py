@@ -15,12 +15,14 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import Case, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
 from django.urls import path
+from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
+from django.utils.timezone import localtime
 
 from conversations.console import permissions
-from conversations.console.filters import ChannelFilter
+from conversations.console.filters import AIPausedFilter, ChannelFilter, FailedTurnFilter, LastActivityFilter
 from conversations.console.selectors import latest_failed_turns
 from conversations.console.views import conversation as views
 from conversations.errors import PlatformError
@@ -58,15 +60,12 @@ class ConsoleModelAdmin(admin.ModelAdmin):
 
 @admin.register(Conversation)
 class ConversationAdmin(ConsoleModelAdmin):
-    list_display = (
-        "customer", "marks", "status_badge", "agent", "channel", "preview", "message_count",
-        "tokens", "cost_display", "updated_at",
-    )
+    list_display = ("customer", "status_badge", "preview", "items", "usage", "last_activity")
     list_display_links = ("customer",)
     list_select_related = ("agent",)
     list_filter = (
-        "status", "agent", ChannelFilter, ("updated_at", admin.DateFieldListFilter),
-        "has_failed_turn", "ai_paused",
+        "status", "agent", ChannelFilter, ("updated_at", LastActivityFilter),
+        ("has_failed_turn", FailedTurnFilter), ("ai_paused", AIPausedFilter),
     )
     search_fields = ("customer_id",)  # replaced by get_search_results; shows the box
     search_help_text = "Customer id, email or name; text in the conversation; or a conversation id."
@@ -101,37 +100,39 @@ class ConversationAdmin(ConsoleModelAdmin):
 
     @admin.display(description="Customer", ordering="customer_id")
     def customer(self, obj: Conversation) -> str:
-        name = obj.customer_name or obj.customer_email
-        if name:
-            return format_html('{}<div class="cs-sub">{}</div>', name, obj.customer_id)
-        return obj.customer_id
+        """Who, with their id, the channel they came through and the agent answering."""
+        name = obj.customer_name or obj.customer_email or obj.customer_id
+        return format_html(
+            '{}<div class="cs-sub">{} · {} · {}</div>', name, obj.customer_id, obj.get_channel_display(), obj.agent.name
+        )
 
-    @admin.display(description="")
-    def marks(self, obj: Conversation) -> str:
-        parts = []
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, obj: Conversation) -> str:
+        """The status, with marks for a failed turn and a paused AI."""
+        parts = [format_html('<span class="cs-status cs-status-{}">{}</span>', obj.status, obj.get_status_display())]
         if obj.has_failed_turn:
             parts.append(format_html('<span class="cs-mark cs-mark-failed" title="{}">failed turn</span>',
                                      "The latest attempt of a turn failed"))
         if obj.ai_paused:
             parts.append(format_html('<span class="cs-mark cs-mark-paused" title="{}">AI paused</span>',
                                      "A person took over; the AI does not answer"))
-        return mark_safe("".join(parts))  # each part escaped by format_html
-
-    @admin.display(description="Status", ordering="status")
-    def status_badge(self, obj: Conversation) -> str:
-        return format_html('<span class="cs-status cs-status-{}">{}</span>', obj.status, obj.get_status_display())
+        return mark_safe("<br>".join(parts))  # each part escaped by format_html
 
     @admin.display(description="Last message")
     def preview(self, obj: Conversation) -> str:
         return Truncator(obj.last_message_preview).chars(90)
 
-    @admin.display(description="Tokens", ordering="input_tokens")
-    def tokens(self, obj: Conversation) -> str:
-        return f"{obj.input_tokens + obj.output_tokens:,}"
+    @admin.display(description="Items", ordering="message_count")
+    def items(self, obj: Conversation) -> str:
+        return f"{obj.message_count:,}"
 
-    @admin.display(description="Cost", ordering="cost")
-    def cost_display(self, obj: Conversation) -> str:
-        return f"${obj.cost:.4f}"
+    @admin.display(description="Tokens · cost", ordering="cost")
+    def usage(self, obj: Conversation) -> str:
+        return format_html('{}<div class="cs-sub">${}</div>', f"{obj.input_tokens + obj.output_tokens:,}", f"{obj.cost:.4f}")
+
+    @admin.display(description="Last activity", ordering="updated_at")
+    def last_activity(self, obj: Conversation) -> str:
+        return date_format(localtime(obj.updated_at), "M j, H:i")
 
     # --- bulk actions ----------------------------------------------------------------
     @admin.action(description="Retry failed turns of the selected conversations", permissions=["retry_turn"])
