@@ -29,6 +29,10 @@ class AgentForm(forms.ModelForm):
         required=False, widget=forms.CheckboxSelectMultiple,
         help_text="Registry tools this agent may call. Their schemas are listed below.",
     )
+    provider_base_url = forms.URLField(
+        required=False, assume_scheme="https", label="Provider base URL",
+        help_text=Agent._meta.get_field("provider_base_url").help_text,
+    )
     make_default = forms.BooleanField(
         required=False, label="Default agent",
         help_text="New conversations use the default agent. Ticking this moves the flag here.",
@@ -58,7 +62,7 @@ class AgentAdmin(admin.ModelAdmin):
     list_display = ("name", "model_display", "tool_list", "history_token_budget", "max_tool_rounds", "is_default")
     list_filter = ("is_default",)
     search_fields = ("name", "model")
-    readonly_fields = ("tool_schemas", "provider_status")
+    readonly_fields = ("tool_schemas", "provider_status", "default_flag")
     fieldsets = (
         (None, {"fields": ("name", "make_default", "model", "provider_status", "instructions")}),
         ("Tools", {"fields": ("tools", "tool_schemas")}),
@@ -86,7 +90,7 @@ class AgentAdmin(admin.ModelAdmin):
         if self.has_change_permission(request, obj):
             return self.fieldsets
         # The read-only view shows the stored flag (the form field is edit-only).
-        first = (None, {"fields": ("name", "is_default", "model", "provider_status", "instructions")})
+        first = (None, {"fields": ("name", "default_flag", "model", "provider_status", "instructions")})
         return (first, *self.fieldsets[1:])
 
     def save_model(self, request: Any, obj: Agent, form: Any, change: bool) -> None:
@@ -99,6 +103,10 @@ class AgentAdmin(admin.ModelAdmin):
     @admin.display(description="Tools")
     def tool_list(self, obj: Agent) -> str:
         return ", ".join(obj.tools or []) or "—"
+
+    @admin.display(description="Default agent")
+    def default_flag(self, obj: Agent) -> str:
+        return "Yes: new conversations use this agent." if obj.is_default else "No"
 
     @admin.display(description="Provider")
     def provider_status(self, obj: Agent) -> str:
