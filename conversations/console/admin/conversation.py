@@ -3,7 +3,8 @@
 The list reads only the conversation row and its agent (the message count, preview,
 token and cost totals and the failed-turn flag are denormalised onto `Conversation` by
 the services), so it costs the same few queries for ten conversations or a million.
-Conversations waiting on staff come first. The conversation page replaces the admin's
+Conversations waiting on staff come first, read through indexes by
+`WaitingFirstPaginator` rather than by sorting every row. The conversation page replaces the admin's
 change form: conversations change only through the services, via the console actions.
 """
 
@@ -13,7 +14,9 @@ import uuid
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import Case, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
+from django.contrib.admin.views.main import ORDER_VAR
+from django.core.paginator import Paginator
+from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 from django.urls import path
 from django.utils.formats import date_format
 from django.utils.html import format_html
@@ -23,6 +26,7 @@ from django.utils.timezone import localtime
 
 from conversations.console import permissions
 from conversations.console.filters import AIPausedFilter, ChannelFilter, FailedTurnFilter, LastActivityFilter
+from conversations.console.pagination import WaitingFirstPaginator
 from conversations.console.selectors import latest_failed_turns
 from conversations.console.views import conversation as views
 from conversations.errors import PlatformError
@@ -68,7 +72,10 @@ class ConversationAdmin(ConsoleModelAdmin):
         ("has_failed_turn", FailedTurnFilter), ("ai_paused", AIPausedFilter),
     )
     search_fields = ("customer_id",)  # replaced by get_search_results; shows the box
-    search_help_text = "Customer id, email or name; text in the conversation; or a conversation id."
+    search_help_text = (
+        "An exact customer id or conversation id; or part of a customer's id, email or name, "
+        "or of the text of the conversation."
+    )
     list_per_page = 50
     show_full_result_count = False
     actions = ["retry_failed_turns", "resolve_conversations"]
@@ -89,14 +96,22 @@ class ConversationAdmin(ConsoleModelAdmin):
             return queryset.filter(pk=uuid.UUID(term)), False
         except ValueError:
             pass
-        in_text = Message.objects.filter(
-            conversation=OuterRef("pk"), kind__in=SEARCHABLE_KINDS, text__icontains=term
-        )
+        exact = queryset.filter(customer_id=term)  # indexed: the common "find this customer"
+        if exact.exists():
+            return exact, False
+        # One scan of the items for the text (not a subquery per conversation row).
+        in_text = Message.objects.filter(kind__in=SEARCHABLE_KINDS, text__icontains=term).values("conversation_id")
         customer = (
             Q(customer_id__icontains=term) | Q(customer_email__icontains=term)
             | Q(customer_name__icontains=term)
         )
-        return queryset.filter(customer | Exists(in_text)), False
+        return queryset.filter(customer | Q(pk__in=in_text)), False
+
+    def get_paginator(self, request: Any, queryset: QuerySet, per_page: int, orphans: int = 0,
+                      allow_empty_first_page: bool = True) -> Paginator:
+        if request.GET.get(ORDER_VAR):  # a column header was clicked: its plain ordering
+            return Paginator(queryset, per_page, orphans, allow_empty_first_page)
+        return WaitingFirstPaginator(queryset, per_page, orphans, allow_empty_first_page)
 
     @admin.display(description="Customer", ordering="customer_id")
     def customer(self, obj: Conversation) -> str:
