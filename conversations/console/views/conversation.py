@@ -89,6 +89,11 @@ def items_fragment(model_admin: Any, request: Any, conversation_id: Any) -> Http
     response["X-First-Seq"] = page.first_seq or ""
     response["X-Last-Seq"] = page.last_seq or ""
     response["X-Has-Earlier"] = "1" if page.has_earlier else "0"
+    # The live page refreshes its badges from this (the row was read for access anyway).
+    response["X-Conversation-State"] = json.dumps({
+        "status": conversation.status, "ai_paused": conversation.ai_paused,
+        "has_failed_turn": conversation.has_failed_turn,
+    })
     return response
 
 

@@ -66,6 +66,10 @@
   }
   scrollToHash();
 
+  function parseState(header) {
+    try { return header ? JSON.parse(header) : null; } catch (e) { return null; }
+  }
+
   function fetchItems(query) {
     return fetch(itemsUrl + "?" + query, { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } })
       .then(function (response) {
@@ -75,7 +79,8 @@
             html: html,
             first: parseInt(response.headers.get("X-First-Seq") || "0", 10),
             last: parseInt(response.headers.get("X-Last-Seq") || "0", 10),
-            hasEarlier: response.headers.get("X-Has-Earlier") === "1"
+            hasEarlier: response.headers.get("X-Has-Earlier") === "1",
+            state: parseState(response.headers.get("X-Conversation-State"))
           };
         });
       });
@@ -125,6 +130,7 @@
       if (page.html.trim()) items.insertAdjacentHTML("beforeend", page.html);
       if (page.last && page.last > lastSeq) lastSeq = page.last;
       if (page.last && page.last > after + 99) pending = pending === null ? 0 : pending; // more to fetch
+      if (page.state) applyState(page.state);
       if (stick) toBottom();
     }).catch(function () {
       // The server is unreachable: the next event or reconnect ("hello") syncs again.
@@ -169,6 +175,11 @@
     }
     if (typeof state.ai_paused === "boolean") {
       root.querySelector("[data-state=paused]").hidden = !state.ai_paused;
+    }
+    if (typeof state.has_failed_turn === "boolean") {
+      root.querySelector("[data-state=failed]").hidden = !state.has_failed_turn;
+      var alert = document.getElementById("cs-failed");
+      if (alert && !state.has_failed_turn) alert.hidden = true;
     }
     Array.prototype.forEach.call(root.querySelectorAll("[data-show-when]"), function (form) {
       var when = form.dataset.showWhen;
