@@ -57,14 +57,15 @@ def try_start(model_admin: Any, request: Any, agent_id: Any) -> JsonResponse:
         return HttpResponseNotAllowed(["POST"])
     agent = _agent(request, agent_id)
     user = request.user
+    # The staff member plays an anonymous visitor (no known email or account), so tools
+    # authorise exactly as they would for a first-time customer on the widget.
     conversation = conversation_create(
         agent=agent,
         channel=Channel.PLAYGROUND,
-        customer_kind=CustomerKind.USER,
+        customer_kind=CustomerKind.VISITOR,
         customer_id=_owner_id(user),
-        customer_email=user.email or "",
         customer_name=f"{user.get_username()} (try-it panel)",
-        metadata={"playground": True},
+        metadata={"playground": True, "staff_user": user.pk},
     )
     return JsonResponse({
         "conversation": str(conversation.pk),
