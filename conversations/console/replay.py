@@ -228,7 +228,8 @@ async def replay_run(replay_id: Any, *, engine: Engine) -> None:
         cached_tokens=usage.cached_tokens,
         output_tokens=usage.output_tokens,
         reasoning_tokens=usage.reasoning_tokens,
-        cost=cost_for(replay.model, usage),
+        # The offline model answers whatever model is named, and costs nothing.
+        cost=cost_for(OFFLINE_MODEL if is_offline(replay.agent or replay.turn.agent) else replay.model, usage),
         latency_ms=int((time.monotonic() - started) * 1000),
         time_to_first_token_ms=int((first_token[0] - started) * 1000) if first_token else None,
     )

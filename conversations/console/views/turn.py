@@ -10,6 +10,7 @@ from django.http import Http404, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.urls import reverse
 
+from conversations.agent.provider import is_offline
 from conversations.console import permissions
 from conversations.console.models import Replay, ReplayStatus
 from conversations.console.replay import replay_start
@@ -98,6 +99,7 @@ def replay_page(model_admin: Any, request: Any, turn_id: Any, replay_id: Any) ->
         "conversation": audit.turn.conversation,
         "replay": replay,
         "running": replay.status == ReplayStatus.RUNNING and not replay.is_stale,
+        "offline": is_offline(replay.agent or audit.turn.agent),
         "replay_requests_json": [pretty_json(body) for body in replay.requests],
         "tool_calls": [
             {**call, "arguments_json": pretty_json(call.get("arguments", "")),
