@@ -17,6 +17,7 @@ from django.utils.html import format_html_join
 
 from conversations.agent.provider import is_offline
 from conversations.console import permissions
+from conversations.console.admin.base import SuperuserManagedAdmin
 from conversations.console.agents import agent_save
 from conversations.console.selectors import pretty_json
 from conversations.console.views import agent as views
@@ -57,7 +58,7 @@ class AgentForm(forms.ModelForm):
 
 
 @admin.register(Agent)
-class AgentAdmin(admin.ModelAdmin):
+class AgentAdmin(SuperuserManagedAdmin):
     form = AgentForm
     list_display = ("name", "model_display", "tool_list", "history_token_budget", "max_tool_rounds", "is_default")
     list_filter = ("is_default",)
@@ -75,16 +76,6 @@ class AgentAdmin(admin.ModelAdmin):
 
     class Media:
         css = {"all": ["console/console.css"]}
-
-    # Superusers manage agents; everyone else may at most look.
-    def has_add_permission(self, request: Any) -> bool:
-        return request.user.is_superuser
-
-    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
-        return request.user.is_superuser
-
-    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
-        return request.user.is_superuser
 
     def get_fieldsets(self, request: Any, obj: Any = None) -> Any:
         if self.has_change_permission(request, obj):

@@ -25,6 +25,7 @@ from django.utils.text import Truncator
 from django.utils.timezone import localtime
 
 from conversations.console import permissions
+from conversations.console.admin.base import ConsoleModelAdmin
 from conversations.console.filters import AIPausedFilter, ChannelFilter, FailedTurnFilter, LastActivityFilter
 from conversations.console.pagination import WaitingFirstPaginator
 from conversations.console.selectors import latest_failed_turns
@@ -38,28 +39,6 @@ from conversations.services.conversations import conversation_set_status
 from conversations.services.turns import turn_retry
 
 SEARCHABLE_KINDS = (MessageKind.USER, MessageKind.ASSISTANT, MessageKind.STAFF, MessageKind.NOTE)
-
-
-class ConsoleModelAdmin(admin.ModelAdmin):
-    """Console pages are read-and-act: no admin add/change forms for domain rows."""
-
-    class Media:
-        css = {"all": ["console/console.css"]}
-
-    def has_add_permission(self, request: Any) -> bool:
-        return False
-
-    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
-        return request.user.is_superuser
-
-    def has_retry_turn_permission(self, request: Any) -> bool:
-        return permissions.can(request.user, "retry_turn")
-
-    def has_set_status_permission(self, request: Any) -> bool:
-        return permissions.can(request.user, "set_status")
 
 
 @admin.register(Conversation)

@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from conversations.console.admin.conversation import ConsoleModelAdmin
+from conversations.console.admin.base import ConsoleModelAdmin
 from conversations.console.views import turn as views
 from conversations.models import StaffAction, Turn
 
