@@ -47,7 +47,7 @@ def transcript_page(
 ) -> TranscriptPage:
     """One page of the transcript in seq order: the newest `limit` items (optionally
     before a seq), or, with `after`, the first `limit` items after a seq (catch-up)."""
-    items = Message.objects.filter(conversation=conversation).select_related(None)
+    items = Message.objects.filter(conversation=conversation)
     if after is not None:
         rows = list(items.filter(seq__gt=after).order_by("seq")[:limit])
     else:
