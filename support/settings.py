@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "conversations",
     "conversations.knowledge",
+    "conversations.console",
     "tools",
 ]
 

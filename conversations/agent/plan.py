@@ -43,7 +43,9 @@ class TurnPlan:
         agent = self.agent
         body: dict[str, Any] = {
             "model": self.model,
-            "input": input_items,
+            # A copy: the runner extends its list in later rounds, and the audit must keep
+            # each round's body exactly as it was sent.
+            "input": list(input_items),
             "store": False,
             "stream": True,
         }

@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from conversations.knowledge.demo import demo_articles_seed
+from conversations.console.permissions import support_groups_sync
 from conversations.models import Agent
 from tools.models import DemoOrder
 
@@ -63,6 +64,8 @@ class Command(BaseCommand):
         self.stdout.write(f"Agent: {agent.name} ({'created' if created else 'exists'})")
         self.stdout.write(f"Demo orders: {', '.join(o[0] for o in ORDERS)} (e.g. 1001 with ada@example.com)")
         self.stdout.write(f"Help articles: {', '.join(demo_articles_seed())}")
+        support_groups_sync()
+        self.stdout.write('Staff groups: "Support viewer" (read-only), "Support agent" (reply, retry, take over)')
         self._staff_login()
 
     def _staff_login(self) -> None:
