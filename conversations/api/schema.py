@@ -57,7 +57,8 @@ STREAM_RESPONSE = OpenApiResponse(
     },
     description="Server-Sent Events until the turn's terminal event (turn.completed after its "
     "stored items, turn.failed or turn.cancelled), or stream.timeout. `: keepalive` comments "
-    "during silence.",
+    "during silence. The stream carries every event of the conversation; the X-Turn-Id "
+    "header names the turn it follows and X-Message-Seq the customer message.",
 )
 
 

@@ -58,6 +58,14 @@ def _fast_password_hashing(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits() -> None:
+    """Rate-limit counters live in the cache; each test starts with full allowances."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def api_key(default_agent: Any) -> Caller:
     """An API key (read, write) of the integration 'acme'."""
@@ -88,3 +96,37 @@ def world(default_agent: Any) -> dict[str, Any]:
             "staff": staff_caller(),
         },
     }
+
+
+@pytest.fixture(scope="module")
+def provider_server(django_db_setup: Any, _fake_provider_server: Any) -> Any:
+    """daphne serving the project, its turns answered by the scripted fake provider."""
+    from tests.api.live_server import DaphneServer
+
+    server = DaphneServer({
+        "OPENAI_API_KEY": "test-key",
+        "OPENAI_BASE_URL": _fake_provider_server.base_url,
+        "OPENAI_MAX_RETRIES": "0",
+        "OPENAI_TIMEOUT_SECONDS": "5",
+        "SUPPORT_DEFAULT_MODEL": "gpt-4.1-mini",
+    })
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def offline_server(django_db_setup: Any) -> Any:
+    """daphne serving the project with the built-in offline model (paced like in production)."""
+    from tests.api.live_server import DaphneServer
+
+    server = DaphneServer({"SUPPORT_OFFLINE_WORD_DELAY": "0.03"})
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def live_key(default_agent: Any) -> str:
+    """A committed API key (read, write, audit) for a live server."""
+    client, _ = ApiClient.objects.get_or_create(name="live")
+    _key, raw = api_key_create(client=client, name="live", scopes=[Scope.READ, Scope.WRITE, Scope.AUDIT])
+    return raw

@@ -71,7 +71,11 @@ def answer(
             subscription, conversation_id=conversation_id, turn_id=turn_id, after_seq=after_seq,
             internal=internal, first=first, max_seconds=stream_max_seconds(), check_first=replay,
         )
-        return event_stream_response(subscription, events)
+        response = event_stream_response(subscription, events)
+        # Which turn the stream follows (the stream carries every event of the conversation).
+        response["X-Turn-Id"] = turn_id or ""
+        response["X-Message-Seq"] = str(message.seq)
+        return response
 
     def body() -> dict[str, Any]:
         current = Turn.objects.select_related("user_message", "triggered_by").get(pk=turn.pk) if turn else None

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import QueryDict
 from django.utils.cache import patch_vary_headers
+from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import BasePermission
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -48,6 +50,11 @@ class ApiView(APIView):
         return auth if isinstance(auth, Principal) else ANONYMOUS
 
     def valid(self, serializer_class: type[Serializer], data: Any) -> dict[str, Any]:
+        if isinstance(data, QueryDict):
+            repeated = {key: "may be given only once" for key, values in data.lists() if len(values) > 1}
+            if repeated:
+                raise ValidationError(repeated)
+            data = data.dict()
         serializer = serializer_class(data=data)
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
