@@ -30,6 +30,7 @@ lint: $(VENV)/.installed
 
 bench: setup
 	$(PY) manage.py bench_engine
+	DJANGO_DEBUG=false $(PY) manage.py bench_api
 
 clean:
 	rm -rf $(VENV) var staticfiles test-artifacts

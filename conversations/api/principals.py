@@ -115,7 +115,7 @@ def conversations_visible_to(principal: Principal) -> QuerySet[Conversation]:
 
 def conversation_for_api_key(key: ApiKey, conversation_id: Any) -> Conversation:
     """The conversation, if the key's integration created it or the key may see all."""
-    queryset = Conversation.objects.select_related("agent")
+    queryset = Conversation.objects.all()
     if not key.has_scope(Scope.ALL_CONVERSATIONS):
         queryset = queryset.filter(api_client_link__client_id=key.client_id)
     conversation = queryset.filter(pk=_uuid(conversation_id)).first()

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import drf_spectacular_sidecar
 from django.urls import path, re_path
-from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from conversations.api.views.conversations import (
@@ -15,10 +11,10 @@ from conversations.api.views.conversations import (
     ConversationHandbackView,
     ConversationHandoffView,
 )
+from conversations.api.views.docs import docs_asset
 from conversations.api.views.messages import MessageCollectionView
 from conversations.api.views.turns import TurnCancelView, TurnCollectionView, TurnDetailView, TurnRetryView
 
-SIDECAR_ROOT = Path(drf_spectacular_sidecar.__file__).parent / "static" / "drf_spectacular_sidecar"
 CONVERSATION = "v1/conversations/<str:conversation_id>"
 TURN = f"{CONVERSATION}/turns/<str:turn_id>"
 
@@ -35,5 +31,5 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     # Swagger UI's assets, served by the project itself so the docs work offline.
-    re_path(r"^docs/assets/(?P<path>.+)$", serve, {"document_root": SIDECAR_ROOT}, name="api-docs-assets"),
+    re_path(r"^docs/assets/(?P<path>.+)$", docs_asset, name="api-docs-assets"),
 ]

@@ -42,7 +42,7 @@ class DaphneServer:
         self.sock.set_inheritable(True)
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tempfile.NamedTemporaryFile(prefix="daphne-", suffix=".log", delete=False)
+        self.log = tempfile.NamedTemporaryFile(prefix="daphne-", suffix=".log", delete=False)  # noqa: SIM115  (closed in close())
         full_env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "support.settings",
