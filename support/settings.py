@@ -210,6 +210,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "COMPONENT_SPLIT_PATCH": False,  # PATCH takes the same body as documented, status required
     "PREPROCESSING_HOOKS": ["conversations.api.schema.only_public_api"],
     "ENUM_NAME_OVERRIDES": {
         "ConversationStatusEnum": "conversations.models.conversation.Status",
