@@ -31,6 +31,7 @@ lint: $(VENV)/.installed
 bench: setup
 	$(PY) manage.py bench_engine
 	$(PY) manage.py bench_retrieval
+	DJANGO_DEBUG=false $(PY) manage.py bench_api
 
 clean:
 	rm -rf $(VENV) var staticfiles test-artifacts

@@ -83,9 +83,12 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "conversations",
     "conversations.knowledge",
     "conversations.console",
+    "conversations.api",
     "tools",
 ]
 
@@ -197,6 +200,37 @@ LOGGING = {
     "loggers": {"httpx2": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
 }
 
+# --- REST API ---------------------------------------------------------------------------
+# The API's views set their own authentication, parsers and error handler
+# (conversations/api/views/base.py); only what DRF and drf-spectacular read globally is here.
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Proxies in front of the app whose X-Forwarded-For is trusted (for per-address limits).
+    "NUM_PROXIES": _env_int("SUPPORT_API_NUM_PROXIES", 0),
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Support platform API",
+    "DESCRIPTION": "Conversations, messages and turns of the AI support platform. "
+    "See docs/api.md for a guide.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "COMPONENT_SPLIT_PATCH": False,  # PATCH takes the same body as documented, status required
+    "PREPROCESSING_HOOKS": ["conversations.api.schema.only_public_api"],
+    "ENUM_NAME_OVERRIDES": {
+        "ConversationStatusEnum": "conversations.models.conversation.Status",
+        "StatusUpdateEnum": "conversations.api.schema_shapes.UPDATABLE_STATUSES",
+        "ChannelEnum": "conversations.models.conversation.Channel",
+        "CustomerKindEnum": "conversations.models.conversation.CustomerKind",
+        "MessageKindEnum": "conversations.models.message.MessageKind",
+        "TurnStatusEnum": "conversations.models.turn.TurnStatus",
+        "TurnTriggerEnum": "conversations.models.turn.TurnTrigger",
+    },
+    # Swagger UI's assets come from drf-spectacular-sidecar, served by the project.
+    "SWAGGER_UI_DIST": "/api/docs/assets/swagger-ui-dist",
+    "SWAGGER_UI_FAVICON_HREF": "/api/docs/assets/swagger-ui-dist/favicon-32x32.png",
+}
+
 # --- The platform's own options -------------------------------------------------------
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
 SUPPORT_PLATFORM = {
@@ -217,6 +251,15 @@ SUPPORT_PLATFORM = {
     "DELTA_FLUSH_SECONDS": _env_float("SUPPORT_DELTA_FLUSH_SECONDS", 0.03),
     "DB_THREADS": _env_int("SUPPORT_DB_THREADS", 8),
     "TOOL_THREADS": _env_int("SUPPORT_TOOL_THREADS", 16),
+    # REST API: body size, waiting and streaming bounds, rate limits ("N/s|min|hour|day";
+    # blank = unlimited). An API key may carry its own rate.
+    "API_MAX_BODY_BYTES": _env_int("SUPPORT_API_MAX_BODY_BYTES", 256 * 1024),
+    "API_MAX_WAIT_SECONDS": _env_int("SUPPORT_API_MAX_WAIT_SECONDS", 30),
+    "API_STREAM_MAX_SECONDS": _env_float("SUPPORT_API_STREAM_MAX_SECONDS", 300.0),
+    "API_RATE_KEY": os.environ.get("SUPPORT_API_RATE_KEY", "1200/min"),
+    "API_RATE_VISITOR": os.environ.get("SUPPORT_API_RATE_VISITOR", "60/min"),
+    "API_RATE_STAFF": os.environ.get("SUPPORT_API_RATE_STAFF", "1200/min"),
+    "API_RATE_ANONYMOUS": os.environ.get("SUPPORT_API_RATE_ANONYMOUS", "20/min"),
     # Offline model pacing (seconds between streamed words).
     "OFFLINE_MODEL_WORD_DELAY": _env_float("SUPPORT_OFFLINE_WORD_DELAY", 0.03),
     # Knowledge base: optional semantic ranking fused with full-text ranking.
