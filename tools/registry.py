@@ -19,6 +19,7 @@ import inspect
 import json
 import logging
 import re
+import time
 import types
 import typing
 from collections.abc import Callable
@@ -247,9 +248,14 @@ async def execute_calls(
     default_timeout: float = 15.0,
 ) -> list[ToolCallResult]:
     """Run the model's calls concurrently; results come back in the calls' order."""
+    from conversations.ops.metrics import record_tool_call
+
     allowed_set = set(allowed)
-    return list(
-        await asyncio.gather(
-            *(_run_one(call, context, allowed_set, executor, default_timeout) for call in calls)
-        )
-    )
+
+    async def timed(call: dict[str, Any]) -> ToolCallResult:
+        started = time.monotonic()
+        result = await _run_one(call, context, allowed_set, executor, default_timeout)
+        record_tool_call(result, time.monotonic() - started)
+        return result
+
+    return list(await asyncio.gather(*(timed(call) for call in calls)))

@@ -37,6 +37,8 @@ from conversations.agent.provider import (
 from conversations.conf import platform_setting
 from conversations.models.message import MessageKind
 from conversations.models.turn import TurnError
+from conversations.ops.budgets import budget_enforce
+from conversations.ops.logcontext import bind_log_context
 from conversations.services import turns as turn_services
 from tools.registry import activity_for, execute_calls
 
@@ -107,6 +109,7 @@ async def run_turn(turn_id: Any, *, engine: Any) -> None:
     owner = engine.owner
     started = time.monotonic()
     audit: dict[str, Any] = {"requests": [], "response_ids": []}
+    bind_log_context(turn_id=turn_id)
     try:
         plan = await engine.db(turn_plan.turn_plan_load, turn_id=turn_id)
     except Exception as exc:
@@ -117,10 +120,14 @@ async def run_turn(turn_id: Any, *, engine: Any) -> None:
         )
         return
     conversation_id = plan.conversation_id
+    bind_log_context(conversation_id=conversation_id)
     audit.update(plan.audit())
     await engine.publish(
         conversation_id, turn_started_event(plan.turn, model_label=model_label(plan.model, plan.agent))
     )
+    # Over a budget limit the turn ends here with a polite message and a handoff.
+    if await engine.db(budget_enforce, plan=plan, owner=owner):
+        return
 
     state = {"signal": "ok"}
 

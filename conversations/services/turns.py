@@ -32,6 +32,7 @@ from conversations.errors import Conflict
 from conversations.models import Conversation, Message, StaffAction, Turn
 from conversations.models.message import MessageKind
 from conversations.models.turn import TurnError, TurnStatus, TurnTrigger
+from conversations.ops.recording import record_turn_finished
 from conversations.services.items import items_append
 
 ORPHAN_GRACE_SECONDS = 3
@@ -64,6 +65,7 @@ def _fail_locked(turn: Turn, code: str, message: str) -> None:
     turn.finished_at = timezone.now()
     turn.lease_expires_at = None
     turn.save(update_fields=["status", "error_code", "error_message", "finished_at", "lease_expires_at"])
+    record_turn_finished(turn)
     _refresh_failed_flag(turn.conversation_id)
     engine.publish_on_commit(turn.conversation_id, turn_failed_event(turn))
 
@@ -177,6 +179,7 @@ def turn_complete(
         turn.lease_expires_at = None
         fields = _apply_audit(turn, audit)
         turn.save(update_fields=["status", "finished_at", "lease_expires_at", *fields])
+        record_turn_finished(turn)
         _add_totals(turn.conversation_id, audit)
         _refresh_failed_flag(turn.conversation_id)
         for message in messages:
@@ -210,6 +213,7 @@ def turn_mark_cancelled(*, turn: Turn, reason: str, audit: dict[str, Any] | None
     turn.lease_expires_at = None
     fields = _apply_audit(turn, audit or {})
     turn.save(update_fields=["status", "error_message", "finished_at", "lease_expires_at", *fields])
+    record_turn_finished(turn)
     engine.publish_on_commit(turn.conversation_id, turn_cancelled_event(turn))
 
 
@@ -322,6 +326,7 @@ def turns_expire_leases() -> list[Turn]:
             turn.finished_at = now
             turn.lease_expires_at = None
             turn.save(update_fields=["status", "error_code", "error_message", "finished_at", "lease_expires_at"])
+            record_turn_finished(turn)
             _refresh_failed_flag(turn.conversation_id)
             expired.append(turn)
     return expired
