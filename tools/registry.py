@@ -15,6 +15,7 @@ exceptions all become a `function_call_output` text the model can recover from.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import json
 import logging
@@ -228,7 +229,9 @@ async def _run_one(
             result = await asyncio.wait_for(tool_obj.function(context, **arguments), timeout)
         else:
             loop = asyncio.get_running_loop()
-            future = loop.run_in_executor(executor, lambda: tool_obj.function(context, **arguments))
+            # Run in a copy of this context so the tool's log lines carry the turn's ids.
+            call = contextvars.copy_context().run
+            future = loop.run_in_executor(executor, call, lambda: tool_obj.function(context, **arguments))
             result = await asyncio.wait_for(future, timeout)
     except TimeoutError:
         return ToolCallResult(call_id, name, f"Error: {name} did not finish within {timeout:g} seconds.", False)

@@ -195,7 +195,10 @@ def tool_chart(title: str, rows: Sequence[Any]) -> SafeString:
             f'<figure class="ops-chart"><figcaption><h3>{escape(title)}</h3></figcaption>'
             '<p class="ops-empty">No tool calls in this range.</p></figure>'
         )
-    row_h, label_w, text_w = 30, 140, 175
+    label_w, text_w = 140, 175
+    # Few tools get taller rows, so the chart keeps the height of its neighbours.
+    row_h = max(30, min(46, (HEIGHT - TOP - 4) // len(rows)))
+    bar_h = min(22, row_h - 10)
     height = TOP + row_h * len(rows) + 4
     bar_space = WIDTH - label_w - text_w - RIGHT
     most = max(r.calls for r in rows) or 1
@@ -207,10 +210,10 @@ def tool_chart(title: str, rows: Sequence[Any]) -> SafeString:
         summary = f"{fmt_int(r.calls)} calls · {fmt_pct(r.error_rate)} errors"
         parts.append(
             f'<g><title>{escape(r.tool)}: {escape(summary)}</title>'
-            f'<text class="ops-label" x="{label_w - 8}" y="{top + 17}" text-anchor="end">{escape(r.tool[:22])}</text>'
-            f'<rect x="{label_w}" y="{top + 5}" width="{max(0.5, ok_w):.1f}" height="17" fill="{BLUE}"/>'
-            f'<rect x="{label_w + ok_w:.1f}" y="{top + 5}" width="{err_w:.1f}" height="17" fill="{RED}"/>'
-            f'<text class="ops-label" x="{label_w + ok_w + err_w + 6:.1f}" y="{top + 17}">{escape(summary)}</text></g>'
+            f'<text class="ops-label" x="{label_w - 8}" y="{top + 5 + bar_h / 2 + 4:.1f}" text-anchor="end">{escape(r.tool[:22])}</text>'
+            f'<rect x="{label_w}" y="{top + 5}" width="{max(0.5, ok_w):.1f}" height="{bar_h}" fill="{BLUE}"/>'
+            f'<rect x="{label_w + ok_w:.1f}" y="{top + 5}" width="{err_w:.1f}" height="{bar_h}" fill="{RED}"/>'
+            f'<text class="ops-label" x="{label_w + ok_w + err_w + 6:.1f}" y="{top + 5 + bar_h / 2 + 4:.1f}">{escape(summary)}</text></g>'
         )
     parts.append("</svg>")
     legend = _legend([Series("Succeeded", [], BLUE, "bar"), Series("Failed", [], RED, "bar")])

@@ -44,6 +44,7 @@ from django.utils import timezone
 
 from conversations.models import Agent, Conversation, StaffAction, Turn
 from conversations.models.conversation import Status
+from conversations.ops.facts import midnight
 from conversations.ops.models import ToolCallFact, TurnFact
 
 MAX_DAYS = 366
@@ -144,10 +145,6 @@ def clamp_range(start: date, end: date) -> tuple[date, date]:
     return start, end
 
 
-def _midnight(day: date) -> datetime:
-    return timezone.make_aware(datetime.combine(day, datetime.min.time()), timezone.get_default_timezone())
-
-
 def _turn_days(start: date, end: date, by_day: dict[date, DayStats]) -> None:
     rows = (
         TurnFact.objects.filter(day__gte=start, day__lte=end)
@@ -188,7 +185,7 @@ def _handed_off() -> Q:
 
 
 def _conversation_days(start: date, end: date, days: list[DayStats]) -> None:
-    bounds = [_midnight(start + timedelta(days=i)) for i in range(len(days) + 1)]
+    bounds = [midnight(start + timedelta(days=i)) for i in range(len(days) + 1)]
     # Local-day buckets as plain comparisons: portable, and right across DST changes.
     bucket = Case(
         *[When(created_at__lt=bound, then=Value(i)) for i, bound in enumerate(bounds[1:])],

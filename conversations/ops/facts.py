@@ -27,6 +27,11 @@ def local_day(moment: datetime) -> date:
     return moment.astimezone(timezone.get_default_timezone()).date()
 
 
+def midnight(day: date) -> datetime:
+    """The aware moment `day` starts in the site's time zone."""
+    return timezone.make_aware(datetime.combine(day, datetime.min.time()), timezone.get_default_timezone())
+
+
 def _fact_fields(row: dict[str, Any], tools: list[tuple[str, bool]]) -> dict[str, Any]:
     return {
         "conversation_id": row["conversation_id"],

@@ -59,7 +59,7 @@ class ContextFilter(logging.Filter):
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, the context ids, any
-    `extra=` fields, and the traceback when there is one."""
+    plain `extra=` fields (strings, numbers, booleans), and the traceback if any."""
 
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {
@@ -73,7 +73,9 @@ class JsonFormatter(logging.Formatter):
             if value:
                 data[name] = value
         for key, value in vars(record).items():
-            if key not in _STANDARD_ATTRS and key not in data and value is not None:
+            # Plain values only: objects passed as extras (Django passes the request)
+            # would be written as their repr, query strings and all.
+            if key not in _STANDARD_ATTRS and key not in data and isinstance(value, str | int | float | bool):
                 data[key] = value
         if record.exc_info:
             data["exception"] = self.formatException(record.exc_info)

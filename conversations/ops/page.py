@@ -41,8 +41,8 @@ def tiles(data: DashboardData) -> list[dict[str, str]]:
         {
             "label": "Tokens",
             "value": fmt_compact(t.tokens),
-            "sub": f"{fmt_compact(t.input_tokens)} in ({fmt_compact(t.cached_tokens)} cached) · "
-            f"{fmt_compact(t.output_tokens)} out",
+            "sub": f"{fmt_compact(t.input_tokens)} in · {fmt_compact(t.output_tokens)} out · "
+            f"{fmt_pct(t.cached_tokens / t.input_tokens) if t.input_tokens else '–'} cached",
         },
         {
             "label": "Cost",
