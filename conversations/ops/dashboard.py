@@ -3,9 +3,10 @@
 Turn figures come from the narrow `TurnFact` read model, conversation figures from
 `Conversation`. Days are local dates in the site's time zone. Percentiles are exact
 nearest-rank values (the smallest value with at least p% of values at or below it),
-each one an index walk (`ORDER BY ... LIMIT 1 OFFSET k` on `(day, status, value)`), all
-of them sent as one statement of scalar subqueries; this works the same on SQLite and
-PostgreSQL and costs O(k) index steps rather than a sort per day.
+each one an index walk (`ORDER BY ... LIMIT 1 OFFSET k` on `(day, status, value)`,
+walking from the nearer end), all of them sent as one statement of scalar subqueries;
+this works the same on SQLite and PostgreSQL and costs a few index steps per value
+rather than a sort per day.
 
 Definitions shown on the page:
 - failure rate: failed / (completed + failed) turns; cancelled turns are neither;
@@ -13,8 +14,8 @@ Definitions shown on the page:
 - handed off: the conversation reached a person: a handoff by the AI or a budget limit
   (`handoff_reason`), a staff handoff, takeover or reply (`StaffAction`), or it is
   waiting on staff / AI-paused now;
-- resolved without a human: not handed off, at least one completed AI turn, and no
-  customer message whose latest attempt failed.
+- resolved without a human: not handed off, the AI took at least one turn, and no
+  customer message's latest attempt failed (so every message got an AI answer).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from django.db.models import (
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from conversations.models import Agent, Conversation, StaffAction, Turn
+from conversations.models import Agent, Conversation, StaffAction
 from conversations.models.conversation import Status
 from conversations.ops.facts import midnight
 from conversations.ops.models import ToolCallFact, TurnFact
@@ -191,14 +192,13 @@ def _conversation_days(start: date, end: date, days: list[DayStats]) -> None:
         *[When(created_at__lt=bound, then=Value(i)) for i, bound in enumerate(bounds[1:])],
         output_field=IntegerField(),
     )
-    answered = Turn.objects.filter(conversation=OuterRef("pk"), status="completed")
-    # Grouping by the two flags evaluates each (with its subqueries) once per row.
+    # Grouping by the two flags evaluates each (with its subquery) once per row.
     rows = (
         Conversation.objects.filter(created_at__gte=bounds[0], created_at__lt=bounds[-1])
         .annotate(
             bucket=bucket,
             handed_off=ExpressionWrapper(_handed_off(), output_field=BooleanField()),
-            answered=ExpressionWrapper(Q(has_failed_turn=False) & Q(Exists(answered)), output_field=BooleanField()),
+            answered=ExpressionWrapper(Q(has_failed_turn=False) & Q(turn_count__gt=0), output_field=BooleanField()),
         )
         .values("bucket", "handed_off", "answered")
         .annotate(n=Count("pk"))
@@ -229,11 +229,14 @@ def _percentiles(start: date, end: date, days: list[DayStats], totals: DayStats)
                     where, params = f"{day} >= %s AND {day} <= %s", [adapt(start), adapt(end)]
                 else:
                     where, params = f"{day} = %s", [adapt(stats.day)]
+                rank = nearest_rank(count, p)
+                # Walk from whichever end is nearer: p95 is 5% from the top.
+                order, offset = ("ASC", rank - 1) if rank <= count - rank else ("DESC", count - rank)
                 sql = (
                     f"(SELECT {column} FROM {table} WHERE {where} AND {status} = %s AND {column} IS NOT NULL "
-                    f"ORDER BY {column} LIMIT 1 OFFSET %s)"
+                    f"ORDER BY {column} {order} LIMIT 1 OFFSET %s)"
                 )
-                wanted.append((sql, [*params, "completed", nearest_rank(count, p) - 1], stats, attr, p))
+                wanted.append((sql, [*params, "completed", offset], stats, attr, p))
     with connection.cursor() as cursor:
         for i in range(0, len(wanted), SUBQUERIES_PER_STATEMENT):
             chunk = wanted[i : i + SUBQUERIES_PER_STATEMENT]
@@ -268,10 +271,12 @@ def turn_audit_url(turn_id: Any, conversation_id: Any) -> str:
 
 
 def _slowest(start: date, end: date, limit: int = 10) -> list[SlowTurn]:
+    # Bounded by time rather than by day so the planner walks the latency index from the
+    # top (stopping after `limit` rows) instead of sorting the whole range.
     facts = list(
-        TurnFact.objects.filter(day__gte=start, day__lte=end, latency_ms__isnull=False).order_by("-latency_ms")[
-            :limit
-        ]
+        TurnFact.objects.filter(
+            created_at__gte=midnight(start), created_at__lt=midnight(end + timedelta(days=1)), latency_ms__isnull=False
+        ).order_by("-latency_ms")[:limit]
     )
     agents = dict(Agent.objects.filter(pk__in={f.agent_id for f in facts}).values_list("pk", "name"))
     return [

@@ -49,8 +49,15 @@ class TurnFact(models.Model):
 
     class Meta:
         indexes = [
-            # Per-day percentiles: the k-th value of one day is an index walk.
-            models.Index(fields=["day", "status", "latency_ms"], name="ops_fact_day_latency"),
+            # Per-day totals read this index alone (it covers them), and per-day latency
+            # percentiles are a walk along it: the k-th value of one day.
+            models.Index(
+                fields=[
+                    "day", "status", "latency_ms", "ttft_ms", "input_tokens", "cached_tokens",
+                    "output_tokens", "reasoning_tokens", "cost",
+                ],
+                name="ops_fact_day_totals",
+            ),
             models.Index(fields=["day", "status", "ttft_ms"], name="ops_fact_day_ttft"),
             # Range-wide percentiles: walk values in order, the day check stays in the index.
             models.Index(fields=["status", "latency_ms", "day"], name="ops_fact_latency_day"),

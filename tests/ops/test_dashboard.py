@@ -91,7 +91,7 @@ def expected_figures(start, end) -> dict[Any, dict[str, Any]]:
     staff_touched = set(
         StaffAction.objects.filter(action__in=("handoff", "take_over", "reply")).values_list("conversation_id", flat=True)
     )
-    answered = set(Turn.objects.filter(status="completed").values_list("conversation_id", flat=True))
+    took_turns = set(Turn.objects.values_list("conversation_id", flat=True))
     for c in Conversation.objects.all():
         day = day_of(c.created_at)
         if not start <= day <= end:
@@ -100,7 +100,7 @@ def expected_figures(start, end) -> dict[Any, dict[str, Any]]:
         row["conversations"] += 1
         handed = "handoff_reason" in c.metadata or c.ai_paused or c.status == "waiting_on_staff" or c.pk in staff_touched
         row["handed_off"] += handed
-        row["ai_resolved"] += (not handed) and (not c.has_failed_turn) and c.pk in answered
+        row["ai_resolved"] += (not handed) and (not c.has_failed_turn) and c.pk in took_turns
     for day, row in days.items():
         row["cost"] = costs[day]
         row["latency"] = {50: nearest_rank(latency[day], 50), 95: nearest_rank(latency[day], 95)}
