@@ -260,9 +260,7 @@ SUPPORT_PLATFORM = {
     "BUDGET_CONVERSATION_COST_PER_DAY": _env_float("SUPPORT_BUDGET_CONVERSATION_COST_PER_DAY", 0.0),
     "BUDGET_CUSTOMER_TOKENS_PER_DAY": _env_int("SUPPORT_BUDGET_CUSTOMER_TOKENS_PER_DAY", 0),
     "BUDGET_CUSTOMER_COST_PER_DAY": _env_float("SUPPORT_BUDGET_CUSTOMER_COST_PER_DAY", 0.0),
-    "BUDGET_MESSAGE": os.environ.get(
-        "SUPPORT_BUDGET_MESSAGE",
-        "Thanks for your patience. I've passed this conversation to our support team, "
-        "and a person will reply here as soon as possible.",
-    ),
+    "BUDGET_MESSAGE": os.environ.get("SUPPORT_BUDGET_MESSAGE")
+    or "Thanks for your patience. I've passed this conversation to our support team, "
+    "and a person will reply here as soon as possible.",
 }
