@@ -10,7 +10,9 @@ limit it ends the turn without calling the model: the turn completes with one as
 message (`BUDGET_MESSAGE`, a polite "a person will reply"), its `error_code` says
 `budget` and its `error_message` which limit and how much was used, and the conversation
 is handed off (waiting on staff, AI paused, so later messages queue no turns). The turn
-that crosses a limit finishes normally; the next one is stopped.
+that crosses a limit finishes normally; the next one is stopped. A staff member who
+hands the conversation back to the AI has decided it may go on: usage then counts from
+the hand-back (or 24 hours ago, whichever is later), for both scopes.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from conversations.conf import platform_setting
-from conversations.models import Turn
+from conversations.models import StaffAction, Turn
 from conversations.models.message import MessageKind
 from conversations.models.turn import TurnError, TurnStatus
 from conversations.ops.metrics import record_budget_stop
@@ -74,8 +76,16 @@ def budget_check(*, turn: Turn) -> BudgetBreach | None:
     active = [limit for limit in LIMITS if platform_setting(limit[1])]
     if not active:
         return None
-    since = timezone.now() - WINDOW
     conversation = turn.conversation
+    since = timezone.now() - WINDOW
+    handed_back = (
+        StaffAction.objects.filter(conversation=conversation, action="hand_back")
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    if handed_back and handed_back > since:
+        since = handed_back
     recent = Turn.objects.filter(created_at__gte=since).exclude(pk=turn.pk)
     usage: dict[str, tuple[Decimal, Decimal]] = {}
     for name, setting, scope, measure in active:

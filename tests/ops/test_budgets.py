@@ -4,9 +4,10 @@ hand it to staff."""
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth import get_user_model
 
 from conversations.models import Message, Turn
-from conversations.services.conversations import conversation_create
+from conversations.services.conversations import conversation_create, conversation_hand_back
 from conversations.services.messages import message_post
 from tests.conftest import wait_for, wait_turn_finished
 from tests.fake_provider import text
@@ -61,6 +62,14 @@ def test_conversation_token_budget_stops_the_conversation_and_hands_off(default_
     later = message_post(conversation=conversation, text="Hello?")
     assert later.turn is None
     assert len(provider.requests) == 3
+
+    # A person hands it back on purpose: the budget counts afresh from then.
+    staff = get_user_model().objects.create_user("agent-smith", password="pw-12345678", is_staff=True)
+    conversation = conversation_hand_back(conversation=conversation, actor=staff)
+    resumed = Turn.objects.filter(conversation=conversation).order_by("-created_at").first()
+    assert resumed.trigger == "handback"  # "Hello?" was still unanswered
+    assert wait_turn_finished(resumed.id).error_code == ""
+    assert len(provider.requests) == 4
 
 
 def test_customer_cost_budget_spans_their_conversations(default_agent, provider, settings):
