@@ -194,3 +194,22 @@ def test_dashboard_needs_the_view_permission_and_handles_an_empty_range():
     assert b"No finished turns in this range." in empty.content
     bad = client.get("/admin/ops/dashboard/?start=yesterday")
     assert bad.status_code == 200 and b"Dates must look like" in bad.content
+
+
+def test_rebuild_command_restores_the_read_model_from_the_turns():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from conversations.ops.models import ToolCallFact
+
+    generate(turns=60, days=3, seed=2)
+    before = sorted(TurnFact.objects.values_list("turn_id", "status", "latency_ms", "cost", "tool_calls", "day"))
+    tools_before = ToolCallFact.objects.count()
+    TurnFact.objects.all().delete()
+    assert ToolCallFact.objects.count() == 0
+    out = StringIO()
+    call_command("ops_rebuild_facts", stdout=out)
+    assert "Rebuilt facts for 60 finished turns." in out.getvalue()
+    after = sorted(TurnFact.objects.values_list("turn_id", "status", "latency_ms", "cost", "tool_calls", "day"))
+    assert after == before and ToolCallFact.objects.count() == tools_before > 0
