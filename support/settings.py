@@ -8,6 +8,7 @@ documents each variable. The platform's own options live in one namespaced dict,
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from pathlib import Path
@@ -55,6 +56,28 @@ def _env_list(name: str, default: str) -> list[str]:
     return [part.strip() for part in os.environ.get(name, default).split(",") if part.strip()]
 
 
+def _env_prices(name: str) -> dict[str, tuple[str, str, str]]:
+    """Model prices (USD per million tokens) from a JSON object in the environment:
+    {"my-model": [input, cached_input, output]} or {"my-model": {"input": ...,
+    "cached_input": ..., "output": ...}}. Entries add to or replace the built-in table."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return {}
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        table = json.loads(raw)
+        prices = {}
+        for model, value in table.items():
+            if isinstance(value, dict):
+                value = [value["input"], value.get("cached_input", value["input"]), value["output"]]
+            price_in, price_cached, price_out = (str(float(v)) for v in value)
+            prices[str(model)] = (price_in, price_cached, price_out)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ImproperlyConfigured(f"{name} must be a JSON object of model prices: {exc}") from exc
+    return prices
+
+
 def _secret_key() -> str:
     """The key comes from the environment; a development checkout gets one generated once
     and kept under var/ (never committed), so sessions survive restarts."""
@@ -89,10 +112,12 @@ INSTALLED_APPS = [
     "conversations.knowledge",
     "conversations.console",
     "conversations.api",
+    "conversations.ops",
     "tools",
 ]
 
 MIDDLEWARE = [
+    "conversations.ops.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -191,11 +216,23 @@ STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
 LOGIN_URL = "admin:login"
 
+# LOG_FORMAT=json: one JSON object per line with request, conversation and turn ids
+# (conversations/ops/logcontext.py).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "conversations.ops.logcontext.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "conversations.ops.logcontext.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if os.environ.get("LOG_FORMAT", "").lower() == "json" else "plain",
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"httpx2": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
 }
@@ -267,4 +304,16 @@ SUPPORT_PLATFORM = {
     # "provider" = the provider's embeddings endpoint (EMBEDDINGS_MODEL).
     "KNOWLEDGE_EMBEDDINGS": os.environ.get("SUPPORT_KNOWLEDGE_EMBEDDINGS", ""),
     "EMBEDDINGS_MODEL": os.environ.get("SUPPORT_EMBEDDINGS_MODEL", "text-embedding-3-small"),
+    # Operations (conversations/ops/): prices add to conversations/agent/pricing.py's table.
+    "PRICES": _env_prices("SUPPORT_PRICES_JSON"),
+    "METRICS_ALLOWED_IPS": _env_list("SUPPORT_METRICS_ALLOWED_IPS", "127.0.0.0/8,::1"),
+    "METRICS_TOKEN": os.environ.get("SUPPORT_METRICS_TOKEN", ""),
+    # Budgets over the last 24 hours; 0 turns a limit off. Tokens are input + output.
+    "BUDGET_CONVERSATION_TOKENS_PER_DAY": _env_int("SUPPORT_BUDGET_CONVERSATION_TOKENS_PER_DAY", 0),
+    "BUDGET_CONVERSATION_COST_PER_DAY": _env_float("SUPPORT_BUDGET_CONVERSATION_COST_PER_DAY", 0.0),
+    "BUDGET_CUSTOMER_TOKENS_PER_DAY": _env_int("SUPPORT_BUDGET_CUSTOMER_TOKENS_PER_DAY", 0),
+    "BUDGET_CUSTOMER_COST_PER_DAY": _env_float("SUPPORT_BUDGET_CUSTOMER_COST_PER_DAY", 0.0),
+    "BUDGET_MESSAGE": os.environ.get("SUPPORT_BUDGET_MESSAGE")
+    or "Thanks for your patience. I've passed this conversation to our support team, "
+    "and a person will reply here as soon as possible.",
 }

@@ -7,6 +7,7 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("conversations.api.urls")),
+    path("", include("conversations.ops.urls")),
 ]
 # With DEBUG on, daphne serves the admin's and the console's static files itself (empty
 # when DEBUG is off: production serves collected static files in front of daphne).

@@ -15,10 +15,12 @@ exceptions all become a `function_call_output` text the model can recover from.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import json
 import logging
 import re
+import time
 import types
 import typing
 from collections.abc import Awaitable, Callable
@@ -227,7 +229,9 @@ async def _run_one(
             result = await asyncio.wait_for(tool_obj.function(context, **arguments), timeout)
         else:
             loop = asyncio.get_running_loop()
-            future = loop.run_in_executor(executor, lambda: tool_obj.function(context, **arguments))
+            # Run in a copy of this context so the tool's log lines carry the turn's ids.
+            call = contextvars.copy_context().run
+            future = loop.run_in_executor(executor, call, lambda: tool_obj.function(context, **arguments))
             result = await asyncio.wait_for(future, timeout)
     except TimeoutError:
         return ToolCallResult(call_id, name, f"Error: {name} did not finish within {timeout:g} seconds.", False)
@@ -254,10 +258,14 @@ async def execute_calls(
     threads that serve the database or the event loop, so a slow tool in one
     conversation delays nobody else. A timed-out synchronous tool cannot be killed: its
     thread finishes in the background and its late result is discarded."""
+    from conversations.ops.metrics import record_tool_call
+
     allowed_set = set(allowed)
 
     async def run(call: dict[str, Any]) -> ToolCallResult:
+        started = time.monotonic()
         result = await _run_one(call, context, allowed_set, executor, default_timeout)
+        record_tool_call(result, time.monotonic() - started)
         if on_done is not None:
             await on_done(result)
         return result

@@ -37,6 +37,8 @@ from conversations.agent.sources import attach_sources
 from conversations.conf import platform_setting
 from conversations.models.message import MessageKind
 from conversations.models.turn import TurnError
+from conversations.ops.budgets import budget_enforce, budgets_active
+from conversations.ops.logcontext import bind_log_context
 from conversations.services import turns as turn_services
 from tools.registry import execute_calls
 
@@ -83,6 +85,10 @@ async def run_turn(plan: turn_plan.TurnPlan, *, engine: Any) -> None:
         plan.conversation_id,
         turn_started_event(plan.turn, model_label=model_label(plan.model, plan.agent)),
     )
+    bind_log_context(turn_id=turn_id, conversation_id=plan.conversation_id)
+    # Over a budget limit the turn ends here with a polite message and a handoff.
+    if budgets_active() and await engine.db(budget_enforce, plan=plan, owner=owner):
+        return
 
     lease = LeaseKeeper(engine, turn_id, owner)
     work = asyncio.create_task(_rounds(plan, progress, engine))

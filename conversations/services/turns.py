@@ -34,6 +34,7 @@ from conversations.errors import Conflict
 from conversations.models import Conversation, Message, StaffAction, Turn
 from conversations.models.message import MessageKind
 from conversations.models.turn import TurnError, TurnStatus, TurnTrigger
+from conversations.ops.recording import record_turn_finished
 from conversations.services.items import ITEM_COUNTER_FIELDS, conversation_lock, items_append
 
 ORPHAN_GRACE_SECONDS = 3
@@ -116,6 +117,7 @@ def turn_claim(*, conversation_id: Any, owner: str, check_first: bool = True) ->
                 return None
             _flag_failed(conversation_id)
             _set(turn, fields)
+            record_turn_finished(turn)
             engine.publish_on_commit(conversation_id, turn_failed_event(turn))
         waiting = [t for t in turns if t.status == TurnStatus.QUEUED]
         if not waiting:
@@ -220,6 +222,7 @@ def turn_complete(
             locked=True,
             save=False,
         )
+        record_turn_finished(turn)
         changed = [*ITEM_COUNTER_FIELDS, *_add_totals(conversation, audit)]
         if conversation.has_failed_turn:  # this answer may settle an earlier failure
             conversation.has_failed_turn = conversation_has_failed_turn(conversation.pk)
@@ -246,6 +249,7 @@ def turn_fail(
         turn = _finish_owned(turn_id, owner, conversation.pk, fields)
         if turn is None:
             return False
+        record_turn_finished(turn)
         conversation.has_failed_turn = True
         conversation.save(update_fields=[*_add_totals(conversation, audit), "has_failed_turn"])
         engine.publish_on_commit(conversation.pk, turn_failed_event(turn))
@@ -259,6 +263,7 @@ def turn_mark_cancelled(*, turn: Turn, reason: str) -> None:
     turn.finished_at = timezone.now()
     turn.lease_expires_at = None
     turn.save(update_fields=["status", "error_message", "finished_at", "lease_expires_at"])
+    record_turn_finished(turn)
     engine.publish_on_commit(turn.conversation_id, turn_cancelled_event(turn))
 
 
@@ -277,6 +282,7 @@ def turn_finish_cancelled(
         turn = _finish_owned(turn_id, owner, conversation.pk, fields)
         if turn is None:
             return False
+        record_turn_finished(turn)
         conversation.save(update_fields=_add_totals(conversation, audit))
         engine.publish_on_commit(conversation.pk, turn_cancelled_event(turn))
     return True
@@ -397,7 +403,9 @@ def turns_expire_leases() -> list[Turn]:
             if not Turn.objects.filter(pk=pk, status=TurnStatus.RUNNING, lease_expires_at__lt=now).update(**fields):
                 continue
             _flag_failed(conversation_id)
-            expired.append(_set(Turn.objects.get(pk=pk), fields))
+            turn = _set(Turn.objects.get(pk=pk), fields)
+            record_turn_finished(turn)
+            expired.append(turn)
     return expired
 
 
