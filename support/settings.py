@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "conversations",
     "tools",
+    "conversations.importers",
 ]
 
 MIDDLEWARE = [

@@ -31,16 +31,23 @@ def item_token_count(*, kind: str, text: str = "", arguments: str = "", model: s
 
 
 def items_append(
-    *, conversation: Conversation, items: list[dict[str, Any]], model: str | None = None
+    *,
+    conversation: Conversation,
+    items: list[dict[str, Any]],
+    model: str | None = None,
+    already_locked: bool = False,
 ) -> list[Message]:
     """Append several items in order under one lock. Each dict holds Message fields.
 
     Precondition: inside `transaction.atomic()`; `conversation` should be the locked row
-    from `conversation_lock` (it is re-locked otherwise).
+    from `conversation_lock` (it is re-locked otherwise). `already_locked=True` says the caller
+    already holds that lock on this very row object (it locked or created the row in
+    the current transaction), which saves the re-lock query; bulk writers such as the
+    importer append to thousands of conversations and pay that query on each.
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("items_append must run inside a transaction")
-    locked = conversation_lock(conversation.pk)
+    locked = conversation if already_locked else conversation_lock(conversation.pk)
     model = model or locked.agent.model or "gpt-4o"
     now = timezone.now()
     messages = []
