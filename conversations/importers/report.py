@@ -18,6 +18,10 @@ from django.utils import timezone
 from conversations.importers.records import AgentPlan, Problem
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 class ImportReport:
     def __init__(self, *, source: str, dry_run: bool) -> None:
         self.source = source
@@ -90,9 +94,9 @@ class ImportReport:
         entry["items"] = items
         would = "would be " if self.dry_run else ""
         entry["reason"] = (
-            f"new conversation, {messages} messages {would}imported"
+            f"new conversation, {plural(messages, 'message')} {would}imported"
             if status == "created"
-            else f"{messages} new messages {would}imported"
+            else f"{plural(messages, 'new message')} {would}imported"
         )
         self.imported.append(entry)
         self.counts[f"conversations_{status}"] += 1

@@ -21,7 +21,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from conversations.importers.api import AssistantsApi
 from conversations.importers.mapping import customer_map_read
-from conversations.importers.report import Progress
+from conversations.importers.report import Progress, plural
 from conversations.importers.service import (
     ImportOptions,
     conversations_import_api,
@@ -93,8 +93,8 @@ class Command(BaseCommand):
         summary = report.as_dict()["summary"]
         self.stderr.write(
             ("Dry run: " if report.dry_run else "")
-            + f"{summary['conversations_created']} conversations created, "
-            f"{summary['conversations_updated']} updated, {summary['messages_imported']} messages, "
+            + f"{plural(summary['conversations_created'], 'conversation')} created, "
+            f"{summary['conversations_updated']} updated, {plural(summary['messages_imported'], 'message')}, "
             f"{summary['skipped']} skipped, {summary['failed']} failed in {report.seconds:.1f}s."
         )
         if report.interrupted:
