@@ -10,7 +10,9 @@ writers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import queue
+import threading
+from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +21,7 @@ from typing import Any, BinaryIO
 from conversations.errors import NotFound
 from conversations.importers.api import AssistantsApi, SourceError
 from conversations.importers.assistants_format import assistant_plan
-from conversations.importers.files import files_read
+from conversations.importers.files import ThreadLoader, files_read
 from conversations.importers.mapping import CustomerMap
 from conversations.importers.models import ImportedAssistant, ImportSource
 from conversations.importers.records import Customer, Problem, ThreadRecord
@@ -128,6 +130,58 @@ class _Importer:
         self.progress.advance()
 
 
+class _ReadAhead:
+    """Reads and maps the next conversations on a helper thread while the calling thread
+    writes. Database drivers release the GIL while the database works, so reading the
+    files overlaps with the writes instead of waiting for them. Bounded: at most `depth`
+    conversations are held in memory."""
+
+    _DONE = object()
+
+    def __init__(self, loaders: list[tuple[str, str, ThreadLoader]], depth: int = 32) -> None:
+        self._loaders = loaders
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="import-read-ahead", daemon=True)
+
+    def _put(self, value: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(value, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            for source, external_id, load in self._loaders:
+                record, problems = load()
+                if not self._put((source, external_id, record, problems)):
+                    return
+        except BaseException as exc:  # handed to the writing thread, which re-raises it
+            self._put(exc)
+            return
+        self._put(self._DONE)
+
+    def __enter__(self) -> Iterator[tuple[str, str, ThreadRecord, list[Problem]]]:
+        self._thread.start()
+        return self._items()
+
+    def _items(self) -> Iterator[tuple[str, str, ThreadRecord, list[Problem]]]:
+        while True:
+            value = self._queue.get()
+            if value is self._DONE:
+                return
+            if isinstance(value, BaseException):
+                raise value
+            yield value
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
 def conversations_import_files(*, paths: list[str | Path], options: ImportOptions) -> ImportReport:
     """Import Assistants exports and Chat Completions JSONL files."""
     report = ImportReport(source="files", dry_run=options.dry_run)
@@ -146,9 +200,9 @@ def conversations_import_files(*, paths: list[str | Path], options: ImportOption
             source: stored_cursors(source, [tid for s, tid, _ in contents.threads if s == source])
             for source in ImportSource.values
         }
-        for source, external_id, load in contents.threads:
-            record, problems = load()
-            importer.thread(record, problems, known_new=external_id not in stored[source])
+        with _ReadAhead(contents.threads) as loaded:
+            for source, external_id, record, problems in loaded:
+                importer.thread(record, problems, known_new=external_id not in stored[source])
     except KeyboardInterrupt:
         report.interrupted = True
     finally:

@@ -207,3 +207,20 @@ def test_the_report_can_go_to_a_file(tmp_path, demo):
     assert report["summary"]["conversations_created"] == 1
     assert out.getvalue() == ""
     assert "1 conversation created" in err.getvalue()
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_progress_bar_is_drawn_only_on_a_terminal(tmp_path, demo):
+    path = tmp_path / "chats.jsonl"
+    path.write_text("\n".join(_chat_lines()) + "\n")
+    terminal, pipe = _Terminal(), io.StringIO()
+
+    call_command("import_conversations", str(path), stdout=io.StringIO(), stderr=terminal)
+    call_command("import_conversations", str(path), stdout=io.StringIO(), stderr=pipe)
+
+    assert "\r[" in terminal.getvalue() and "2/2 conversations" in terminal.getvalue()
+    assert "\r" not in pipe.getvalue()

@@ -11,13 +11,15 @@ first import and for an idempotent re-run. Runs against the configured database
 from __future__ import annotations
 
 import json
+import os
 import random
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 
 from conversations.importers.models import ImportedConversation
@@ -84,25 +86,30 @@ class Command(BaseCommand):
         parser.add_argument("--messages", type=int, default=100_000)
         parser.add_argument("--per-conversation", type=int, default=20)
         parser.add_argument("--format", choices=["chat", "assistants", "both"], default="both")
+        parser.add_argument("--repeat", type=int, default=1, help="Runs per format (a row each).")
         parser.add_argument("--keep", action="store_true", help="Keep the imported conversations.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         agent, _ = Agent.objects.get_or_create(name=AGENT_NAME, defaults={"model": "gpt-4o-mini"})
         formats = ["chat", "assistants"] if options["format"] == "both" else [options["format"]]
-        vendor = connection.vendor
-        self.stdout.write(f"database: {vendor} ({connection.settings_dict['NAME']})")
+        load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+        self.stdout.write(
+            f"database: {connection.vendor} ({connection.settings_dict['NAME']}), {os.cpu_count()} CPUs, "
+            f"load average {load}, DEBUG={settings.DEBUG}"
+        )
         self.stdout.write(
             f"{'format':<11}{'messages':>10}{'conversations':>15}{'seconds':>9}{'msg/s':>9}"
             f"{'cpu s':>8}{'msg/cpu-s':>11}{'re-run s':>10}{'re-run msg/s':>14}"
         )
-        for name in formats:
+        for name in formats * options["repeat"]:
             self._clean()
             with tempfile.TemporaryDirectory() as tmp:
                 path = self._generate(Path(tmp), name, options["messages"], options["per_conversation"])
                 first = self._run(path, agent)
                 again = self._run(path, agent)
             summary = first["summary"]
-            assert again["summary"]["messages_imported"] == 0, "a re-run imported messages again"
+            if again["summary"]["messages_imported"]:
+                raise CommandError("A re-run imported messages again.")
             self.stdout.write(
                 f"{name:<11}{summary['messages_imported']:>10,}{summary['conversations_created']:>15,}"
                 f"{first['seconds']:>9.2f}{summary['messages_imported'] / first['seconds']:>9,.0f}"
@@ -133,7 +140,7 @@ class Command(BaseCommand):
         # CPU time of this process only (on PostgreSQL the server's work is not in it).
         result["cpu"] = time.process_time() - cpu
         if result["failed"]:
-            raise RuntimeError(f"benchmark import failed: {result['failed'][:3]}")
+            raise CommandError(f"The benchmark import failed: {result['failed'][:3]}")
         return result
 
     def _clean(self) -> None:
