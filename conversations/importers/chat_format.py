@@ -43,6 +43,8 @@ def conversation_key(line: dict[str, Any]) -> str:
     key = line.get("conversation_id") or line.get("customer_id")
     if key is None or key == "" or isinstance(key, dict | list | bool):
         raise ValueError("needs a conversation_id or customer_id")
+    if len(str(key)) > 255:
+        raise ValueError("conversation_id is longer than 255 characters")
     return str(key)
 
 
@@ -86,7 +88,7 @@ class ChatThreadBuilder:
     def _external_id(self, message: dict[str, Any]) -> str:
         given = message.get("id")
         if isinstance(given, str | int) and not isinstance(given, bool) and str(given):
-            return str(given)[:255]
+            return str(given)[:200]
         digest = hashlib.blake2b(
             json.dumps(
                 [message.get("role"), message.get("content"), message.get("tool_calls"),

@@ -76,8 +76,8 @@ class _AssistantsExport:
             self.assistants[ident] = obj
             return
         thread_id = ident if kind == "thread" else obj.get("thread_id")
-        if not isinstance(thread_id, str) or not thread_id:
-            problems.append(Problem("line", ident, f"{kind} without a thread_id", line, file))
+        if not isinstance(thread_id, str) or not thread_id or len(thread_id) > 255:
+            problems.append(Problem("line", ident, f"{kind} without a usable thread_id", line, file))
             return
         self.origins.setdefault(thread_id, file)
         if kind == "thread":

@@ -31,9 +31,10 @@ class CustomerMap:
     def add(self, row: dict[str, Any], line: int | None, file: str) -> None:
         customer_id = _text(row.get("customer_id"))
         thread_id = _text(row.get("thread_id") or row.get("conversation_id"))
-        if not customer_id or not thread_id:
+        if not customer_id or not thread_id or len(thread_id) > 255:
             self.problems.append(
-                Problem("mapping", thread_id or customer_id or "?", "needs a customer_id and a thread_id", line, file)
+                Problem("mapping", thread_id[:255] or customer_id or "?",
+                        "needs a customer_id and a thread_id (at most 255 characters)", line, file)
             )
             return
         if thread_id in self.customers:

@@ -41,8 +41,10 @@ class ItemRecord:
     message_key: str = ""
 
     def fields(self) -> dict[str, Any]:
-        """The `Message` fields `items_append` takes."""
-        values: dict[str, Any] = {"kind": self.kind, "text": self.text, "external_id": self.external_id}
+        """The `Message` fields `items_append` takes. NUL characters, which PostgreSQL
+        refuses in text, are dropped."""
+        text = self.text.replace("\x00", "") if "\x00" in self.text else self.text
+        values: dict[str, Any] = {"kind": self.kind, "text": text, "external_id": self.external_id}
         if self.created_at is not None:
             values["created_at"] = self.created_at
         if self.tool_name:
@@ -50,7 +52,7 @@ class ItemRecord:
         if self.call_id:
             values["call_id"] = self.call_id
         if self.arguments:
-            values["tool_arguments"] = self.arguments
+            values["tool_arguments"] = self.arguments.replace("\x00", "")
         if self.metadata:
             values["metadata"] = self.metadata
         return values

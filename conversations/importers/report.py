@@ -84,10 +84,10 @@ class ImportReport:
             "customer_id": customer_id,
         }
         self.notes.update(notes)
-        if status == "unchanged":
-            entry["reason"] = "already imported, nothing new"
+        if status in ("unchanged", "empty"):
+            entry["reason"] = "already imported, nothing new" if status == "unchanged" else "no messages to import"
             self.skipped.append(entry)
-            self.counts["conversations_unchanged"] += 1
+            self.counts[f"conversations_{status}"] += 1
             return
         self.placeholders.update(placeholders)
         entry["messages"] = messages

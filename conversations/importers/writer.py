@@ -25,7 +25,7 @@ from conversations.services.items import conversation_lock, items_append
 
 @dataclass(frozen=True)
 class ThreadOutcome:
-    status: str  # "created", "updated" or "unchanged"
+    status: str  # "created", "updated", "unchanged", or "empty" (nothing to create it with)
     conversation_id: str  # empty in a dry run that would create it
     items: int  # items written (or that would be)
     messages: int  # source messages among them
@@ -109,6 +109,8 @@ def _thread_import(
         .first()
     )
     if link is None:
+        if not items:
+            return ThreadOutcome("empty", "", 0, 0)
         if dry_run:
             return ThreadOutcome("created", "", len(items), _message_count(items))
         with transaction.atomic():

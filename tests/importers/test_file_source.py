@@ -224,3 +224,22 @@ def test_a_progress_bar_is_drawn_only_on_a_terminal(tmp_path, demo):
 
     assert "\r[" in terminal.getvalue() and "2/2 conversations" in terminal.getvalue()
     assert "\r" not in pipe.getvalue()
+
+
+def test_unusable_values_are_cleaned_or_reported(tmp_path, demo):
+    lines = [
+        {"conversation_id": "x" * 256, "role": "user", "content": "a key too long to keep"},
+        {"conversation_id": "c-nul", "customer_id": "u", "role": "user", "content": "a\u0000b"},
+        {"conversation_id": "c-empty", "customer_id": "u", "role": "system", "content": "only instructions"},
+    ]
+    path = tmp_path / "odd.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+    report = run_import(str(path))
+
+    (failure,) = report["failed"]
+    assert failure["line"] == 1 and "255" in failure["reason"]
+    assert _items("c-nul") == [("user", "ab", "", "")]  # PostgreSQL refuses NUL in text
+    (skipped,) = report["skipped"]
+    assert (skipped["id"], skipped["reason"]) == ("c-empty", "no messages to import")
+    assert not Conversation.objects.filter(external_id="c-empty").exists()
