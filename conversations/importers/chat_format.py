@@ -5,6 +5,7 @@ Two line shapes are accepted, keyed by `conversation_id` (or `customer_id` when 
 the only key):
   {"conversation_id": "c1", "customer_id": "u1", "role": "user", "content": "hi", "created_at": 1700000000}
   {"conversation_id": "c1", "customer_id": "u1", "messages": [{"role": "user", ...}, ...]}
+(a message may also sit under a `"message"` key of its line).
 
 Messages keep their file order. `user` and `assistant` text is kept; image, audio and
 file parts become described placeholders. An assistant's `tool_calls` become function

@@ -170,7 +170,7 @@ class _ChatIndex:
                 for position, message in messages:
                     try:
                         builder.add(message)
-                    except ValueError as exc:
+                    except (ValueError, TypeError, AttributeError) as exc:
                         where = f"messages[{position}]: " if position is not None else ""
                         problems.append(Problem("line", key, f"{where}{exc}", number, name))
             record.origin = ", ".join(origins)

@@ -52,6 +52,7 @@ class _Importer:
         self.progress = options.progress or Progress(enabled=False)
         self._agents: dict[str, Agent | None] = {}
         self._fallback: Agent | None = None
+        self._would_create: set[str] = set()
         self._tool_names = set(registry())
 
     def assistants(self, objects: Iterable[dict[str, Any]]) -> None:
@@ -63,9 +64,13 @@ class _Importer:
                 continue
             status, agent = agent_import(plan, dry_run=self.options.dry_run)
             self._agents[plan.assistant_id] = agent
+            if agent is None:  # a dry run: its threads would go to the agent it would create
+                self._would_create.add(plan.assistant_id)
             self.report.agent(plan, status, agent.pk if agent else None)
 
     def _agent_for(self, record: ThreadRecord) -> Agent | None:
+        if record.assistant_id in self._would_create:
+            return None
         if record.assistant_id:
             if record.assistant_id not in self._agents:
                 link = ImportedAssistant.objects.select_related("agent").filter(
