@@ -26,7 +26,7 @@ from conversations.importers.mapping import CustomerMap
 from conversations.importers.models import ImportedAssistant, ImportSource
 from conversations.importers.records import Customer, Problem, ThreadRecord
 from conversations.importers.report import ImportReport, Progress
-from conversations.importers.writer import agent_import, stored_cursors, thread_import
+from conversations.importers.writer import StoredLink, agent_import, stored_links, thread_import
 from conversations.models import Agent
 from conversations.models.conversation import CustomerKind
 from conversations.services.conversations import agent_default
@@ -101,14 +101,14 @@ class _Importer:
         record.notes["conversations with no known customer (kept under the thread id)"] += 1
         return Customer(customer_id=record.external_id[:255], kind=CustomerKind.VISITOR)
 
-    def thread(self, record: ThreadRecord, problems: Iterable[Problem] = (), *, known_new: bool = False) -> None:
+    def thread(self, record: ThreadRecord, problems: Iterable[Problem] = (), *, link: StoredLink | None) -> None:
         for problem in problems:
             self.report.problem(problem)
         try:
             agent = self._agent_for(record)
             customer = self._customer_for(record)
             outcome = thread_import(
-                record, agent=agent, customer=customer, dry_run=self.options.dry_run, known_new=known_new
+                record, agent=agent, customer=customer, dry_run=self.options.dry_run, link=link
             )
         except NotFound as exc:
             self.report.problem(Problem("thread", record.external_id, exc.message))
@@ -202,12 +202,12 @@ def conversations_import_files(*, paths: list[str | Path], options: ImportOption
         importer.assistants(contents.assistants)
         importer.progress.start(len(contents.threads))
         stored = {
-            source: stored_cursors(source, [tid for s, tid, _ in contents.threads if s == source])
+            source: stored_links(source, [tid for s, tid, _ in contents.threads if s == source])
             for source in ImportSource.values
         }
         with _ReadAhead(contents.threads) as loaded:
             for source, external_id, record, problems in loaded:
-                importer.thread(record, problems, known_new=external_id not in stored[source])
+                importer.thread(record, problems, link=stored[source].get(external_id))
     except KeyboardInterrupt:
         report.interrupted = True
     finally:
@@ -236,7 +236,7 @@ def conversations_import_api(
             report.problem(Problem("assistant", assistant_id, str(exc)))
     importer.assistants(fetched)
     thread_ids = list(customers.customers)
-    cursors = stored_cursors(ImportSource.ASSISTANTS, thread_ids)
+    links = stored_links(ImportSource.ASSISTANTS, thread_ids)
     importer.progress.start(len(thread_ids))
     pool = ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="import")
     pending: set[Future[ThreadRecord | Problem]] = set()
@@ -247,7 +247,8 @@ def conversations_import_api(
                 thread_id = next(queue, None)
                 if thread_id is None:
                     break
-                pending.add(pool.submit(api.thread, thread_id, cursors.get(thread_id, "")))
+                link = links.get(thread_id)
+                pending.add(pool.submit(api.thread, thread_id, link.cursor if link else ""))
             if not pending:
                 break
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -256,7 +257,7 @@ def conversations_import_api(
                 if isinstance(result, Problem):
                     importer.failed_thread(result)
                 else:
-                    importer.thread(result, known_new=result.external_id not in cursors)
+                    importer.thread(result, link=links.get(result.external_id))
     except KeyboardInterrupt:
         report.interrupted = True
     finally:

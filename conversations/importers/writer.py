@@ -78,36 +78,56 @@ def _message_count(items: list[ItemRecord]) -> int:
     return len({item.message_key for item in items if item.message_key})
 
 
+@dataclass(frozen=True)
+class StoredLink:
+    """An already-imported thread: where it went and what the last import saw."""
+
+    pk: int
+    conversation_id: Any
+    cursor: str
+    metadata: dict[str, Any]
+
+
+def stored_links(source: str, external_ids: list[str]) -> dict[str, StoredLink]:
+    """The links of the already-imported threads among `external_ids`, in a few queries."""
+    links: dict[str, StoredLink] = {}
+    for start in range(0, len(external_ids), 500):
+        rows = ImportedConversation.objects.filter(
+            source=source, external_id__in=external_ids[start : start + 500]
+        ).values_list("external_id", "pk", "conversation_id", "cursor", "conversation__metadata")
+        for external_id, pk, conversation_id, cursor, metadata in rows:
+            links[external_id] = StoredLink(pk, conversation_id, cursor, metadata or {})
+    return links
+
+
+_LOOK_UP = object()
+
+
 def thread_import(
     record: ThreadRecord,
     *,
     agent: Agent | None,
     customer: Customer,
     dry_run: bool = False,
-    known_new: bool = False,
+    link: Any = _LOOK_UP,
 ) -> ThreadOutcome:
     """Bring one thread in (see the module docstring). Safe to call again with the same
     or a longer record, and from concurrent runs (the link's unique key decides).
-    `known_new` skips looking for the link when the caller just looked (in bulk)."""
+    `link` is the thread's `StoredLink` (or None) when the caller looked it up in bulk."""
     try:
-        return _thread_import(record, agent=agent, customer=customer, dry_run=dry_run, known_new=known_new)
+        return _thread_import(record, agent=agent, customer=customer, dry_run=dry_run, link=link)
     except IntegrityError:
         # Another run created this conversation between our read and our insert; its
         # transaction won and ours rolled back whole. Now we find its link.
-        return _thread_import(record, agent=agent, customer=customer, dry_run=dry_run, known_new=False)
+        return _thread_import(record, agent=agent, customer=customer, dry_run=dry_run, link=_LOOK_UP)
 
 
 def _thread_import(
-    record: ThreadRecord, *, agent: Agent | None, customer: Customer, dry_run: bool, known_new: bool
+    record: ThreadRecord, *, agent: Agent | None, customer: Customer, dry_run: bool, link: Any
 ) -> ThreadOutcome:
     items = _unique(record.items)
-    link = (
-        None
-        if known_new
-        else ImportedConversation.objects.filter(source=record.source, external_id=record.external_id)
-        .only("id", "conversation_id", "cursor")
-        .first()
-    )
+    if link is _LOOK_UP:
+        link = stored_links(record.source, [record.external_id]).get(record.external_id)
     if link is None:
         if not items:
             return ThreadOutcome("empty", "", 0, 0)
@@ -117,12 +137,12 @@ def _thread_import(
             _relax_commit()
             return _conversation_create(record, items, agent=agent, customer=customer)
     # Look before locking: a re-run over unchanged threads then writes nothing at all.
-    current = Conversation.objects.only("id", "metadata").get(pk=link.conversation_id)
-    new = _new_items(current.pk, items)
-    merged = {**current.metadata, **record.metadata}
+    new = _new_items(link.conversation_id, items)
     cursor_moved = bool(record.cursor) and record.cursor != link.cursor
-    if dry_run or not (new or merged != current.metadata or cursor_moved):
-        return ThreadOutcome("updated" if new else "unchanged", str(current.pk), len(new), _message_count(new))
+    metadata_changed = {**link.metadata, **record.metadata} != link.metadata
+    if dry_run or not (new or metadata_changed or cursor_moved):
+        status = "updated" if new else "unchanged"
+        return ThreadOutcome(status, str(link.conversation_id), len(new), _message_count(new))
     with transaction.atomic():
         _relax_commit()
         conversation = conversation_lock(link.conversation_id)
@@ -194,16 +214,3 @@ def _origin(record: ThreadRecord) -> dict[str, Any]:
     if record.origin:
         origin["origin"] = record.origin
     return origin
-
-
-def stored_cursors(source: str, external_ids: list[str]) -> dict[str, str]:
-    """The cursor of each already-imported thread among `external_ids`."""
-    cursors: dict[str, str] = {}
-    for start in range(0, len(external_ids), 500):
-        chunk = external_ids[start : start + 500]
-        cursors.update(
-            ImportedConversation.objects.filter(source=source, external_id__in=chunk).values_list(
-                "external_id", "cursor"
-            )
-        )
-    return cursors
