@@ -10,9 +10,7 @@ writers.
 
 from __future__ import annotations
 
-import queue
-import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +19,19 @@ from typing import Any, BinaryIO
 from conversations.errors import NotFound
 from conversations.importers.api import AssistantsApi, SourceError
 from conversations.importers.assistants_format import assistant_plan
-from conversations.importers.files import ThreadLoader, files_read
+from conversations.importers.files import files_read
 from conversations.importers.mapping import CustomerMap
 from conversations.importers.models import ImportedAssistant, ImportSource
+from conversations.importers.pipeline import ReadAhead, WriterPool
 from conversations.importers.records import Customer, Problem, ThreadRecord
 from conversations.importers.report import ImportReport, Progress
-from conversations.importers.writer import StoredLink, agent_import, stored_links, thread_import
+from conversations.importers.writer import (
+    StoredLink,
+    ThreadOutcome,
+    agent_import,
+    stored_links,
+    thread_import,
+)
 from conversations.models import Agent
 from conversations.models.conversation import CustomerKind
 from conversations.services.conversations import agent_default
@@ -36,12 +41,31 @@ from tools.registry import registry
 _CUSTOMER_KEYS = ("customer_id", "user_id", "user")
 
 
+@dataclass(frozen=True)
+class _Job:
+    record: ThreadRecord
+    agent: Agent | None
+    customer: Customer
+    link: StoredLink | None
+    dry_run: bool
+
+
+def _write(job: _Job) -> ThreadOutcome | Exception:
+    """Write one conversation; any failure comes back as the value (one bad conversation
+    must not stop the rest). Runs on writer threads."""
+    try:
+        return thread_import(job.record, agent=job.agent, customer=job.customer, dry_run=job.dry_run, link=job.link)
+    except Exception as exc:
+        return exc
+
+
 @dataclass
 class ImportOptions:
     dry_run: bool = False
     agent_name: str = ""  # agent for threads whose assistant was not imported
     customers: CustomerMap | None = None
-    concurrency: int = 4
+    concurrency: int = 4  # API threads fetched at once
+    writers: int = 1  # conversations written at once (files; worth 2 or more on PostgreSQL only)
     progress: Progress | None = None
 
 
@@ -101,21 +125,23 @@ class _Importer:
         record.notes["conversations with no known customer (kept under the thread id)"] += 1
         return Customer(customer_id=record.external_id[:255], kind=CustomerKind.VISITOR)
 
-    def thread(self, record: ThreadRecord, problems: Iterable[Problem] = (), *, link: StoredLink | None) -> None:
+    def prepare(self, record: ThreadRecord, problems: Iterable[Problem], link: StoredLink | None) -> _Job | None:
+        """Report the record's problems and decide its agent and customer (the calling
+        thread's work); None when it cannot be imported (reported)."""
         for problem in problems:
             self.report.problem(problem)
         try:
-            agent = self._agent_for(record)
-            customer = self._customer_for(record)
-            outcome = thread_import(
-                record, agent=agent, customer=customer, dry_run=self.options.dry_run, link=link
-            )
+            return _Job(record, self._agent_for(record), self._customer_for(record), link, self.options.dry_run)
         except NotFound as exc:
             self.report.problem(Problem("thread", record.external_id, exc.message))
             self.progress.advance()
-            return
-        except Exception as exc:
-            self.report.problem(Problem("thread", record.external_id, f"not imported: {type(exc).__name__}: {exc}"))
+            return None
+
+    def finish(self, job: _Job, outcome: ThreadOutcome | Exception) -> None:
+        record = job.record
+        if isinstance(outcome, Exception):
+            reason = f"not imported: {type(outcome).__name__}: {outcome}"
+            self.report.problem(Problem("thread", record.external_id, reason))
             self.progress.advance()
             return
         self.report.conversation(
@@ -124,67 +150,21 @@ class _Importer:
             conversation_id=outcome.conversation_id,
             items=outcome.items,
             messages=outcome.messages,
-            customer_id=customer.customer_id,
+            customer_id=job.customer.customer_id,
             placeholders=record.placeholders,
             notes=record.notes,
         )
         self.progress.advance(outcome.messages)
 
+    def thread(self, record: ThreadRecord, problems: Iterable[Problem] = (), *, link: StoredLink | None) -> None:
+        """Import one thread on the calling thread."""
+        job = self.prepare(record, problems, link)
+        if job is not None:
+            self.finish(job, _write(job))
+
     def failed_thread(self, problem: Problem) -> None:
         self.report.problem(problem)
         self.progress.advance()
-
-
-class _ReadAhead:
-    """Reads and maps the next conversations on a helper thread while the calling thread
-    writes. Database drivers release the GIL while the database works, so reading the
-    files overlaps with the writes instead of waiting for them. Bounded: at most `depth`
-    conversations are held in memory."""
-
-    _DONE = object()
-
-    def __init__(self, loaders: list[tuple[str, str, ThreadLoader]], depth: int = 32) -> None:
-        self._loaders = loaders
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="import-read-ahead", daemon=True)
-
-    def _put(self, value: Any) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(value, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _run(self) -> None:
-        try:
-            for source, external_id, load in self._loaders:
-                record, problems = load()
-                if not self._put((source, external_id, record, problems)):
-                    return
-        except BaseException as exc:  # handed to the writing thread, which re-raises it
-            self._put(exc)
-            return
-        self._put(self._DONE)
-
-    def __enter__(self) -> Iterator[tuple[str, str, ThreadRecord, list[Problem]]]:
-        self._thread.start()
-        return self._items()
-
-    def _items(self) -> Iterator[tuple[str, str, ThreadRecord, list[Problem]]]:
-        while True:
-            value = self._queue.get()
-            if value is self._DONE:
-                return
-            if isinstance(value, BaseException):
-                raise value
-            yield value
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
 
 
 def conversations_import_files(*, paths: list[str | Path], options: ImportOptions) -> ImportReport:
@@ -205,9 +185,18 @@ def conversations_import_files(*, paths: list[str | Path], options: ImportOption
             source: stored_links(source, [tid for s, tid, _ in contents.threads if s == source])
             for source in ImportSource.values
         }
-        with _ReadAhead(contents.threads) as loaded:
-            for source, external_id, record, problems in loaded:
-                importer.thread(record, problems, link=stored[source].get(external_id))
+        pool: WriterPool[_Job] = WriterPool(options.writers, _write)
+        interrupted = True
+        try:
+            with ReadAhead(contents.threads) as loaded:
+                for source, external_id, record, problems in loaded:
+                    job = importer.prepare(record, problems, stored[source].get(external_id))
+                    for done in pool.submit(job) if job else ():
+                        importer.finish(*done)
+            interrupted = False
+        finally:
+            for done in pool.close(discard_waiting=interrupted):
+                importer.finish(*done)
     except KeyboardInterrupt:
         report.interrupted = True
     finally:

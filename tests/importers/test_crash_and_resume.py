@@ -107,3 +107,23 @@ def test_a_file_import_killed_midway_leaves_whole_conversations_and_resumes(tmp_
 
     assert len(resumed) == 200
     assert resumed == snapshot()
+
+
+def test_parallel_writers_end_in_the_same_state_as_one(tmp_path, default_agent):
+    path = tmp_path / "histories.jsonl"
+    with path.open("w") as handle:
+        for c in range(40):
+            for n in range(6):
+                handle.write(json.dumps({
+                    "conversation_id": f"conv-{c}", "customer_id": f"cust-{c}",
+                    "role": "user" if n % 2 == 0 else "assistant", "content": f"conversation {c} says {n}",
+                    "created_at": 1_700_000_000 + c * 60 + n,
+                }) + "\n")
+
+    parallel = run_import(str(path), "--writers", "3")
+    state = snapshot()
+    _forget_imports()
+    run_import(str(path), "--writers", "1")
+
+    assert parallel["summary"]["conversations_created"] == 40 and not parallel["failed"]
+    assert state == snapshot()

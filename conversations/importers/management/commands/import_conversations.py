@@ -42,6 +42,10 @@ class Command(BaseCommand):
         parser.add_argument("--mapping", help="Customer -> thread mapping file (CSV, JSON or JSONL).")
         parser.add_argument("--run-steps", action="store_true", help="Recover tool calls from run steps.")
         parser.add_argument("--concurrency", type=int, default=4, help="Threads fetched at once (API).")
+        parser.add_argument(
+            "--writers", type=int, default=1,
+            help="Conversations written at once (files). 2-4 helps on PostgreSQL; keep 1 on SQLite.",
+        )
         parser.add_argument("--max-retries", type=int, default=5, help="SDK retries per request (API).")
         parser.add_argument("--timeout", type=float, default=60.0, help="Seconds per request (API).")
         parser.add_argument("--agent", default="", help="Agent for threads whose assistant was not imported.")
@@ -61,6 +65,7 @@ class Command(BaseCommand):
             agent_name=options["agent"],
             customers=customers,
             concurrency=options["concurrency"],
+            writers=options["writers"],
             progress=Progress(self.stderr._out, enabled=False if options["no_progress"] else None),
         )
         if options["api_base_url"]:
