@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import openai
 from openai import OpenAI
@@ -97,13 +98,14 @@ class AssistantsApi:
             after = following
 
     def assistant(self, assistant_id: str) -> dict[str, Any]:
-        return self._get(f"/assistants/{assistant_id}")
+        return self._get(f"/assistants/{quote(assistant_id, safe='')}")
 
     def thread(self, thread_id: str, cursor: str = "") -> ThreadRecord | Problem:
         """The thread's messages after `cursor` (all when empty), with their runs' tool
         calls when run steps are enabled; a Problem instead when it cannot be read."""
+        path = f"/threads/{quote(thread_id, safe='')}"
         try:
-            thread = self._get(f"/threads/{thread_id}")
+            thread = self._get(path)
             record = ThreadRecord(
                 source=ImportSource.ASSISTANTS,
                 external_id=thread_id,
@@ -111,12 +113,12 @@ class AssistantsApi:
                 created_at=from_timestamp(thread.get("created_at")),
                 origin=self.base_url,
             )
-            messages = list(self._pages(f"/threads/{thread_id}/messages", after=cursor))
+            messages = list(self._pages(f"{path}/messages", after=cursor))
             steps: dict[str, list[dict[str, Any]]] = {}
             if self.run_steps:
                 for run_id in dict.fromkeys(m["run_id"] for m in messages if m.get("run_id")):
                     try:
-                        steps[run_id] = list(self._pages(f"/threads/{thread_id}/runs/{run_id}/steps"))
+                        steps[run_id] = list(self._pages(f"{path}/runs/{quote(run_id, safe='')}/steps"))
                     except SourceError as exc:
                         if not isinstance(exc.__cause__, openai.NotFoundError):
                             raise

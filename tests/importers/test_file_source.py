@@ -8,6 +8,7 @@ import json
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from conversations.models import Conversation, Message
 from tests.importers import fake_assistants as fa
@@ -243,3 +244,17 @@ def test_unusable_values_are_cleaned_or_reported(tmp_path, demo):
     (skipped,) = report["skipped"]
     assert (skipped["id"], skipped["reason"]) == ("c-empty", "no messages to import")
     assert not Conversation.objects.filter(external_id="c-empty").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "Give export files"),
+        (["x.jsonl", "--api-base-url", "http://127.0.0.1:9/v1"], "not both"),
+        (["x.jsonl", "--assistant", "asst_1"], "--assistant"),
+        (["--api-base-url", "http://127.0.0.1:9/v1"], "--mapping"),
+    ],
+)
+def test_the_command_refuses_contradictory_arguments(args, message, db):
+    with pytest.raises(CommandError, match=message):
+        call_command("import_conversations", *args, stdout=io.StringIO(), stderr=io.StringIO())

@@ -68,6 +68,10 @@ class Command(BaseCommand):
             writers=options["writers"],
             progress=Progress(self.stderr._out, enabled=False if options["no_progress"] else None),
         )
+        if options["api_base_url"] and options["paths"]:
+            raise CommandError("Give export files or --api-base-url, not both.")
+        if options["assistant"] and not options["api_base_url"]:
+            raise CommandError("--assistant ids are fetched from --api-base-url; exports carry their assistants.")
         if options["api_base_url"]:
             if customers is None and not options["assistant"]:
                 raise CommandError("Give --mapping (the threads to import) and/or --assistant ids.")
