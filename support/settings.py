@@ -114,6 +114,7 @@ INSTALLED_APPS = [
     "conversations.api",
     "conversations.ops",
     "tools",
+    "conversations.importers",
 ]
 
 MIDDLEWARE = [
