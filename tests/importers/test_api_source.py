@@ -90,8 +90,9 @@ def test_assistant_becomes_an_agent_and_its_tools_are_matched_or_reported(assist
 
     agent = ImportedAssistant.objects.get(assistant_id="asst_support").agent
     assert (agent.name, agent.model, agent.instructions, agent.temperature) == ("Support bot", "gpt-4o", "Be kind.", 0.3)
-    assert agent.tools == ["lookup_order"]
-    assert report["tools"]["matched"] == ["lookup_order"]
+    # file_search maps to the knowledge base tool now that the registry has it
+    assert agent.tools == ["lookup_order", "search_knowledge_base"]
+    assert report["tools"]["matched"] == ["lookup_order", "search_knowledge_base"]
     needed = report["tools"]["needs_implementation"]
     assert set(needed) == {"issue_refund", "code_interpreter (no built-in equivalent; write a function tool)"}
     (pointer,) = report["tools"]["knowledge_base"]
