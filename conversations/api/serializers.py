@@ -46,17 +46,27 @@ class MetadataField(serializers.JSONField):
         return data
 
 
+class StrictCharField(serializers.CharField):
+    """A body text field that refuses numbers and booleans instead of coercing them to
+    text (DRF's CharField would), so requests that break the schema get a 400."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class ConversationCreateSerializer(serializers.Serializer):
     agent = serializers.IntegerField(
         required=False, min_value=1, max_value=MAX_INT,
         help_text="Agent id; the default agent when omitted. API keys and staff only.",
     )
-    customer_id = serializers.CharField(
+    customer_id = StrictCharField(
         required=False, allow_blank=True, max_length=255,
         help_text="Your id for the customer (an external user id). Omitted: an anonymous visitor.",
     )
     customer_email = serializers.EmailField(required=False, allow_blank=True, max_length=254)
-    customer_name = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    customer_name = StrictCharField(required=False, allow_blank=True, max_length=200)
     metadata = MetadataField(required=False, help_text="Any JSON object (at most 16 KiB).")
 
     def validate_agent(self, value: int) -> Agent:
@@ -84,7 +94,7 @@ class ConversationUpdateSerializer(serializers.Serializer):
 
 
 class HandoffSerializer(serializers.Serializer):
-    reason = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    reason = StrictCharField(required=False, allow_blank=True, max_length=500)
 
 
 class MessageListQuerySerializer(serializers.Serializer):
@@ -96,12 +106,12 @@ class MessageListQuerySerializer(serializers.Serializer):
 
 
 class MessageCreateSerializer(serializers.Serializer):
-    text = serializers.CharField(
+    text = StrictCharField(
         trim_whitespace=False, allow_blank=True,
         help_text="The customer's message. Longer than the configured limit "
         "(SUPPORT_MAX_MESSAGE_CHARS, default 8000 characters) answers 413.",
     )
-    client_id = serializers.CharField(
+    client_id = StrictCharField(
         required=False, allow_blank=True, max_length=100, trim_whitespace=False,
         help_text="Your id for this message: posting it again returns the first message "
         "and its turn instead of a duplicate. The Idempotency-Key header does the same.",

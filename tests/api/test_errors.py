@@ -175,3 +175,16 @@ def test_anonymous_creation_is_throttled_per_address(default_agent, settings):
     _error(client.post("/api/v1/conversations", {}, format="json"), 429, "throttled")
     other = APIClient(REMOTE_ADDR="10.0.0.2")
     assert other.post("/api/v1/conversations", {}, format="json").status_code == 201
+
+
+
+def test_a_number_where_text_belongs_is_refused_not_coerced(api_key, conversation):
+    # Given a client that sends JSON numbers for text fields (the schema says strings)
+    base = f"/api/v1/conversations/{conversation['id']}"
+    # When it posts them, then each is a 400 naming the field, and nothing changes
+    handoff = _error(api_key.call("POST", f"{base}/handoff", {"reason": 12345}), 400, "invalid")
+    assert "reason" in handoff["fields"]
+    message = _error(api_key.call("POST", f"{base}/messages", {"text": 42}), 400, "invalid")
+    assert "text" in message["fields"]
+    after = api_key.call("GET", base).json()
+    assert after["status"] == "open" and after["message_count"] == 0
