@@ -2,4 +2,8 @@
 
 from __future__ import annotations
 
-websocket_urlpatterns: list = []
+from conversations.realtime.routing import websocket_urlpatterns as realtime_urlpatterns
+
+websocket_urlpatterns: list = [
+    *realtime_urlpatterns,
+]

@@ -89,6 +89,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -203,6 +204,9 @@ SUPPORT_PLATFORM = {
     "DEFAULT_MODEL": os.environ.get(
         "SUPPORT_DEFAULT_MODEL", "gpt-4.1-mini" if OPENAI_API_KEY else "offline-support-1"
     ),
+    # Customer sites allowed to embed the widget (websocket origins and CORS), beyond
+    # the site's own ALLOWED_HOSTS: "shop.example.com", ".example.com", or "*".
+    "WIDGET_ORIGINS": _env_list("SUPPORT_WIDGET_ORIGINS", ""),
     # Input rules.
     "MAX_MESSAGE_CHARS": _env_int("SUPPORT_MAX_MESSAGE_CHARS", 8000),
     # Turn runner.
