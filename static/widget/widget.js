@@ -185,6 +185,7 @@
     ".tool-btn{border:1px solid rgba(255,255,255,.6);background:transparent;color:inherit;border-radius:999px;padding:4px 12px;font-size:13px}",
     ".tool-btn:hover{background:rgba(255,255,255,.18)}",
     ".tool-btn[hidden]{display:none}",
+    "[aria-disabled=true]{opacity:.6;cursor:default}",
     ".status{font-size:13px;padding:6px 16px;background:#fef3c7;color:#78350f}",
     ".status:empty{display:none}",
     ".banner{font-size:13px;padding:8px 16px;background:#ecfdf5;color:#065f46;border-bottom:1px solid #d1fae5}",
@@ -566,7 +567,9 @@
 
     /* Ask for a person: the conversation goes to the staff queue and the AI pauses. */
     requestHandoff() {
-      if (this._sendFrame({ type: "handoff" })) this.$handoff.disabled = true;
+      // aria-disabled, not disabled: a disabled button drops the keyboard focus.
+      if (this.$handoff.getAttribute("aria-disabled") === "true") return;
+      if (this._sendFrame({ type: "handoff" })) this.$handoff.setAttribute("aria-disabled", "true");
     }
 
     /* Forget this conversation (on this device) and start a fresh one. */
@@ -843,7 +846,7 @@
         box.querySelector("button")?.remove();
         box.appendChild(el("p", { text: this.t("notSent", { reason: this._reason(event.code) }) }));
       } else if (event.frame === "handoff") {
-        this.$handoff.disabled = false;
+        this.$handoff.removeAttribute("aria-disabled");
       } else {
         console.warn("support-chat:", event.code, event.message);
       }
@@ -996,7 +999,8 @@
       if (turn.retryable !== false && !this.aiPaused) {
         const button = el("button", { type: "button", text: this.t("retry") });
         button.addEventListener("click", () => {
-          if (this._sendFrame({ type: "retry", turn: turn.id })) button.disabled = true;
+          if (button.getAttribute("aria-disabled") === "true") return;
+          if (this._sendFrame({ type: "retry", turn: turn.id })) button.setAttribute("aria-disabled", "true");
         });
         box.appendChild(button);
       }
@@ -1010,6 +1014,7 @@
 
     _removeProblem(id) {
       const box = this.problems.get(id);
+      if (box && box.contains(this.shadowRoot.activeElement)) this.$input.focus();
       if (box) box.remove();
       this.problems.delete(id);
     }
@@ -1028,11 +1033,11 @@
     _setConversationState(status, aiPaused) {
       this.status = status;
       this.aiPaused = aiPaused;
+      this.$handoff.removeAttribute("aria-disabled");
       if (aiPaused) {
         // A person took over: answers stopped for that reason are not failures.
         for (const [id, box] of this.problems) if (box.dataset.status === "cancelled") this._removeProblem(id);
       }
-      this.$handoff.disabled = false;
       this._renderBanner();
       this._renderTyping();
     }
@@ -1043,7 +1048,10 @@
       else if (this.aiPaused) text = this.t("takenOverBanner");
       else if (this.status === "resolved") text = this.t("resolvedBanner");
       this.$banner.textContent = text;
-      this.$handoff.hidden = this.aiPaused || this.status === "waiting_on_staff";
+      const hide = this.aiPaused || this.status === "waiting_on_staff";
+      // A control that disappears must not take the keyboard focus with it.
+      if (hide && this.shadowRoot.activeElement === this.$handoff) this.$input.focus();
+      this.$handoff.hidden = hide;
     }
 
     _reason(code) {
