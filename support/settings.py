@@ -164,7 +164,9 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            # channels' in-memory layer with an expiry sweep that does not grow with
+            # the number of open websockets (see conversations/realtime/layers.py).
+            "BACKEND": "conversations.realtime.layers.InMemoryChannelLayer",
             "CONFIG": {"capacity": 1500, "expiry": 30},
         }
     }

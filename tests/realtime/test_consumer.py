@@ -37,6 +37,11 @@ def conversation(default_agent: Any) -> Conversation:
     return conversation_create(channel="widget")
 
 
+def pause_ai(conversation: Conversation) -> None:
+    """Messages are stored without queuing turns (as when a person has taken over)."""
+    Conversation.objects.filter(pk=conversation.pk).update(ai_paused=True)
+
+
 def path_for(conversation: Conversation, token: str | None = None, after: int | None = None) -> str:
     token = visitor_token_issue(conversation) if token is None else token
     query = f"?token={token}" + (f"&after={after}" if after is not None else "")
@@ -237,6 +242,7 @@ async def test_a_staff_session_is_not_honoured_from_an_embedding_site(conversati
 
 async def test_malformed_and_oversize_frames_get_errors_and_lose_nothing(conversation, settings):
     settings.SUPPORT_PLATFORM = {**settings.SUPPORT_PLATFORM, "MAX_MESSAGE_CHARS": 100}
+    await db(pause_ai)(conversation)
     client = await open_client(path_for(conversation))
     await client.until(of_type("caught_up"))
     cases = [
@@ -266,6 +272,7 @@ async def test_malformed_and_oversize_frames_get_errors_and_lose_nothing(convers
 
 
 async def test_floods_are_rate_limited_then_closed_and_the_server_keeps_serving(conversation):
+    await db(pause_ai)(conversation)
     client = await open_client(path_for(conversation))
     await client.until(of_type("caught_up"))
     await client.send({"type": "message", "text": "before the flood", "client_id": "a"})
@@ -283,8 +290,8 @@ async def test_floods_are_rate_limited_then_closed_and_the_server_keeps_serving(
     await again.close()
 
 
-async def test_customer_messages_have_their_own_lower_rate_limit(conversation, settings):
-    settings.SUPPORT_PLATFORM = {**settings.SUPPORT_PLATFORM, "PROVIDER_API_KEY": "", "OFFLINE_MODEL_WORD_DELAY": 0.0}
+async def test_customer_messages_have_their_own_lower_rate_limit(conversation):
+    await db(pause_ai)(conversation)
     client = await open_client(path_for(conversation))
     await client.until(of_type("caught_up"))
     for index in range(protocol.MESSAGE_BURST + 1):
