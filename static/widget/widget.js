@@ -367,6 +367,11 @@
   // --- the element -------------------------------------------------------------------
 
   class SupportChat extends HTMLElement {
+    /* The built-in text tables by language; a page may add one before setting `lang`. */
+    static get strings() {
+      return STRINGS;
+    }
+
     static get observedAttributes() {
       return ["accent", "heading", "strings", "lang"];
     }
