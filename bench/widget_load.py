@@ -10,8 +10,9 @@ channel layer, the engine, the official SDK over HTTP to the fake provider), and
 starts a widget session over HTTP, connects, and holds a conversation: `--turns`
 messages, each after a random think time around `--think` seconds.
 
-What it prints: completed turns, errors, lost or duplicated messages (every client must
-see seqs 1..2*turns exactly once, and each answer must equal its streamed deltas),
+What it prints: completed turns, errors, lost or duplicated messages (at the end each
+client reconnects with after=0 and the stored items must equal, one for one and in seq
+order, what it received live; each answer must equal its streamed deltas),
 delta delivery overhead (provider write -> client receive, which includes the engine's
 delta coalescing of SUPPORT_DELTA_FLUSH_SECONDS) p50/p90/p99/max, turn latency, the
 server's memory per idle connection and its CPU use, and the machine's load.
@@ -162,15 +163,20 @@ class Client:
         self.session = session
         self.stats = stats
         self.args = args
-        self.seqs: list[int] = []
+        self.seen: list[tuple[int, str, str]] = []  # (seq, kind, text) as delivered live
         self.ws: Any = None
 
-    async def connect(self) -> None:
+    async def connect(self) -> list[tuple[int, str, str]]:
+        """Open the socket; returns the stored items the catch-up delivered."""
         url = f"ws://127.0.0.1:{self.port}{self.session['websocket_path']}?token={self.session['token']}&after=0"
         self.ws = await connect(url, origin=f"http://127.0.0.1:{self.port}", ping_interval=None,
-                                max_queue=None, open_timeout=60, close_timeout=5)
-        while (await self._next())["type"] != "caught_up":
-            pass
+                                max_queue=None, open_timeout=120, close_timeout=5)
+        stored = []
+        while (event := await self._next())["type"] != "caught_up":
+            if event["type"] == "message":
+                message = event["message"]
+                stored.append((event["seq"], message["kind"], message["text"]))
+        return stored
 
     async def _next(self) -> dict[str, Any]:
         event = json.loads(await self.ws.recv())
@@ -191,8 +197,15 @@ class Client:
             self.stats.error(type(exc).__name__)
         finally:
             await self.ws.close()
-        expected = list(range(1, 2 * self.args.turns + 1))
-        if self.seqs != expected:
+        # The database is the truth: a fresh catch-up must match what arrived live,
+        # item for item (nothing lost, nothing duplicated, same order).
+        try:
+            stored = await asyncio.wait_for(self.connect(), timeout=self.args.turn_timeout)
+            await self.ws.close()
+        except Exception as exc:
+            self.stats.error(f"final catch-up {type(exc).__name__}")
+            return
+        if stored != self.seen or [seq for seq, _, _ in stored] != list(range(1, len(stored) + 1)):
             self.stats.lost += 1
 
     async def _turn(self, turn: int) -> None:
@@ -210,9 +223,10 @@ class Client:
                 for stamp in TOKEN.findall(event["delta"]):
                     self.stats.overhead_ms.append((received - float(stamp)) * 1000)
             elif kind == "message":
-                self.seqs.append(event["seq"])
-                if event["message"]["kind"] == "assistant":
-                    answer = event["message"]["text"]
+                message = event["message"]
+                self.seen.append((event["seq"], message["kind"], message["text"]))
+                if message["kind"] == "assistant":
+                    answer = message["text"]
             elif kind == "turn.completed":
                 break
             elif kind in ("turn.failed", "turn.cancelled", "error"):
@@ -238,7 +252,7 @@ async def gather_limited(coros: list[Any], limit: int) -> list[Any]:
     return await asyncio.gather(*(run(c) for c in coros))
 
 
-async def drive(server: DaphneServer, args: Any) -> dict[str, Any]:
+async def drive(server: DaphneServer, provider_pid: int, args: Any) -> dict[str, Any]:
     pid = server.pid()
     stats = Stats()
     warm = Client(-1, server.port, await post_session(server.port), Stats(), argparse.Namespace(**{**vars(args), "turns": 1}))
@@ -259,6 +273,7 @@ async def drive(server: DaphneServer, args: Any) -> dict[str, Any]:
     start = asyncio.Event()
     peak = [connected_rss]
     cpu_before, wall_before = cpu_seconds(pid), time.monotonic()
+    others_before = cpu_seconds(provider_pid) + cpu_seconds(os.getpid())
 
     async def sample() -> None:
         while True:
@@ -272,9 +287,10 @@ async def drive(server: DaphneServer, args: Any) -> dict[str, Any]:
     sampler.cancel()
     wall = time.monotonic() - wall_before
     cpu = cpu_seconds(pid) - cpu_before
+    others = cpu_seconds(provider_pid) + cpu_seconds(os.getpid()) - others_before
     return {
         "stats": stats, "base_rss": base_rss, "connected_rss": connected_rss, "peak_rss": peak[0],
-        "connect_s": connect_s, "wall": wall, "cpu": cpu,
+        "connect_s": connect_s, "wall": wall, "cpu": cpu, "others_cpu": others,
     }
 
 
@@ -299,7 +315,8 @@ def report(args: Any, result: dict[str, Any], load_before: tuple[float, ...], lo
         f"websocket frames received: {stats.frames}",
         f"server memory: baseline {result['base_rss'] / 1024:.0f} MiB, with {args.clients} idle connections "
         f"{result['connected_rss'] / 1024:.0f} MiB ({per_conn:.0f} KiB per connection), peak {result['peak_rss'] / 1024:.0f} MiB",
-        f"server CPU during the run: {result['cpu']:.1f}s over {result['wall']:.1f}s ({100 * result['cpu'] / max(result['wall'], 1e-9):.0f}% of one core)",
+        f"server CPU during the run: {result['cpu']:.1f}s over {result['wall']:.1f}s ({100 * result['cpu'] / max(result['wall'], 1e-9):.0f}% of one core); "
+        f"fake provider + these clients: {result['others_cpu']:.1f}s",
     ]
     if stats.turn_ms:
         lines.append(f"mean turn latency {statistics.mean(stats.turn_ms) / 1000:.2f}s")
@@ -336,7 +353,7 @@ def main() -> None:
         server.start()
         load_before = os.getloadavg()
         try:
-            result = asyncio.run(drive(server, args))
+            result = asyncio.run(drive(server, provider.pid, args))
         finally:
             load_after = os.getloadavg()
             server.stop()

@@ -871,6 +871,10 @@
     }
 
     _storedAssistant(message, modelLabel) {
+      // Answers are stored when their turn completes: even if that event was lost,
+      // the turn is over.
+      this.activeTurns.delete(message.turn);
+      this._renderTyping();
       const view = this.turns.get(message.turn);
       const draft = view && view.segments.find((s) => !s.final && s.text);
       let node;
