@@ -205,8 +205,8 @@ def test_another_browser_cannot_open_the_first_visitors_conversation(server, bro
         planted = json.dumps({"conversation": victim["conversation"], "token": "made-up"})
         other.page.evaluate(f"localStorage.setItem({json.dumps(key)}, {json.dumps(planted)})")
         other.page.reload()
-        other.page.wait_for_function(
-            f"() => JSON.parse(localStorage.getItem({json.dumps(key)})).token !== 'made-up'"
+        other.page.wait_for_function(  # forgotten (briefly absent), then a new one stored
+            f"() => {{ const v = JSON.parse(localStorage.getItem({json.dumps(key)})); return v && v.token !== 'made-up'; }}"
         )
         assert other.stored()["conversation"] not in (victim["conversation"], own["conversation"])
         expect(other.root.locator(".msg")).to_have_count(0)
