@@ -36,7 +36,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaphneServer]:
     daphne = DaphneServer(
         tmp_path_factory.mktemp("widget-server"),
         env={
-            "SUPPORT_OFFLINE_WORD_DELAY": "0.03",  # slow enough to watch the text grow
+            "SUPPORT_OFFLINE_WORD_DELAY": "0.04",  # slow enough to watch the text grow (and to crash mid-answer)
             "SUPPORT_TURN_LEASE_SECONDS": "3",  # a turn killed with the server fails soon
             "SUPPORT_SWEEP_INTERVAL_SECONDS": "0.5",
         },
