@@ -339,6 +339,7 @@ def main() -> None:
     parser.add_argument("--deltas", type=int, default=50)
     parser.add_argument("--spacing", type=float, default=0.02, help="seconds between deltas")
     parser.add_argument("--flush", type=float, default=0.03, help="engine delta coalescing interval (s)")
+    parser.add_argument("--db-threads", type=int, default=None, help="SUPPORT_DB_THREADS for the server")
     parser.add_argument("--turn-timeout", type=float, default=180.0)
     args = parser.parse_args()
 
@@ -354,6 +355,7 @@ def main() -> None:
             "SUPPORT_DEFAULT_MODEL": "gpt-4.1-mini",
             "SUPPORT_DELTA_FLUSH_SECONDS": str(args.flush),
             "LOG_LEVEL": "WARNING",
+            **({"SUPPORT_DB_THREADS": str(args.db_threads)} if args.db_threads else {}),
         })
         server.manage("migrate", "--noinput", "-v0")
         server.manage("setup_demo")

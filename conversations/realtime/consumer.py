@@ -43,7 +43,8 @@ TYPING_MESSAGE_TYPE = "conversation.typing"
 
 
 def _post(viewer: Viewer, text: Any, client_id: Any) -> tuple[dict[str, Any], bool]:
-    conversation = Conversation.objects.select_related("agent").get(pk=viewer.conversation.pk)
+    # The services lock and re-read the row themselves; the connection's copy will do.
+    conversation = viewer.conversation
     if viewer.role == STAFF:
         message = staff_reply_post(
             conversation=conversation, actor=viewer.user, text=text, client_id=client_id
