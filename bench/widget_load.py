@@ -109,6 +109,7 @@ def run_provider(port: int, args: Any) -> None:
 @dataclass
 class Stats:
     overhead_ms: list[float] = field(default_factory=list)
+    overhead_at: list[float] = field(default_factory=list)  # receive time of each sample
     turn_ms: list[float] = field(default_factory=list)
     turns: int = 0
     frames: int = 0
@@ -198,8 +199,10 @@ class Client:
             self.stats.error(type(exc).__name__)
         finally:
             await self.ws.close()
-        # The database is the truth: a fresh catch-up must match what arrived live,
-        # item for item (nothing lost, nothing duplicated, same order).
+
+    async def verify(self) -> None:
+        """The database is the truth: a fresh catch-up must match what arrived live,
+        item for item (nothing lost, nothing duplicated, same order)."""
         for attempt in range(4):  # a verification, not load: reconnect like the widget does
             try:
                 stored = await asyncio.wait_for(self.connect(), timeout=self.args.turn_timeout)
@@ -228,6 +231,7 @@ class Client:
                 streamed.append(event["delta"])
                 for stamp in TOKEN.findall(event["delta"]):
                     self.stats.overhead_ms.append((received - float(stamp)) * 1000)
+                    self.stats.overhead_at.append(received)
             elif kind == "message":
                 message = event["message"]
                 self.seen.append((event["seq"], message["kind"], message["text"]))
@@ -286,17 +290,27 @@ async def drive(server: DaphneServer, provider_pid: int, args: Any) -> dict[str,
             peak[0] = max(peak[0], rss_kb(pid))
             await asyncio.sleep(0.5)
 
+    loads: list[tuple[float, float]] = []
+
+    async def sample_load() -> None:
+        while True:
+            loads.append((time.time(), os.getloadavg()[0]))
+            await asyncio.sleep(5.0)
+
     sampler = asyncio.create_task(sample())
+    load_sampler = asyncio.create_task(sample_load())
     tasks = [asyncio.create_task(c.converse(start)) for c in clients]
     start.set()
     await asyncio.gather(*tasks)
     sampler.cancel()
+    load_sampler.cancel()
     wall = time.monotonic() - wall_before
     cpu = cpu_seconds(pid) - cpu_before
     others = cpu_seconds(provider_pid) + cpu_seconds(os.getpid()) - others_before
+    await gather_limited([c.verify() for c in clients], 50)  # after the measured run
     return {
         "stats": stats, "base_rss": base_rss, "connected_rss": connected_rss, "peak_rss": peak[0],
-        "connect_s": connect_s, "wall": wall, "cpu": cpu, "others_cpu": others,
+        "connect_s": connect_s, "wall": wall, "cpu": cpu, "others_cpu": others, "loads": loads,
     }
 
 
@@ -327,6 +341,16 @@ def report(args: Any, result: dict[str, Any], load_before: tuple[float, ...], lo
     ]
     if stats.turn_ms:
         lines.append(f"mean turn latency {statistics.mean(stats.turn_ms) / 1000:.2f}s")
+    lines.append("per 10 s window: deltas, overhead p50/p99 ms, machine load average (1 min)")
+    windows: dict[int, list[float]] = {}
+    for at, value in zip(stats.overhead_at, stats.overhead_ms, strict=True):
+        windows.setdefault(int(at // 10), []).append(value)
+    loads = result["loads"]
+    for key in sorted(windows):
+        near = [load for at, load in loads if key * 10 - 5 <= at < key * 10 + 15]
+        load = f"{max(near):.1f}" if near else "?"
+        values = windows[key]
+        lines.append(f"  {len(values):6d} {pct(values, 50):8.1f} {pct(values, 99):8.1f}   load {load}")
     print("\n".join(lines))
 
 
