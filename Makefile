@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-scale setup lint bench clean
+.PHONY: run test test-scale setup lint bench bench-widget clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ bench: setup
 	$(PY) manage.py bench_engine
 	$(PY) manage.py bench_retrieval
 	DJANGO_DEBUG=false $(PY) manage.py bench_api
+
+bench-widget: $(VENV)/.installed
+	$(PY) bench/widget_load.py --clients 1000
 
 clean:
 	rm -rf $(VENV) var staticfiles test-artifacts

@@ -120,6 +120,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "conversations.ops.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -197,7 +198,9 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            # channels' in-memory layer with an expiry sweep that does not grow with
+            # the number of open websockets (see conversations/realtime/layers.py).
+            "BACKEND": "conversations.realtime.layers.InMemoryChannelLayer",
             "CONFIG": {"capacity": 1500, "expiry": 30},
         }
     }
@@ -280,6 +283,9 @@ SUPPORT_PLATFORM = {
     "DEFAULT_MODEL": os.environ.get(
         "SUPPORT_DEFAULT_MODEL", "gpt-4.1-mini" if OPENAI_API_KEY else "offline-support-1"
     ),
+    # Customer sites allowed to embed the widget (websocket origins and CORS), beyond
+    # the site's own ALLOWED_HOSTS: "shop.example.com", ".example.com", or "*".
+    "WIDGET_ORIGINS": _env_list("SUPPORT_WIDGET_ORIGINS", ""),
     # Input rules.
     "MAX_MESSAGE_CHARS": _env_int("SUPPORT_MAX_MESSAGE_CHARS", 8000),
     # Turn runner.

@@ -18,6 +18,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from conversations.access import conversation_for_staff
 from conversations.agent.events import group_name
 from conversations.errors import NotFound
+from conversations.ops.metrics import websocket_closed, websocket_opened
 from conversations.presenters import conversation_state
 
 CLOSE_NOT_FOUND = 4404
@@ -25,6 +26,7 @@ CLOSE_NOT_FOUND = 4404
 
 class StaffConversationConsumer(AsyncJsonWebsocketConsumer):
     group: str | None = None
+    counted = False
 
     async def connect(self) -> None:
         conversation_id = self.scope["url_route"]["kwargs"]["conversation_id"]
@@ -38,6 +40,8 @@ class StaffConversationConsumer(AsyncJsonWebsocketConsumer):
         self.group = group_name(conversation.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+        websocket_opened()
+        self.counted = True
         await self.send_json({
             "type": "hello",
             "conversation": str(conversation.pk),
@@ -45,6 +49,8 @@ class StaffConversationConsumer(AsyncJsonWebsocketConsumer):
         })
 
     async def disconnect(self, code: int) -> None:
+        if self.counted:
+            websocket_closed()
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
