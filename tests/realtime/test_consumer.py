@@ -302,3 +302,26 @@ async def test_customer_messages_have_their_own_lower_rate_limit(conversation):
     assert stored == [f"m{i}" for i in range(protocol.MESSAGE_BURST)]
     await client.close()
 
+
+
+# --- operations -------------------------------------------------------------------------
+
+
+async def test_open_sockets_are_counted_in_metrics_and_refused_ones_are_not(conversation):
+    from conversations.ops.metrics import render_metrics
+    from tests.ops.helpers import parse_exposition, value
+
+    def open_sockets() -> float:
+        return value(parse_exposition(render_metrics()[0].decode()), "support_websockets_open")
+
+    before = await db(open_sockets)()
+    # Given a visitor's socket that is accepted, and one refused for a bad token
+    client = await open_client(path_for(conversation))
+    await client.until(lambda e: e["type"] == "caught_up")
+    refused = WsClient(path_for(conversation, token="garbage"))
+    assert await refused.connect()
+    assert await refused.closed() == 4404
+    # Then only the accepted one counts, until it closes
+    assert await db(open_sockets)() == before + 1
+    await client.comm.disconnect()
+    assert await db(open_sockets)() == before
