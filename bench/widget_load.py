@@ -392,9 +392,11 @@ def main() -> None:
             server.stop()
             provider.terminate()
         report(args, result, load_before, load_after)
-        errors = [line for line in server.log_path.read_text().splitlines() if "ERROR" in line or "Traceback" in line]
+        log = server.log_path.read_text().splitlines()
+        errors = [i for i, line in enumerate(log) if "ERROR" in line or "Traceback" in line]
         if errors:
-            print(f"server log: {len(errors)} error lines, first: {errors[0][:200]}")
+            print(f"server log: {len(errors)} error lines; the first:")
+            print("\n".join(log[max(0, errors[0] - 2):errors[0] + 25]))
 
 
 if __name__ == "__main__":
