@@ -48,6 +48,15 @@ def _db_job(fn: Callable[..., T]) -> Callable[..., T]:
     return run
 
 
+class _ConnectionReturningPool(ThreadPoolExecutor):
+    """Worker threads that give back their database connection after every job. Tools
+    query the ORM too; without this a tool thread would keep its connection checked out
+    of the process's pool for as long as the thread lives."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Any:
+        return super().submit(_db_job(fn), *args, **kwargs)
+
+
 class Engine:
     def __init__(self) -> None:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -75,7 +84,7 @@ class Engine:
     @property
     def tool_executor(self) -> ThreadPoolExecutor:
         if self._tool_executor is None:
-            self._tool_executor = ThreadPoolExecutor(
+            self._tool_executor = _ConnectionReturningPool(
                 max_workers=platform_setting("TOOL_THREADS"), thread_name_prefix="engine-tool"
             )
         return self._tool_executor

@@ -128,7 +128,13 @@ async def run_turn(turn_id: Any, *, engine: Any) -> None:
         interval = max(0.2, platform_setting("TURN_LEASE_SECONDS") / 3)
         while True:
             await asyncio.sleep(interval)
-            signal = await engine.db(turn_services.turn_heartbeat, turn_id=turn_id, owner=owner)
+            try:
+                signal = await engine.db(turn_services.turn_heartbeat, turn_id=turn_id, owner=owner)
+            except Exception:
+                # The database is briefly away: keep trying. If it stays away past the
+                # lease, a sweeper fails the turn and the next heartbeat says "lost".
+                logger.warning("lease renewal failed for turn %s", turn_id, exc_info=True)
+                continue
             if signal != "ok":
                 state["signal"] = signal
                 return

@@ -6,6 +6,11 @@ it is running under a live lease, and moves the oldest queued turn to running wi
 lease owned by the caller. The runner renews the lease (`turn_heartbeat`); every write
 that ends a turn checks the caller still owns it, so a process that lost its lease (it
 stalled, the sweeper failed its turn, a retry began) can never write a late answer.
+
+Lock order: whoever locks both a conversation and one of its turns locks the
+conversation first, so processes claiming and finishing turns of one conversation never
+deadlock. The sweeps lock with SKIP LOCKED: a sweeper leaves a conversation someone is
+working on to them, so sweepers in several processes never queue behind each other.
 """
 
 from __future__ import annotations
@@ -33,8 +38,6 @@ from conversations.models import Conversation, Message, StaffAction, Turn
 from conversations.models.message import MessageKind
 from conversations.models.turn import TurnError, TurnStatus, TurnTrigger
 from conversations.services.items import items_append
-
-ORPHAN_GRACE_SECONDS = 3
 
 
 def _lease_deadline() -> Any:
@@ -115,6 +118,12 @@ def turn_heartbeat(*, turn_id: Any, owner: str) -> str:
 
 
 def _owned(turn_id: Any, owner: str) -> Turn | None:
+    """Lock the turn (its conversation first: see the lock order above) and return it
+    if `owner` still runs it. Precondition: inside a transaction."""
+    conversation_id = Turn.objects.filter(pk=turn_id).values_list("conversation_id", flat=True).first()
+    if conversation_id is None:
+        return None
+    list(Conversation.objects.select_for_update().filter(pk=conversation_id).values_list("pk"))
     turn = Turn.objects.select_for_update().filter(pk=turn_id).first()
     if turn is None or turn.status != TurnStatus.RUNNING or turn.lease_owner != owner:
         return None
@@ -305,13 +314,21 @@ def turn_queue_for_unanswered(*, conversation: Conversation, trigger: str, actor
 
 
 def turns_expire_leases() -> list[Turn]:
-    """Fail running turns whose lease expired (their worker died). Returns them."""
+    """Fail running turns whose lease expired (their worker died). Returns them.
+    A conversation locked by someone else is skipped: its claim fails the turn itself,
+    or the next sweep does."""
     expired = []
     now = timezone.now()
-    candidates = Turn.objects.filter(status=TurnStatus.RUNNING, lease_expires_at__lt=now).values_list("pk", flat=True)[:200]
-    for pk in list(candidates):
+    candidates = (
+        Turn.objects.filter(status=TurnStatus.RUNNING, lease_expires_at__lt=now)
+        .order_by()
+        .values_list("pk", "conversation_id")[:200]
+    )
+    for pk, conversation_id in list(candidates):
         with transaction.atomic():
-            turn = Turn.objects.select_for_update().filter(
+            if not Conversation.objects.select_for_update(skip_locked=True).filter(pk=conversation_id).exists():
+                continue
+            turn = Turn.objects.select_for_update(skip_locked=True).filter(
                 pk=pk, status=TurnStatus.RUNNING, lease_expires_at__lt=now
             ).first()
             if turn is None:
@@ -329,12 +346,17 @@ def turns_expire_leases() -> list[Turn]:
 
 def turns_orphaned_queues() -> list[Any]:
     """Conversations with a queued turn no process is working on (a crash between the
-    commit and the dispatch, or a dispatch lost with its process)."""
-    cutoff = timezone.now() - timedelta(seconds=ORPHAN_GRACE_SECONDS)
-    running = Turn.objects.filter(conversation_id=OuterRef("conversation_id"), status=TurnStatus.RUNNING)
-    return list(
-        Turn.objects.filter(status=TurnStatus.QUEUED, created_at__lt=cutoff)
-        .filter(~Exists(running))
-        .values_list("conversation_id", flat=True)
-        .distinct()[:100]
-    )
+    commit and the dispatch, or a dispatch lost with its process). Conversations locked
+    right now are skipped (someone is claiming or posting there), and with several
+    processes sweeping at once SKIP LOCKED hands each a different batch."""
+    cutoff = timezone.now() - timedelta(seconds=platform_setting("ORPHAN_GRACE_SECONDS"))
+    queued = Turn.objects.filter(conversation_id=OuterRef("pk"), status=TurnStatus.QUEUED, created_at__lt=cutoff)
+    running = Turn.objects.filter(conversation_id=OuterRef("pk"), status=TurnStatus.RUNNING)
+    with transaction.atomic():
+        return list(
+            Conversation.objects.select_for_update(skip_locked=True)
+            .filter(Exists(queued))
+            .filter(~Exists(running))
+            .order_by()
+            .values_list("pk", flat=True)[:100]
+        )
