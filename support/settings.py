@@ -95,6 +95,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so it sees a view's exception first: database outages answer 503, not 500.
+    "conversations.scale.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "support.urls"
@@ -170,13 +172,18 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 # Keys of several deployments (or test runs) sharing one Redis never collide.
 REDIS_PREFIX = os.environ.get("SUPPORT_REDIS_PREFIX", "support")
 if REDIS_URL:
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
     # The channel layer is a fast hint, never the truth: fail fast when Redis is away
-    # (the engine logs and carries on; clients catch up by seq from the database).
+    # (the engine logs and carries on; clients catch up by seq from the database). One
+    # immediate retry on a fresh connection makes a Redis restart invisible to pooled
+    # connections the server closed meanwhile.
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "socket_connect_timeout": 2}],
+                "hosts": [{"address": REDIS_URL, "socket_connect_timeout": 2, "retry": Retry(NoBackoff(), 1)}],
                 "prefix": f"{REDIS_PREFIX}:asgi",
                 "capacity": 1500,
                 "expiry": 30,

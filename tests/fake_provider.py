@@ -13,6 +13,7 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -35,6 +36,7 @@ class Step:
     code: str = "server_error"
     message: str = "The model failed."
     usage: tuple[int, int, int, int] = (100, 20, 0, 0)  # input, output, cached, reasoning
+    gate: threading.Event | None = None  # held until the test sets it (at most 60 s)
 
 
 def text(message: str, **kwargs: Any) -> Step:
@@ -86,6 +88,8 @@ class FakeProvider:
         self.requests: list[dict[str, Any]] = []
         self.events_sent: list[dict[str, Any]] = []
         self.lock = threading.Lock()
+        # Answers requests when the script is empty (default: "OK"); gets the request body.
+        self.responder: Callable[[dict[str, Any]], Step] | None = None
         provider = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -99,7 +103,9 @@ class FakeProvider:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with provider.lock:
                     provider.requests.append(body)
-                    step = provider.script.popleft() if provider.script else text("OK")
+                    step = provider.script.popleft() if provider.script else None
+                if step is None:
+                    step = provider.responder(body) if provider.responder else text("OK")
                 provider._serve(self, body, step)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -120,6 +126,7 @@ class FakeProvider:
             self.script.clear()
             self.requests.clear()
             self.events_sent.clear()
+            self.responder = None
 
     def close(self) -> None:
         self.server.shutdown()
@@ -127,6 +134,8 @@ class FakeProvider:
 
     # --- serving --------------------------------------------------------------------
     def _serve(self, handler: BaseHTTPRequestHandler, body: dict[str, Any], step: Step) -> None:
+        if step.gate is not None:
+            step.gate.wait(timeout=60)
         if step.kind == "hang":
             time.sleep(step.delay)
             self._close(handler)
