@@ -22,8 +22,10 @@ _PREVIEW_KINDS = (MessageKind.USER, MessageKind.ASSISTANT, MessageKind.STAFF)
 
 
 def conversation_lock(conversation_id: Any) -> Conversation:
-    """Lock and return the conversation row (SELECT ... FOR UPDATE where supported)."""
-    return Conversation.objects.select_for_update().select_related("agent").get(pk=conversation_id)
+    """Lock and return the conversation row (SELECT ... FOR UPDATE where supported).
+    Only that row: `of=("self",)` keeps the joined agent row unlocked, or every
+    conversation of an agent would queue behind each other on PostgreSQL."""
+    return Conversation.objects.select_for_update(of=("self",)).select_related("agent").get(pk=conversation_id)
 
 
 def item_token_count(*, kind: str, text: str = "", arguments: str = "", model: str) -> int:

@@ -117,13 +117,19 @@ def turn_heartbeat(*, turn_id: Any, owner: str) -> str:
     return "cancel" if cancel else "ok"
 
 
+def _lock_conversation(conversation_id: Any) -> None:
+    """Lock the conversation row before a turn of it (the lock order above).
+    Precondition: inside a transaction."""
+    list(Conversation.objects.select_for_update().filter(pk=conversation_id).values_list("pk"))
+
+
 def _owned(turn_id: Any, owner: str) -> Turn | None:
-    """Lock the turn (its conversation first: see the lock order above) and return it
-    if `owner` still runs it. Precondition: inside a transaction."""
+    """Lock the turn (its conversation first) and return it if `owner` still runs it.
+    Precondition: inside a transaction."""
     conversation_id = Turn.objects.filter(pk=turn_id).values_list("conversation_id", flat=True).first()
     if conversation_id is None:
         return None
-    list(Conversation.objects.select_for_update().filter(pk=conversation_id).values_list("pk"))
+    _lock_conversation(conversation_id)
     turn = Turn.objects.select_for_update().filter(pk=turn_id).first()
     if turn is None or turn.status != TurnStatus.RUNNING or turn.lease_owner != owner:
         return None
@@ -256,7 +262,7 @@ def turn_retry(*, turn: Turn, actor: Any = None, trigger: str = TurnTrigger.API_
     stays in the audit. Only the latest attempt can be retried, and not while the AI is
     paused (a person is answering)."""
     with transaction.atomic():
-        conversation = Conversation.objects.select_for_update().select_related("agent").get(
+        conversation = Conversation.objects.select_for_update(of=("self",)).select_related("agent").get(
             pk=turn.conversation_id
         )
         current = Turn.objects.select_for_update().get(pk=turn.pk)
@@ -279,6 +285,7 @@ def turn_retry(*, turn: Turn, actor: Any = None, trigger: str = TurnTrigger.API_
 def turn_cancel(*, turn: Turn, actor: Any = None) -> Turn:
     """Cancel a queued turn now, or ask a running one to stop at its next step."""
     with transaction.atomic():
+        _lock_conversation(turn.conversation_id)
         current = Turn.objects.select_for_update().get(pk=turn.pk)
         if current.status == TurnStatus.QUEUED:
             turn_mark_cancelled(turn=current, reason="Cancelled before it started.")

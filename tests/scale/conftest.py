@@ -1,4 +1,4 @@
-"""Fixtures for the multi-process tests: a cluster of daphne processes for the session,
+"""Fixtures for the multi-process tests: a cluster of daphne processes for this package,
 and per test a clean slate (every process running, the database reachable, the fake
 provider's script empty, this test process writing only)."""
 
@@ -31,7 +31,9 @@ class Scale:
     database_name: str
 
 
-@pytest.fixture(scope="session")
+# Package scope: the processes stop after the last test here, so their sweepers never
+# pick up turns of tests elsewhere that run their own engine.
+@pytest.fixture(scope="package")
 def _cluster(django_db_setup: Any, _fake_provider_server: FakeProvider,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, TcpProxy]]:
     reason = scale_unavailable()
