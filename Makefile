@@ -8,8 +8,11 @@ PORT ?= 8000
 WEB ?= 2
 SCALE_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 SCALE_REDIS_URL ?= redis://127.0.0.1:6379/0
-# The test database is created next to SCALE_DATABASE_URL's; name it per run to share a server.
-SCALE_TEST_DB ?= test_support_scale
+# The test database (created on SCALE_DATABASE_URL's server) and Redis key prefix are
+# named after this checkout, so test runs of several checkouts can share the servers.
+CHECKOUT := $(subst -,_,$(subst .,_,$(notdir $(CURDIR))))
+SCALE_TEST_DB ?= test_support_$(CHECKOUT)
+SCALE_REDIS_PREFIX ?= support-test-$(CHECKOUT)
 
 .PHONY: run run-scale test test-scale setup lint bench bench-scale clean
 
@@ -33,7 +36,8 @@ test: $(VENV)/.installed
 # The whole suite again on PostgreSQL + Redis; scale-marked tests run instead of skipping.
 test-scale: $(VENV)/.installed
 	DATABASE_URL=$(SCALE_DATABASE_URL) REDIS_URL=$(SCALE_REDIS_URL) \
-	SUPPORT_TEST_DB_NAME=$(SCALE_TEST_DB) SUPPORT_SCALE_RUN=1 $(PY) -m pytest
+	SUPPORT_TEST_DB_NAME=$(SCALE_TEST_DB) SUPPORT_REDIS_PREFIX=$(SCALE_REDIS_PREFIX) \
+	SUPPORT_SCALE_RUN=1 $(PY) -m pytest
 
 # WEB daphne processes from the Procfile on ports PORT+1.. (put nginx in front), using
 # DATABASE_URL and REDIS_URL from the environment or .env (docs/deployment.md).

@@ -60,6 +60,7 @@ class Results:
     records: list[TurnRecord] = field(default_factory=list)
     delta_delays: list[float] = field(default_factory=list)
     post_errors: list[str] = field(default_factory=list)
+    receive_errors: list[str] = field(default_factory=list)
     window: tuple[float, float] = (0.0, 0.0)
     lag_max: float = 0.0
 
@@ -97,7 +98,12 @@ class Load:
 
     async def _receive(self, channel: str) -> None:
         while True:
-            message = await self.layer.receive(channel)
+            try:
+                message = await self.layer.receive(channel)
+            except Exception as exc:  # counted and reported: a listener must survive
+                self.results.receive_errors.append(f"{type(exc).__name__}: {exc}"[:200])
+                await asyncio.sleep(0.1)
+                continue
             self._on_event(message["event"], time.time())
 
     def _on_event(self, event: dict[str, Any], now: float) -> None:
@@ -204,4 +210,5 @@ def summarize(results: Results, conversations: int) -> dict[str, Any]:
         "turns_without_stamps": sum(1 for r in records if r.status == "completed" and r.overhead is None),
         "bench_loop_lag_max_ms": ms(results.lag_max),
         "post_errors": sorted(set(results.post_errors))[:5],
+        "receive_errors": len(results.receive_errors),
     }

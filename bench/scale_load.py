@@ -121,6 +121,7 @@ def child_scale(args: argparse.Namespace) -> dict[str, Any]:
     var_dir = tempfile.mkdtemp(prefix="bench-var-")
     common = {
         "DATABASE_URL": database_url, "REDIS_URL": args.redis_url, "SUPPORT_REDIS_PREFIX": f"bench{os.getpid()}",
+        "SUPPORT_CHANNEL_LAYER": args.layer,
         "SUPPORT_SKIP_DOTENV": "1", "SUPPORT_VAR_DIR": var_dir, "DJANGO_SECRET_KEY": "bench-" + os.urandom(16).hex(),
         "OPENAI_API_KEY": "bench-key", "OPENAI_BASE_URL": provider_url, "OPENAI_TIMEOUT_SECONDS": "60",
         "SUPPORT_DEFAULT_MODEL": "gpt-4.1-mini", "DJANGO_DEBUG": "false", "LOG_LEVEL": "WARNING",
@@ -274,13 +275,15 @@ ROWS = [
     ("turns/s (steady window)", "turns_per_s"), ("platform overhead p50 ms", "overhead_p50_ms"),
     ("platform overhead p99 ms", "overhead_p99_ms"), ("  before the model p50 ms", "before_model_p50_ms"),
     ("  after the model p50 ms", "after_model_p50_ms"), ("delta delivery p50 ms", "delta_p50_ms"),
-    ("delta delivery p99 ms", "delta_p99_ms"), ("bench loop lag max ms", "bench_loop_lag_max_ms"),
+    ("delta delivery p99 ms", "delta_p99_ms"), ("listener receive errors", "receive_errors"),
+    ("bench loop lag max ms", "bench_loop_lag_max_ms"),
 ]
 
 
 def print_table(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None:
     modes = list(results)
-    print(f"\nfake provider: {args.latency:.1f} s per answer in {args.deltas} deltas; think time ~{args.think:.0f} s; "
+    print(f"\nchannel layer (scale mode): {args.layer}; "
+          f"fake provider: {args.latency:.1f} s per answer in {args.deltas} deltas; think time ~{args.think:.0f} s; "
           f"steady window {args.duration:.0f} s; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"{'':34}" + "".join(f"{m:>22}" for m in modes))
     for label, key in ROWS:
@@ -307,6 +310,8 @@ def main() -> int:
     parser.add_argument("--modes", default="scale,embedded")
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/5")
+    parser.add_argument("--layer", default="redis", choices=["redis", "redis-pubsub"],
+                        help="SUPPORT_CHANNEL_LAYER for scale mode")
     parser.add_argument("--child", choices=["scale", "embedded"], help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()

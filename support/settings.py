@@ -172,24 +172,36 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 # Keys of several deployments (or test runs) sharing one Redis never collide.
 REDIS_PREFIX = os.environ.get("SUPPORT_REDIS_PREFIX", "support")
 if REDIS_URL:
-    from redis.asyncio.retry import Retry
-    from redis.backoff import NoBackoff
-
     # The channel layer is a fast hint, never the truth: fail fast when Redis is away
-    # (the engine logs and carries on; clients catch up by seq from the database). One
-    # immediate retry on a fresh connection makes a Redis restart invisible to pooled
-    # connections the server closed meanwhile.
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "socket_connect_timeout": 2, "retry": Retry(NoBackoff(), 1)}],
-                "prefix": f"{REDIS_PREFIX}:asgi",
-                "capacity": 1500,
-                "expiry": 30,
-            },
+    # (the engine logs and carries on; clients catch up by seq from the database). No
+    # retries: a consumer whose receive fails must close, so its client reconnects,
+    # subscribes again (a restarted Redis has forgotten every group) and catches up.
+    # The read timeout must outlast the layer's 5 s blocking receive (redis-py's
+    # default is also 5 s, so an idle consumer's receive would fail with TimeoutError).
+    _redis_host = {"address": REDIS_URL, "socket_connect_timeout": 2, "socket_timeout": 10}
+    if os.environ.get("SUPPORT_CHANNEL_LAYER", "redis") == "redis-pubsub":
+        # Redis Pub/Sub: events are pushed to subscribed processes (no per-message
+        # round trips, no capacity), at most once. Faster (docs/deployment.md has the
+        # figures) but channels_redis calls it beta, and after a Redis restart it
+        # resubscribes by itself, so consumers are not told that events were missed.
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                "CONFIG": {"hosts": [_redis_host], "prefix": f"{REDIS_PREFIX}:asgi"},
+            }
         }
-    }
+    else:
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {
+                    "hosts": [_redis_host],
+                    "prefix": f"{REDIS_PREFIX}:asgi",
+                    "capacity": 1500,
+                    "expiry": 30,
+                },
+            }
+        }
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",

@@ -85,7 +85,7 @@ def scale(_cluster: tuple[Cluster, TcpProxy], _fake_provider_server: FakeProvide
 
     monkeypatch.setattr(engine, "dispatch", lambda conversation_id: None)
     monkeypatch.setattr(engine, "sweep", no_sweep)
-    recorder = EventRecorder(settings.CHANNEL_LAYERS["default"]["CONFIG"])
+    recorder = EventRecorder()
     state = Scale(cluster=cluster, proxy=proxy, provider=_fake_provider_server, recorder=recorder,
                   database_name=settings.DATABASES["default"]["NAME"])
     try:

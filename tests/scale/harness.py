@@ -256,10 +256,10 @@ class EventRecorder:
     another process, and records every event with its arrival time. Runs its own event
     loop on a thread so tests stay synchronous."""
 
-    def __init__(self, channel_layer_config: dict[str, Any]) -> None:
-        from channels_redis.core import RedisChannelLayer
+    def __init__(self) -> None:
+        from channels.layers import channel_layers
 
-        self.layer = RedisChannelLayer(**channel_layer_config)
+        self.layer = channel_layers.make_backend("default")  # as configured, a fresh instance
         self.events: list[dict[str, Any]] = []
         self.errors = 0
         self.loop = asyncio.new_event_loop()
@@ -285,6 +285,23 @@ class EventRecorder:
 
     def subscribe(self, conversation_id: Any) -> None:
         self._call(self.layer.group_add(group_name(conversation_id), self.channel))
+
+    def resubscribe(self, conversation_id: Any, timeout: float = 15.0) -> None:
+        """What a reconnecting client does: subscribe again, until an event sent to the
+        group comes back (the layer's connection to Redis is usable again)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            probe = {"type": "probe", "conversation": str(conversation_id), "id": time.monotonic()}
+            with contextlib.suppress(Exception):
+                self.subscribe(conversation_id)
+                self._call(self.layer.group_send(group_name(conversation_id),
+                                                 {"type": "conversation.event", "event": probe}))
+            until = time.monotonic() + 1.0
+            while time.monotonic() < until:
+                if any(e.get("id") == probe["id"] for e in self.of("probe")):
+                    return
+                time.sleep(0.02)
+        raise AssertionError(f"no event came back through the channel layer within {timeout}s")
 
     def of(self, kind: str, turn: Any = None) -> list[dict[str, Any]]:
         return [e for e in list(self.events) if e["type"] == kind and (turn is None or e.get("turn") == str(turn))]
