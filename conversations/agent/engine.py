@@ -153,12 +153,15 @@ class Engine:
         layer = get_channel_layer()
         if layer is None:
             return
-        try:
-            await layer.group_send(
-                group_name(conversation_id), {"type": CHANNEL_MESSAGE_TYPE, "event": event}
-            )
-        except Exception:  # a lost hint is recoverable by seq; a crashed turn is not
-            logger.warning("could not publish %s", event.get("type"), exc_info=True)
+        message = {"type": CHANNEL_MESSAGE_TYPE, "event": event}
+        for attempt in (1, 2):
+            try:
+                await layer.group_send(group_name(conversation_id), message)
+                return
+            except Exception:  # a lost hint is recoverable by seq; a crashed turn is not
+                # Once more: after a Redis restart, a pooled connection fails once.
+                if attempt == 2:
+                    logger.warning("could not publish %s", event.get("type"), exc_info=True)
 
     def publish_on_commit(self, conversation_id: Any, event: dict[str, Any]) -> None:
         transaction.on_commit(lambda: self.submit(self.publish(conversation_id, event)))
