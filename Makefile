@@ -14,7 +14,7 @@ CHECKOUT := $(subst -,_,$(subst .,_,$(notdir $(CURDIR))))
 SCALE_TEST_DB ?= test_support_$(CHECKOUT)
 SCALE_REDIS_PREFIX ?= support-test-$(CHECKOUT)
 
-.PHONY: run run-scale test test-scale setup lint bench bench-scale clean
+.PHONY: run run-scale test test-scale setup lint bench bench-widget bench-scale clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,11 @@ lint: $(VENV)/.installed
 
 bench: setup
 	$(PY) manage.py bench_engine
+	$(PY) manage.py bench_retrieval
+	DJANGO_DEBUG=false $(PY) manage.py bench_api
+
+bench-widget: $(VENV)/.installed
+	$(PY) bench/widget_load.py --clients 1000
 
 bench-scale: $(VENV)/.installed
 	$(PY) bench/scale_load.py

@@ -1,8 +1,3 @@
-"""Staff console registrations (the full console lives in conversations/console/)."""
+"""Admin registrations for the conversation domain: the staff console (conversations/console/)."""
 
-from django.contrib import admin
-
-from conversations.models import Agent, Conversation
-
-admin.site.register(Agent)
-admin.site.register(Conversation)
+from conversations.console import admin as console_admin  # noqa: F401

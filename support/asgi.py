@@ -15,9 +15,9 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from conversations.agent.engine import engine  # noqa: E402
+from conversations.realtime.origins import WidgetOriginValidator  # noqa: E402
 from support.routing import websocket_urlpatterns  # noqa: E402
 
 
@@ -37,7 +37,7 @@ application = BindEngine(
     ProtocolTypeRouter(
         {
             "http": django_asgi_app,
-            "websocket": AllowedHostsOriginValidator(
+            "websocket": WidgetOriginValidator(
                 AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
             ),
         }

@@ -8,6 +8,7 @@ documents each variable. The platform's own options live in one namespaced dict,
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from pathlib import Path
@@ -55,6 +56,28 @@ def _env_list(name: str, default: str) -> list[str]:
     return [part.strip() for part in os.environ.get(name, default).split(",") if part.strip()]
 
 
+def _env_prices(name: str) -> dict[str, tuple[str, str, str]]:
+    """Model prices (USD per million tokens) from a JSON object in the environment:
+    {"my-model": [input, cached_input, output]} or {"my-model": {"input": ...,
+    "cached_input": ..., "output": ...}}. Entries add to or replace the built-in table."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return {}
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        table = json.loads(raw)
+        prices = {}
+        for model, value in table.items():
+            if isinstance(value, dict):
+                value = [value["input"], value.get("cached_input", value["input"]), value["output"]]
+            price_in, price_cached, price_out = (str(float(v)) for v in value)
+            prices[str(model)] = (price_in, price_cached, price_out)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ImproperlyConfigured(f"{name} must be a JSON object of model prices: {exc}") from exc
+    return prices
+
+
 def _secret_key() -> str:
     """The key comes from the environment; a development checkout gets one generated once
     and kept under var/ (never committed), so sessions survive restarts."""
@@ -83,12 +106,21 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "conversations",
+    "conversations.knowledge",
+    "conversations.console",
+    "conversations.api",
+    "conversations.ops",
     "tools",
+    "conversations.importers",
 ]
 
 MIDDLEWARE = [
+    "conversations.ops.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -160,6 +192,9 @@ else:
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": VAR_DIR / "db.sqlite3",
         "OPTIONS": _SQLITE_OPTIONS,
+        # Keep each thread's connection: opening one (and setting WAL) on every engine
+        # job cost more than the job itself.
+        "CONN_MAX_AGE": None,
         # A file, not shared-cache memory: the engine writes from worker threads and
         # shared-cache SQLite locks whole tables without honouring the busy timeout.
         "TEST": {"NAME": str(VAR_DIR / "test-db.sqlite3")},
@@ -213,7 +248,9 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            # channels' in-memory layer with an expiry sweep that does not grow with
+            # the number of open websockets (see conversations/realtime/layers.py).
+            "BACKEND": "conversations.realtime.layers.InMemoryChannelLayer",
             "CONFIG": {"capacity": 1500, "expiry": 30},
         }
     }
@@ -233,13 +270,56 @@ STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
 LOGIN_URL = "admin:login"
 
+# LOG_FORMAT=json: one JSON object per line with request, conversation and turn ids
+# (conversations/ops/logcontext.py).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "conversations.ops.logcontext.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "conversations.ops.logcontext.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if os.environ.get("LOG_FORMAT", "").lower() == "json" else "plain",
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"httpx2": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
+}
+
+# --- REST API ---------------------------------------------------------------------------
+# The API's views set their own authentication, parsers and error handler
+# (conversations/api/views/base.py); only what DRF and drf-spectacular read globally is here.
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Proxies in front of the app whose X-Forwarded-For is trusted (for per-address limits).
+    "NUM_PROXIES": _env_int("SUPPORT_API_NUM_PROXIES", 0),
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Support platform API",
+    "DESCRIPTION": "Conversations, messages and turns of the AI support platform. "
+    "See docs/api.md for a guide.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "COMPONENT_SPLIT_PATCH": False,  # PATCH takes the same body as documented, status required
+    "PREPROCESSING_HOOKS": ["conversations.api.schema.only_public_api"],
+    "ENUM_NAME_OVERRIDES": {
+        "ConversationStatusEnum": "conversations.models.conversation.Status",
+        "StatusUpdateEnum": "conversations.api.schema_shapes.UPDATABLE_STATUSES",
+        "ChannelEnum": "conversations.models.conversation.Channel",
+        "CustomerKindEnum": "conversations.models.conversation.CustomerKind",
+        "MessageKindEnum": "conversations.models.message.MessageKind",
+        "TurnStatusEnum": "conversations.models.turn.TurnStatus",
+        "TurnTriggerEnum": "conversations.models.turn.TurnTrigger",
+    },
+    # Swagger UI's assets come from drf-spectacular-sidecar, served by the project.
+    "SWAGGER_UI_DIST": "/api/docs/assets/swagger-ui-dist",
+    "SWAGGER_UI_FAVICON_HREF": "/api/docs/assets/swagger-ui-dist/favicon-32x32.png",
 }
 
 # --- The platform's own options -------------------------------------------------------
@@ -253,6 +333,9 @@ SUPPORT_PLATFORM = {
     "DEFAULT_MODEL": os.environ.get(
         "SUPPORT_DEFAULT_MODEL", "gpt-4.1-mini" if OPENAI_API_KEY else "offline-support-1"
     ),
+    # Customer sites allowed to embed the widget (websocket origins and CORS), beyond
+    # the site's own ALLOWED_HOSTS: "shop.example.com", ".example.com", or "*".
+    "WIDGET_ORIGINS": _env_list("SUPPORT_WIDGET_ORIGINS", ""),
     # Input rules.
     "MAX_MESSAGE_CHARS": _env_int("SUPPORT_MAX_MESSAGE_CHARS", 8000),
     # Turn runner.
@@ -264,6 +347,32 @@ SUPPORT_PLATFORM = {
     "DELTA_FLUSH_SECONDS": _env_float("SUPPORT_DELTA_FLUSH_SECONDS", 0.03),
     "DB_THREADS": _env_int("SUPPORT_DB_THREADS", 8),
     "TOOL_THREADS": _env_int("SUPPORT_TOOL_THREADS", 16),
+    # REST API: body size, waiting and streaming bounds, rate limits ("N/s|min|hour|day";
+    # blank = unlimited). An API key may carry its own rate.
+    "API_MAX_BODY_BYTES": _env_int("SUPPORT_API_MAX_BODY_BYTES", 256 * 1024),
+    "API_MAX_WAIT_SECONDS": _env_int("SUPPORT_API_MAX_WAIT_SECONDS", 30),
+    "API_STREAM_MAX_SECONDS": _env_float("SUPPORT_API_STREAM_MAX_SECONDS", 300.0),
+    "API_RATE_KEY": os.environ.get("SUPPORT_API_RATE_KEY", "1200/min"),
+    "API_RATE_VISITOR": os.environ.get("SUPPORT_API_RATE_VISITOR", "60/min"),
+    "API_RATE_STAFF": os.environ.get("SUPPORT_API_RATE_STAFF", "1200/min"),
+    "API_RATE_ANONYMOUS": os.environ.get("SUPPORT_API_RATE_ANONYMOUS", "20/min"),
     # Offline model pacing (seconds between streamed words).
     "OFFLINE_MODEL_WORD_DELAY": _env_float("SUPPORT_OFFLINE_WORD_DELAY", 0.03),
+    # Knowledge base: optional semantic ranking fused with full-text ranking.
+    # "" = full-text only (default); "offline" = the wordllama package's bundled model;
+    # "provider" = the provider's embeddings endpoint (EMBEDDINGS_MODEL).
+    "KNOWLEDGE_EMBEDDINGS": os.environ.get("SUPPORT_KNOWLEDGE_EMBEDDINGS", ""),
+    "EMBEDDINGS_MODEL": os.environ.get("SUPPORT_EMBEDDINGS_MODEL", "text-embedding-3-small"),
+    # Operations (conversations/ops/): prices add to conversations/agent/pricing.py's table.
+    "PRICES": _env_prices("SUPPORT_PRICES_JSON"),
+    "METRICS_ALLOWED_IPS": _env_list("SUPPORT_METRICS_ALLOWED_IPS", "127.0.0.0/8,::1"),
+    "METRICS_TOKEN": os.environ.get("SUPPORT_METRICS_TOKEN", ""),
+    # Budgets over the last 24 hours; 0 turns a limit off. Tokens are input + output.
+    "BUDGET_CONVERSATION_TOKENS_PER_DAY": _env_int("SUPPORT_BUDGET_CONVERSATION_TOKENS_PER_DAY", 0),
+    "BUDGET_CONVERSATION_COST_PER_DAY": _env_float("SUPPORT_BUDGET_CONVERSATION_COST_PER_DAY", 0.0),
+    "BUDGET_CUSTOMER_TOKENS_PER_DAY": _env_int("SUPPORT_BUDGET_CUSTOMER_TOKENS_PER_DAY", 0),
+    "BUDGET_CUSTOMER_COST_PER_DAY": _env_float("SUPPORT_BUDGET_CUSTOMER_COST_PER_DAY", 0.0),
+    "BUDGET_MESSAGE": os.environ.get("SUPPORT_BUDGET_MESSAGE")
+    or "Thanks for your patience. I've passed this conversation to our support team, "
+    "and a person will reply here as soon as possible.",
 }

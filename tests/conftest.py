@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -64,7 +65,7 @@ def offline(settings: Any) -> None:
 @pytest.fixture
 def demo(db: Any) -> None:
     """The default agent and demo orders, as `setup_demo` creates them."""
-    call_command("setup_demo", stdout=open("/dev/null", "w"))
+    call_command("setup_demo", stdout=io.StringIO())
 
 
 @pytest.fixture
@@ -85,7 +86,7 @@ def wait_for(predicate: Any, timeout: float = 15.0, interval: float = 0.02) -> A
     raise AssertionError(f"condition not met within {timeout}s")
 
 
-async def await_for(predicate: Any, timeout: float = 15.0, interval: float = 0.02) -> Any:
+async def await_for(predicate: Any, timeout: float = 15.0, interval: float = 0.02) -> Any:  # noqa: ASYNC109
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = await predicate()

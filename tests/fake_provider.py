@@ -3,8 +3,14 @@
 Tests queue what the "model" does next (stream text, call tools, fail with a status,
 hang, cut the stream, report `response.failed`...) and the platform reaches it through
 the official SDK exactly as it would reach OpenAI, so the real parsing code runs. Every
-request body received is kept in `requests` for assertions. When the script is empty
-the provider answers "OK".
+request body received is kept in `requests`, and every event sent in `events_sent`, for
+assertions. When the script is empty the provider answers "OK".
+
+Steps are taken from a conversation's own script first (`queue_for`, matched on the
+request's `metadata.conversation`), so concurrent conversations can be scripted
+independently, then from the shared script (`queue`). A step can hold its stream open
+on a `gate` (a `threading.Event`) after `pause_after` text deltas, so a test can look at
+the platform mid-stream and then let it go on; `reset()` opens every gate.
 """
 
 from __future__ import annotations
@@ -36,7 +42,9 @@ class Step:
     code: str = "server_error"
     message: str = "The model failed."
     usage: tuple[int, int, int, int] = (100, 20, 0, 0)  # input, output, cached, reasoning
-    gate: threading.Event | None = None  # held until the test sets it (at most 60 s)
+    gate: threading.Event | None = None  # hold the stream open until set...
+    pause_after: int = 0  # ...after this many text deltas
+    trailing_reasoning: str | None = None  # a reasoning item after the calls (dangling)
 
 
 def text(message: str, **kwargs: Any) -> Step:
@@ -57,8 +65,9 @@ def status(code: int, message: str = "error", headers: dict[str, str] | None = N
     return Step(kind="status", status=code, body=body, headers=headers or {})
 
 
-def hang(seconds: float) -> Step:
-    return Step(kind="hang", delay=seconds)
+def hang(seconds: float, gate: threading.Event | None = None) -> Step:
+    """Accept the request and send nothing for `seconds` (or until `gate` is set)."""
+    return Step(kind="hang", delay=seconds, gate=gate)
 
 
 def cut(message: str = "This answer will be cut off half way", after_words: int = 3) -> Step:
@@ -68,16 +77,16 @@ def cut(message: str = "This answer will be cut off half way", after_words: int 
     return step
 
 
-def failed(code: str = "server_error", message: str = "The model failed.") -> Step:
-    return Step(kind="failed", code=code, message=message)
+def failed(code: str = "server_error", message: str = "The model failed.", **kwargs: Any) -> Step:
+    return Step(kind="failed", code=code, message=message, **kwargs)
 
 
 def error_event(code: str = "server_error", message: str = "Stream error.") -> Step:
     return Step(kind="error_event", code=code, message=message)
 
 
-def incomplete(message: str = "Partial answer") -> Step:
-    step = text(message)
+def incomplete(message: str = "Partial answer", **kwargs: Any) -> Step:
+    step = text(message, **kwargs)
     step.kind = "incomplete"
     return step
 
@@ -85,10 +94,12 @@ def incomplete(message: str = "Partial answer") -> Step:
 class FakeProvider:
     def __init__(self) -> None:
         self.script: deque[Step] = deque()
+        self.scripts: dict[str, deque[Step]] = {}
         self.requests: list[dict[str, Any]] = []
         self.events_sent: list[dict[str, Any]] = []
+        self.gates: list[threading.Event] = []
         self.lock = threading.Lock()
-        # Answers requests when the script is empty (default: "OK"); gets the request body.
+        # Answers requests when no script applies (default: "OK"); gets the request body.
         self.responder: Callable[[dict[str, Any]], Step] | None = None
         provider = self
 
@@ -98,14 +109,12 @@ class FakeProvider:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with provider.lock:
                     provider.requests.append(body)
-                    step = provider.script.popleft() if provider.script else None
-                if step is None:
-                    step = provider.responder(body) if provider.responder else text("OK")
+                    step = provider._next_step(body)
                 provider._serve(self, body, step)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -120,13 +129,36 @@ class FakeProvider:
     def queue(self, *steps: Step) -> None:
         with self.lock:
             self.script.extend(steps)
+            self.gates += [s.gate for s in steps if s.gate is not None]
+
+    def queue_for(self, conversation_id: Any, *steps: Step) -> None:
+        """Script the steps for one conversation's requests only."""
+        with self.lock:
+            self.scripts.setdefault(str(conversation_id), deque()).extend(steps)
+            self.gates += [s.gate for s in steps if s.gate is not None]
+
+    def requests_for(self, conversation_id: Any) -> list[dict[str, Any]]:
+        with self.lock:
+            return [r for r in self.requests if _conversation_of(r) == str(conversation_id)]
 
     def reset(self) -> None:
         with self.lock:
+            for gate in self.gates:
+                gate.set()
+            self.gates.clear()
             self.script.clear()
+            self.scripts.clear()
             self.requests.clear()
             self.events_sent.clear()
             self.responder = None
+
+    def _next_step(self, body: dict[str, Any]) -> Step:
+        own = self.scripts.get(_conversation_of(body))
+        if own:
+            return own.popleft()
+        if self.script:
+            return self.script.popleft()
+        return self.responder(body) if self.responder else text("OK")
 
     def close(self) -> None:
         self.server.shutdown()
@@ -134,10 +166,11 @@ class FakeProvider:
 
     # --- serving --------------------------------------------------------------------
     def _serve(self, handler: BaseHTTPRequestHandler, body: dict[str, Any], step: Step) -> None:
-        if step.gate is not None:
-            step.gate.wait(timeout=60)
         if step.kind == "hang":
-            time.sleep(step.delay)
+            if step.gate is not None:
+                step.gate.wait(step.delay)
+            else:
+                time.sleep(step.delay)
             self._close(handler)
             return
         if step.kind == "status":
@@ -152,9 +185,11 @@ class FakeProvider:
             return
         if step.delay:
             time.sleep(step.delay)
+        # Chunked and kept alive, as real providers stream: the client pools the
+        # connection afterwards (a cut stream ends without the closing chunk).
         handler.send_response(200)
         handler.send_header("content-type", "text/event-stream")
-        handler.send_header("connection", "close")
+        handler.send_header("transfer-encoding", "chunked")
         handler.end_headers()
         writer = wire.EventWriter(body)
         events = list(writer.created())
@@ -163,33 +198,42 @@ class FakeProvider:
                 events += list(writer.reasoning(step.reasoning))
             for name, arguments in step.calls:
                 events += list(writer.function_call(name, arguments))
+            if step.trailing_reasoning is not None:
+                events += list(writer.reasoning(step.trailing_reasoning))
         else:
             events += list(writer.message(step.words))
-        input_t, output_t, cached_t, reasoning_t = step.usage
+        usage = wire.usage(step.usage[0], step.usage[1], step.usage[2], step.usage[3])
         if step.kind == "failed":
-            events.append(writer.failed(step.code, step.message))
+            events.append(writer.failed(step.code, step.message, usage))
         elif step.kind == "incomplete":
-            events.append(writer.incomplete("max_output_tokens"))
+            events.append(writer.incomplete("max_output_tokens", usage))
         elif step.kind == "error_event":
             events.append(writer.error(step.code, step.message))
         elif step.kind != "cut":
-            events.append(writer.completed(wire.usage(input_t, output_t, cached_t, reasoning_t)))
+            events.append(writer.completed(usage))
         sent_deltas = 0
         try:
             for event in events:
                 if event["type"] == "response.output_text.delta":
                     if step.kind == "cut" and sent_deltas >= step.cut_after:
                         break
+                    if step.gate is not None and sent_deltas == step.pause_after:
+                        step.gate.wait(30)
                     sent_deltas += 1
                     if step.delta_delay:
                         time.sleep(step.delta_delay)
-                handler.wfile.write(wire.sse(event))
+                data = wire.sse(event)
+                handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
                 handler.wfile.flush()
                 with self.lock:
                     self.events_sent.append(event)
+            if step.kind == "cut":
+                self._close(handler)
+                return
+            handler.wfile.write(b"0\r\n\r\n")
+            handler.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
-            return
-        self._close(handler)
+            handler.close_connection = True
 
     @staticmethod
     def _close(handler: BaseHTTPRequestHandler) -> None:
@@ -198,3 +242,7 @@ class FakeProvider:
             handler.wfile.flush()
         except OSError:
             pass
+
+
+def _conversation_of(body: dict[str, Any]) -> str:
+    return str((body.get("metadata") or {}).get("conversation", ""))

@@ -15,13 +15,15 @@ exceptions all become a `function_call_output` text the model can recover from.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import json
 import logging
 import re
+import time
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args, get_origin
@@ -227,7 +229,9 @@ async def _run_one(
             result = await asyncio.wait_for(tool_obj.function(context, **arguments), timeout)
         else:
             loop = asyncio.get_running_loop()
-            future = loop.run_in_executor(executor, lambda: tool_obj.function(context, **arguments))
+            # Run in a copy of this context so the tool's log lines carry the turn's ids.
+            call = contextvars.copy_context().run
+            future = loop.run_in_executor(executor, call, lambda: tool_obj.function(context, **arguments))
             result = await asyncio.wait_for(future, timeout)
     except TimeoutError:
         return ToolCallResult(call_id, name, f"Error: {name} did not finish within {timeout:g} seconds.", False)
@@ -245,11 +249,25 @@ async def execute_calls(
     allowed: list[str],
     executor: Executor | None = None,
     default_timeout: float = 15.0,
+    on_done: Callable[[ToolCallResult], Awaitable[None]] | None = None,
 ) -> list[ToolCallResult]:
-    """Run the model's calls concurrently; results come back in the calls' order."""
+    """Run the model's calls concurrently; results come back in the calls' order.
+    `on_done` is awaited as each call finishes (to report progress as it happens).
+
+    Synchronous tools run on `executor` (the engine's tool threads), never on the
+    threads that serve the database or the event loop, so a slow tool in one
+    conversation delays nobody else. A timed-out synchronous tool cannot be killed: its
+    thread finishes in the background and its late result is discarded."""
+    from conversations.ops.metrics import record_tool_call
+
     allowed_set = set(allowed)
-    return list(
-        await asyncio.gather(
-            *(_run_one(call, context, allowed_set, executor, default_timeout) for call in calls)
-        )
-    )
+
+    async def run(call: dict[str, Any]) -> ToolCallResult:
+        started = time.monotonic()
+        result = await _run_one(call, context, allowed_set, executor, default_timeout)
+        record_tool_call(result, time.monotonic() - started)
+        if on_done is not None:
+            await on_done(result)
+        return result
+
+    return list(await asyncio.gather(*(run(call) for call in calls)))

@@ -22,11 +22,12 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from functools import partial
 from typing import Any, TypeVar
 
-from asgiref.sync import SyncToAsync
 from channels.layers import get_channel_layer
 from django.db import close_old_connections, transaction
 
@@ -39,10 +40,14 @@ T = TypeVar("T")
 
 def _db_job(fn: Callable[..., T]) -> Callable[..., T]:
     def run(*args: Any, **kwargs: Any) -> T:
+        # Like a request: drop this thread's connection first if it broke or is too old.
         close_old_connections()
         try:
             return fn(*args, **kwargs)
         finally:
+            # And like a request's end: with PostgreSQL's pool (CONN_MAX_AGE=0) this hands
+            # the connection back now, so an idle thread holds none of the process's
+            # pool; with SQLite's persistent connection it only flags a health check.
             close_old_connections()
 
     return run
@@ -61,9 +66,11 @@ class Engine:
     def __init__(self) -> None:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._private_loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Conversations being drained, per loop: {conversation id: re-check requested}.
         self._draining: dict[str, bool] = {}
+        self._running: dict[str, Any] = {}  # turn id -> its LeaseKeeper
         self._bind_lock = threading.Lock()
         self._db_executor: ThreadPoolExecutor | None = None
         self._tool_executor: ThreadPoolExecutor | None = None
@@ -72,60 +79,83 @@ class Engine:
     # --- executors ------------------------------------------------------------------
     # The ORM is synchronous. Running it through a bounded pool of our own (not the single
     # thread `sync_to_async` shares by default) means one conversation's slow database
-    # work or slow tool never delays another conversation's first token.
+    # work never delays another conversation's first token; tools get a pool of their
+    # own so a slow tool cannot take the database threads either.
     @property
     def db_executor(self) -> ThreadPoolExecutor:
         if self._db_executor is None:
-            self._db_executor = ThreadPoolExecutor(
-                max_workers=platform_setting("DB_THREADS"), thread_name_prefix="engine-db"
-            )
+            with self._bind_lock:
+                if self._db_executor is None:
+                    self._db_executor = ThreadPoolExecutor(
+                        max_workers=platform_setting("DB_THREADS"), thread_name_prefix="engine-db"
+                    )
         return self._db_executor
 
     @property
     def tool_executor(self) -> ThreadPoolExecutor:
         if self._tool_executor is None:
-            self._tool_executor = _ConnectionReturningPool(
-                max_workers=platform_setting("TOOL_THREADS"), thread_name_prefix="engine-tool"
-            )
+            with self._bind_lock:
+                if self._tool_executor is None:
+                    self._tool_executor = _ConnectionReturningPool(
+                        max_workers=platform_setting("TOOL_THREADS"), thread_name_prefix="engine-tool"
+                    )
         return self._tool_executor
 
     async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a synchronous ORM function on the engine's database threads."""
-        runner = SyncToAsync(_db_job(fn), thread_sensitive=False, executor=self.db_executor)
-        return await runner(*args, **kwargs)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.db_executor, partial(_db_job(fn), *args, **kwargs))
 
     # --- loop binding ---------------------------------------------------------------
     def bind(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        """Run turns on `loop` (default: the running loop) from now on."""
+        """Run turns on `loop` (default: the running loop) from now on.
+
+        Rebinding (a test's loop, then the server's) moves the sweeper to the new loop;
+        turns already running on the old loop finish there."""
         loop = loop or asyncio.get_running_loop()
         with self._bind_lock:
             if self.loop is loop:
                 return
+            old_loop, old_sweeper = self.loop, self._sweeper
             self.loop = loop
-            self._draining.clear()
-            self._tasks = set()
             self._sweeper = None
+            self._draining = {}
+            self._tasks = {t for t in list(self._tasks) if t.get_loop() is loop}
+        if old_sweeper is not None and old_loop is not None and not old_loop.is_closed():
+            try:
+                old_loop.call_soon_threadsafe(old_sweeper.cancel)
+            except RuntimeError:  # closed in the meantime
+                pass
         if platform_setting("SWEEP_INTERVAL_SECONDS") > 0:
             self.submit(self._start_sweeper())
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        """The bound loop if it is running; otherwise the engine's private loop (one
+        background thread per process, started on first need)."""
         loop = self.loop
-        if loop is not None and not loop.is_closed() and loop.is_running():
+        if loop is not None and loop.is_running():
             return loop
         with self._bind_lock:
-            ready = threading.Event()
-            new_loop = asyncio.new_event_loop()
+            private = self._private_loop
+            if private is None or not private.is_running():
+                private = self._start_private_loop()
+        self.bind(private)
+        return private
 
-            def serve() -> None:
-                asyncio.set_event_loop(new_loop)
-                new_loop.call_soon(ready.set)
-                new_loop.run_forever()
+    def _start_private_loop(self) -> asyncio.AbstractEventLoop:
+        """Precondition: holding `_bind_lock`."""
+        ready = threading.Event()
+        loop = asyncio.new_event_loop()
 
-            self._thread = threading.Thread(target=serve, name="engine-loop", daemon=True)
-            self._thread.start()
-            ready.wait()
-        self.bind(new_loop)
-        return new_loop
+        def serve() -> None:
+            asyncio.set_event_loop(loop)
+            loop.call_soon(ready.set)
+            loop.run_forever()
+
+        threading.Thread(target=serve, name="engine-loop", daemon=True).start()
+        ready.wait()
+        self._private_loop = loop
+        return loop
 
     def submit(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Schedule `coro` on the engine loop from any thread; the engine owns the task."""
@@ -136,8 +166,12 @@ class Engine:
             running = None
         if running is loop:
             self._own(loop.create_task(coro))
-        else:
+            return
+        try:
             loop.call_soon_threadsafe(lambda: self._own(loop.create_task(coro)))
+        except RuntimeError:  # the bound loop closed just now: use the private one
+            private = self._ensure_loop()
+            private.call_soon_threadsafe(lambda: self._own(private.create_task(coro)))
 
     def _own(self, task: asyncio.Task[Any]) -> None:
         self._tasks.add(task)
@@ -164,38 +198,66 @@ class Engine:
                     logger.warning("could not publish %s", event.get("type"), exc_info=True)
 
     def publish_on_commit(self, conversation_id: Any, event: dict[str, Any]) -> None:
-        transaction.on_commit(lambda: self.submit(self.publish(conversation_id, event)))
+        # robust: a hint that cannot be sent must not turn a committed write into an error.
+        transaction.on_commit(lambda: self.submit(self.publish(conversation_id, event)), robust=True)
 
     # --- turns ----------------------------------------------------------------------
     def dispatch(self, conversation_id: Any) -> None:
         self.submit(self.drain(str(conversation_id)))
 
     def dispatch_on_commit(self, conversation_id: Any) -> None:
-        transaction.on_commit(lambda: self.dispatch(conversation_id))
+        # robust: if the dispatch is lost, the sweeper picks the queued turn up.
+        transaction.on_commit(lambda: self.dispatch(conversation_id), robust=True)
 
     async def drain(self, conversation_id: str) -> None:
         """Run this conversation's queued turns one at a time, in order, while this
         process can claim them. A second call while draining just asks for a re-check."""
-        if conversation_id in self._draining:
-            self._draining[conversation_id] = True
+        draining = self._draining
+        if conversation_id in draining:
+            draining[conversation_id] = True
             return
-        self._draining[conversation_id] = False
+        draining[conversation_id] = False
         try:
-            from conversations.agent.runner import run_turn
-            from conversations.services.turns import turn_claim_next
+            from conversations.agent.runner import run_next_turn
 
+            dispatched = True
             while True:
-                turn_id = await self.db(
-                    turn_claim_next, conversation_id=conversation_id, owner=self.owner
-                )
-                if turn_id is None:
-                    if self._draining.get(conversation_id):
-                        self._draining[conversation_id] = False
-                        continue
+                draining[conversation_id] = False
+                ran = await run_next_turn(conversation_id, engine=self, dispatched=dispatched)
+                dispatched = False
+                if not ran and not draining.get(conversation_id):
                     return
-                await run_turn(turn_id, engine=self)
         finally:
-            self._draining.pop(conversation_id, None)
+            draining.pop(conversation_id, None)
+
+    @contextmanager
+    def running(self, turn_id: Any, keeper: Any) -> Iterator[None]:
+        """Register a turn running in this process so `interrupt` can reach it."""
+        self._running[str(turn_id)] = keeper
+        try:
+            yield
+        finally:
+            self._running.pop(str(turn_id), None)
+
+    def interrupt(self, turn_id: Any, signal: str = "cancel") -> None:
+        """Stop a turn this process is running now, without waiting for its next lease
+        renewal (from any thread). Turns running elsewhere see the request on renewal."""
+        loop = self.loop
+        if loop is None or loop.is_closed() or str(turn_id) not in self._running:
+            return
+
+        def stop() -> None:
+            keeper = self._running.get(str(turn_id))
+            if keeper is not None:
+                keeper.interrupt(signal)
+
+        try:
+            loop.call_soon_threadsafe(stop)
+        except RuntimeError:
+            pass
+
+    def interrupt_on_commit(self, turn_id: Any, signal: str = "cancel") -> None:
+        transaction.on_commit(lambda: self.interrupt(turn_id, signal), robust=True)
 
     async def _start_sweeper(self) -> None:
         if self._sweeper is None or self._sweeper.done():
@@ -207,30 +269,46 @@ class Engine:
         while True:
             try:
                 await self.sweep()
+            except RuntimeError as exc:
+                if "after shutdown" in str(exc) or "interpreter shutdown" in str(exc):  # exiting
+                    return
+                logger.warning("sweep failed: %s", exc, exc_info=True)
             except Exception:
                 logger.warning("sweep failed", exc_info=True)
             await asyncio.sleep(interval)
 
     async def sweep(self) -> None:
         """Fail turns whose lease expired and dispatch conversations with orphaned queues."""
+        from conversations.agent.events import turn_failed_event
         from conversations.services.turns import turns_expire_leases, turns_orphaned_queues
 
         for turn in await self.db(turns_expire_leases):
-            from conversations.agent.events import turn_failed_event
-
             await self.publish(turn.conversation_id, turn_failed_event(turn))
             self.dispatch(turn.conversation_id)
         for conversation_id in await self.db(turns_orphaned_queues):
             self.dispatch(conversation_id)
 
-    async def wait_idle(self, timeout: float = 30.0) -> None:
-        """Wait until no turn task is running in this process (tests, shutdown)."""
+    def busy(self) -> bool:
+        """True while a turn task (not the sweeper) is unfinished in this process."""
+        return any(t is not self._sweeper and not t.done() for t in list(self._tasks))
+
+    async def wait_idle(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109
+        """Wait until no turn task of the running loop is unfinished (tests, shutdown)."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while any(t for t in self._tasks if t is not self._sweeper and not t.done()):
-            if loop.time() > deadline:
-                raise TimeoutError("engine still busy")
-            await asyncio.sleep(0.01)
+        async with asyncio.timeout(timeout):
+            while pending := [
+                t for t in list(self._tasks)
+                if t is not self._sweeper and not t.done() and t.get_loop() is loop
+            ]:
+                await asyncio.wait(pending)
+
+    async def close(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109
+        """Stop the sweeper and wait for this loop's turns to finish (shutdown)."""
+        sweeper = self._sweeper
+        if sweeper is not None and sweeper.get_loop() is asyncio.get_running_loop():
+            sweeper.cancel()
+        self._sweeper = None
+        await self.wait_idle(timeout)
 
 
 engine = Engine()

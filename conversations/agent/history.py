@@ -1,31 +1,39 @@
 """The history selector: which stored items a turn sends to the model, and why.
 
-Contract, for a turn answering `current` under `budget` tokens (counted with the model's
-real encoding, plus a fixed per-item framing overhead):
-- the current user message is always sent (reason "current");
-- the newest exchanges come next (reason "recent"), newest first, up to a share of
-  the budget;
-- then older items retrieved for relevance to the current message (reason
-  "retrieved", with the retriever's score) fill what is left, best first;
-- whatever budget still remains goes to further recent items;
-- a function call and its output are one unit: both or neither, and an unpaired call
-  or output is never sent (the API rejects it);
-- internal notes are never sent; the result is in chronological (`seq`) order.
+Contract, for a turn answering `current` under `budget` tokens (each item's stored
+token count, from the model's real encoding, plus a fixed per-item framing overhead):
+- the current user message is always sent (reason "current"), last;
+- the newest exchanges come first (reason "recent"), newest first, up to a share of the
+  budget, stopping at the first one that does not fit so recency stays contiguous;
+- then older items retrieved for relevance to the current message (reason "retrieved",
+  with the retriever's score) fill what is left, best first;
+- whatever budget still remains goes to further recent items, newest first, until the
+  budget is full or `FILL_MISSES` older units in a row do not fit;
+- a function call and its output are one unit (placed where the call is): both or
+  neither, and an unpaired call or output is never sent (the API rejects it);
+- internal notes are never sent, nor customer messages that came after `current`
+  (they are answered by their own turns); answers the model gave to earlier messages
+  after `current` was stored (two quick messages) are sent, so the second turn sees
+  the first answer;
+- the result is in chronological (`seq`) order, with `current` last.
 
-The retriever is pluggable (`Retriever`); the default scores keyword overlap in SQL.
+Items are read newest first in pages, so the cost depends on the budget, not on the
+conversation's length; token counts are never recomputed here. The retriever is
+pluggable (`Retriever`); the default scores keyword overlap in SQL.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from django.db.models import Q
 
 from conversations.agent.tokens import ITEM_OVERHEAD_TOKENS
-from conversations.models import Message
+from conversations.models import Message, Turn
 from conversations.models.message import MessageKind
 
 MODEL_KINDS = (
@@ -36,6 +44,9 @@ MODEL_KINDS = (
     MessageKind.STAFF,
 )
 RECENT_SHARE = 0.6
+PAGE_SIZE = 200
+FILL_MISSES = 32
+RETRIEVE_LIMIT = 50
 
 
 class Retriever(Protocol):
@@ -51,11 +62,15 @@ class Retriever(Protocol):
 
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9@._-]{2,}")
 _STOP = frozenset(
-    "the and for you your are was were this that with have has had not but can could would "
-    "should what when where which who how why about from they them their there here then than "
-    "into onto our ours its it's i'm i've don't didn't does did just also any all some more most "
-    "very been being will shall may might must need want like know tell please thanks thank hello "
-    "help order".split()
+    (
+        "the", "and", "for", "you", "your", "are", "was", "were", "this", "that", "with",
+        "have", "has", "had", "not", "but", "can", "could", "would", "should", "what", "when",
+        "where", "which", "who", "how", "why", "about", "from", "they", "them", "their",
+        "there", "here", "then", "than", "into", "onto", "our", "ours", "its", "it's", "i'm",
+        "i've", "don't", "didn't", "does", "did", "just", "also", "any", "all", "some", "more",
+        "most", "very", "been", "being", "will", "shall", "may", "might", "must", "need",
+        "want", "like", "know", "tell", "please", "thanks", "thank", "hello", "help", "order"
+    )
 )
 
 
@@ -72,12 +87,15 @@ def keywords(text: str, limit: int = 12) -> list[str]:
 
 class KeywordRetriever:
     """Scores older items by how many of the query's keywords they contain, weighting
-    rare keywords higher (an IDF over this conversation). Runs in SQL with LIKE."""
+    rare keywords higher (an IDF over the matches). Runs in SQL with LIKE over the
+    newest matching items, the most specific keywords first."""
+
+    max_keywords = 6
 
     def retrieve(
         self, *, conversation_id: Any, query: str, before_seq: int, limit: int
     ) -> list[tuple[int, float]]:
-        words = keywords(query)
+        words = keywords(query, limit=self.max_keywords)
         if not words:
             return []
         condition = Q()
@@ -128,47 +146,132 @@ class SelectedItem:
 @dataclass
 class HistorySelection:
     items: list[SelectedItem]
-    messages: list[Message]
+    input_items: list[dict[str, Any]]
     budget: int
     tokens: int
     considered: int = 0
     explanation: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def messages(self) -> list[Message]:
+        """The selected items as `Message` rows, in send order (one query)."""
+        by_id = Message.objects.in_bulk([item.message_id for item in self.items])
+        return [by_id[item.message_id] for item in self.items]
+
+
+class _Row(NamedTuple):
+    id: int
+    seq: int
+    kind: str
+    token_count: int
+    call_id: str
+    text: str
+    tool_name: str
+    tool_arguments: str
+    metadata: dict[str, Any]
+    turn_id: Any  # the turn that produced it, if any
+
+
+_COLUMNS = (
+    "id", "seq", "kind", "token_count", "call_id", "text", "tool_name", "tool_arguments", "metadata", "turn_id",
+)
+
 
 @dataclass
 class _Unit:
-    rows: list[tuple[int, int, str, int]]  # (id, seq, kind, tokens)
+    rows: tuple[_Row, ...]
+    tokens: int
 
-    @property
-    def tokens(self) -> int:
-        return sum(r[3] + ITEM_OVERHEAD_TOKENS for r in self.rows)
-
-    @property
-    def last_seq(self) -> int:
-        return max(r[1] for r in self.rows)
+    @classmethod
+    def of(cls, *rows: _Row) -> _Unit:
+        return cls(rows, sum(r.token_count + ITEM_OVERHEAD_TOKENS for r in rows))
 
 
-def _units(rows: list[tuple[int, int, str, int, str]]) -> list[_Unit]:
-    """Group rows (ascending seq) into units; call/output pairs become one unit and
-    unpaired calls or outputs are dropped."""
-    calls: dict[str, tuple[int, int, str, int]] = {}
-    outputs: dict[str, tuple[int, int, str, int]] = {}
-    for pk, seq, kind, tokens, call_id in rows:
-        if kind == MessageKind.FUNCTION_CALL:
-            calls[call_id] = (pk, seq, kind, tokens)
-        elif kind == MessageKind.FUNCTION_OUTPUT:
-            outputs[call_id] = (pk, seq, kind, tokens)
-    units: list[_Unit] = []
-    for pk, seq, kind, tokens, call_id in rows:
-        if kind == MessageKind.FUNCTION_CALL:
-            if call_id in outputs:
-                units.append(_Unit([(pk, seq, kind, tokens), outputs[call_id]]))
-        elif kind == MessageKind.FUNCTION_OUTPUT:
+def _fetch(conversation_id: Any, **filters: Any) -> list[_Row]:
+    return [
+        _Row._make(values)
+        for values in Message.objects.filter(conversation_id=conversation_id, kind__in=MODEL_KINDS)
+        .filter(**filters)
+        .order_by()
+        .values_list(*_COLUMNS)
+    ]
+
+
+class _Scanner:
+    """The conversation's sendable units for `current`, newest first, read in pages."""
+
+    def __init__(self, conversation_id: Any, current: Message) -> None:
+        self.conversation_id = conversation_id
+        self.current = current
+        self.considered = 0
+
+    def _visible(self, row: _Row, answered: dict[Any, int]) -> bool:
+        if row.id == self.current.pk:
+            return False
+        if row.seq < self.current.seq:
+            return True
+        # Stored after the current message: only answers to earlier messages are sent.
+        return row.kind != MessageKind.USER and answered.get(row.turn_id, self.current.seq) < self.current.seq
+
+    def _answered_seqs(self, page: list[_Row]) -> dict[Any, int]:
+        """For the turns that produced items newer than `current` (rare: quick messages),
+        the seq of the message each turn answered."""
+        turns = {row.turn_id for row in page if row.seq > self.current.seq and row.turn_id}
+        if not turns:
+            return {}
+        return dict(Turn.objects.filter(pk__in=turns).values_list("pk", "user_message__seq"))
+
+    def __iter__(self) -> Iterator[_Unit]:
+        outputs: dict[str, _Row] = {}
+        query = Message.objects.filter(conversation_id=self.conversation_id, kind__in=MODEL_KINDS)
+        below: int | None = None
+        while True:
+            page_query = query if below is None else query.filter(seq__lt=below)
+            page = [_Row._make(v) for v in page_query.order_by("-seq").values_list(*_COLUMNS)[:PAGE_SIZE]]
+            self.considered += len(page)
+            answered = self._answered_seqs(page)
+            for row in page:
+                if not self._visible(row, answered):
+                    continue
+                if row.kind == MessageKind.FUNCTION_OUTPUT:
+                    outputs.setdefault(row.call_id, row)
+                elif row.kind == MessageKind.FUNCTION_CALL:
+                    output = outputs.pop(row.call_id, None)
+                    if output is not None:
+                        yield _Unit.of(row, output)
+                else:
+                    yield _Unit.of(row)
+            if len(page) < PAGE_SIZE:
+                return
+            below = page[-1].seq
+
+
+def _retrieved_units(conversation_id: Any, hits: list[tuple[int, float]]) -> Iterator[tuple[_Unit, float]]:
+    """The units of the retriever's hits, best first; a call or output comes with its
+    partner, or not at all."""
+    if not hits:
+        return
+    rows = {row.id: row for row in _fetch(conversation_id, pk__in=[pk for pk, _ in hits])}
+    pairing = {r.call_id for r in rows.values() if r.kind in (MessageKind.FUNCTION_CALL, MessageKind.FUNCTION_OUTPUT)}
+    partners: dict[tuple[str, str], _Row] = {}
+    if pairing:
+        for row in _fetch(
+            conversation_id, call_id__in=pairing,
+            kind__in=[MessageKind.FUNCTION_CALL, MessageKind.FUNCTION_OUTPUT],
+        ):
+            partners.setdefault((row.kind, row.call_id), row)
+    for pk, score in hits:
+        row = rows.get(pk)
+        if row is None:
             continue
+        if row.kind in (MessageKind.FUNCTION_CALL, MessageKind.FUNCTION_OUTPUT):
+            call = partners.get((MessageKind.FUNCTION_CALL, row.call_id))
+            output = partners.get((MessageKind.FUNCTION_OUTPUT, row.call_id))
+            if call is None or output is None:
+                continue
+            yield _Unit.of(call, output), score
         else:
-            units.append(_Unit([(pk, seq, kind, tokens)]))
-    units.sort(key=lambda u: u.last_seq)
-    return units
+            yield _Unit.of(row), score
 
 
 def select_history(
@@ -181,66 +284,68 @@ def select_history(
     """Select the items to send for a turn answering `current`; see the module contract."""
     retriever = retriever or default_retriever()
     current_tokens = current.token_count + ITEM_OVERHEAD_TOKENS
-    chosen: dict[int, SelectedItem] = {
-        current.pk: SelectedItem(current.pk, current.seq, current.kind, current_tokens, "current")
-    }
     remaining = budget - current_tokens
-    rows = list(
-        Message.objects.filter(
-            conversation_id=conversation_id, seq__lt=current.seq, kind__in=MODEL_KINDS
-        )
-        .order_by("seq")
-        .values_list("id", "seq", "kind", "token_count", "call_id")
-    )
-    units = _units(rows)
-    unit_of = {row[0]: unit for unit in units for row in unit.rows}
-    taken: set[int] = set()
+    chosen: dict[int, tuple[_Row, SelectedItem]] = {}
 
     def take(unit: _Unit, reason: str, score: float | None = None) -> bool:
         nonlocal remaining
-        if id(unit) in taken or unit.tokens > remaining:
+        if unit.rows[0].id in chosen or unit.tokens > remaining:
             return False
-        taken.add(id(unit))
         remaining -= unit.tokens
-        for pk, seq, kind, tokens in unit.rows:
-            chosen[pk] = SelectedItem(pk, seq, kind, tokens + ITEM_OVERHEAD_TOKENS, reason, score)
+        for row in unit.rows:
+            item = SelectedItem(row.id, row.seq, row.kind, row.token_count + ITEM_OVERHEAD_TOKENS, reason, score)
+            chosen[row.id] = (row, item)
         return True
 
-    # 1. Newest exchanges, up to the recent share; stop at the first unit that does not
-    #    fit so recency stays contiguous.
+    scanner = _Scanner(conversation_id, current)
+    units = iter(scanner)
+    # 1. Newest exchanges, up to the recent share; stop at the first that does not fit.
     recent_cap = remaining - int(budget * (1 - RECENT_SHARE))
-    index = len(units) - 1
-    while index >= 0 and units[index].tokens <= recent_cap:
-        unit = units[index]
-        if take(unit, "recent"):
-            recent_cap -= unit.tokens
-        index -= 1
-    oldest_recent = units[index + 1].last_seq if index + 1 < len(units) else current.seq
+    held: _Unit | None = None
+    oldest_recent = current.seq
+    for unit in units:
+        if unit.tokens > recent_cap:
+            held = unit
+            break
+        take(unit, "recent")
+        recent_cap -= unit.tokens
+        oldest_recent = min(oldest_recent, unit.rows[0].seq)
     # 2. Older items retrieved for relevance.
-    if index >= 0 and remaining > 0:
-        for pk, score in retriever.retrieve(
-            conversation_id=conversation_id, query=current.text, before_seq=oldest_recent, limit=50
-        ):
-            unit = unit_of.get(pk)
-            if unit is not None:
-                take(unit, "retrieved", score)
+    if held is not None and remaining > 0:
+        hits = retriever.retrieve(
+            conversation_id=conversation_id, query=current.text, before_seq=oldest_recent,
+            limit=RETRIEVE_LIMIT,
+        )
+        for unit, score in _retrieved_units(conversation_id, hits):
+            take(unit, "retrieved", score)
     # 3. Any budget left goes to further recent items.
-    while index >= 0 and remaining > 0:
-        take(units[index], "recent")
-        index -= 1
+    if held is not None:
+        misses = 0
+        for unit in _chain(held, units):
+            if remaining <= ITEM_OVERHEAD_TOKENS or misses >= FILL_MISSES:
+                break
+            if unit.rows[0].id in chosen:
+                continue
+            misses = 0 if take(unit, "recent") else misses + 1
 
-    items = sorted(chosen.values(), key=lambda item: item.seq)
-    by_id = Message.objects.in_bulk([item.message_id for item in items])
-    messages = [by_id[item.message_id] for item in items]
-    used = sum(item.tokens for item in items)
+    ordered = sorted(chosen.values(), key=lambda pair: pair[0].seq)
+    items = [item for _, item in ordered]
+    items.append(SelectedItem(current.pk, current.seq, current.kind, current_tokens, "current"))
+    input_items = [_row_input_item(row) for row, _ in ordered]
+    input_items.append(to_input_item(current))
     return HistorySelection(
         items=items,
-        messages=messages,
+        input_items=input_items,
         budget=budget,
-        tokens=used,
-        considered=len(rows) + 1,
+        tokens=sum(item.tokens for item in items),
+        considered=scanner.considered,
         explanation=[item.explain() for item in items],
     )
+
+
+def _chain(first: _Unit, rest: Iterable[_Unit]) -> Iterator[_Unit]:
+    yield first
+    yield from rest
 
 
 _default_retriever: Retriever = KeywordRetriever()
@@ -256,26 +361,38 @@ def set_default_retriever(retriever: Retriever) -> None:
     _default_retriever = retriever
 
 
-def to_input_item(message: Message) -> dict[str, Any]:
+def input_item(
+    *, kind: str, text: str = "", tool_name: str = "", call_id: str = "", tool_arguments: str = "",
+    metadata: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """One stored item as a Responses API input item."""
-    if message.kind == MessageKind.USER:
-        return {"type": "message", "role": "user", "content": message.text}
-    if message.kind == MessageKind.ASSISTANT:
-        return {"type": "message", "role": "assistant", "content": message.text}
-    if message.kind == MessageKind.STAFF:
-        name = (message.metadata or {}).get("author_name", "A support agent")
+    if kind == MessageKind.USER:
+        return {"type": "message", "role": "user", "content": text}
+    if kind == MessageKind.ASSISTANT:
+        return {"type": "message", "role": "assistant", "content": text}
+    if kind == MessageKind.STAFF:
+        name = (metadata or {}).get("author_name", "A support agent")
         return {
             "type": "message",
             "role": "developer",
-            "content": f"{name} (a human support agent) replied to the customer: {message.text}",
+            "content": f"{name} (a human support agent) replied to the customer: {text}",
         }
-    if message.kind == MessageKind.FUNCTION_CALL:
-        return {
-            "type": "function_call",
-            "call_id": message.call_id,
-            "name": message.tool_name,
-            "arguments": message.tool_arguments,
-        }
-    if message.kind == MessageKind.FUNCTION_OUTPUT:
-        return {"type": "function_call_output", "call_id": message.call_id, "output": message.text}
-    raise ValueError(f"{message.kind} items are never sent to the model")
+    if kind == MessageKind.FUNCTION_CALL:
+        return {"type": "function_call", "call_id": call_id, "name": tool_name, "arguments": tool_arguments}
+    if kind == MessageKind.FUNCTION_OUTPUT:
+        return {"type": "function_call_output", "call_id": call_id, "output": text}
+    raise ValueError(f"{kind} items are never sent to the model")
+
+
+def to_input_item(message: Message) -> dict[str, Any]:
+    return input_item(
+        kind=message.kind, text=message.text, tool_name=message.tool_name, call_id=message.call_id,
+        tool_arguments=message.tool_arguments, metadata=message.metadata,
+    )
+
+
+def _row_input_item(row: _Row) -> dict[str, Any]:
+    return input_item(
+        kind=row.kind, text=row.text, tool_name=row.tool_name, call_id=row.call_id,
+        tool_arguments=row.tool_arguments, metadata=row.metadata,
+    )

@@ -1,16 +1,22 @@
-"""Everything a turn needs before its first model call, loaded in one database job:
-the agent's settings, the selected history, the tools, and the request builder."""
+"""Everything a turn needs before its first model call, loaded in one database job
+(together with the claim): the agent's settings, the selected history, the tools, and
+the request builder."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from typing import Any
 
-from conversations.agent.history import HistorySelection, select_history, to_input_item
+from conversations.agent.agents import agent_cached
+from conversations.agent.history import HistorySelection, select_history
 from conversations.agent.provider import is_offline
 from conversations.conf import platform_setting
 from conversations.models import Agent, Turn
+from conversations.services.turns import TURN_PLAN_FIELDS, turn_claim
 from tools.registry import ToolContext, definitions_for
+
+logger = logging.getLogger(__name__)
 
 OFFLINE_MODEL = "offline-support-1"
 
@@ -30,14 +36,16 @@ class TurnPlan:
 
     @property
     def input_items(self) -> list[dict[str, Any]]:
-        return [to_input_item(message) for message in self.selection.messages]
+        return list(self.selection.input_items)
 
     def request(self, input_items: list[dict[str, Any]]) -> dict[str, Any]:
         """The exact body sent for one round (recorded verbatim on the Turn)."""
         agent = self.agent
         body: dict[str, Any] = {
             "model": self.model,
-            "input": input_items,
+            # A copy: the runner extends its list in later rounds, and the audit must keep
+            # each round's body exactly as it was sent.
+            "input": list(input_items),
             "store": False,
             "stream": True,
         }
@@ -77,8 +85,13 @@ class TurnPlan:
 
 
 def turn_plan_load(*, turn_id: Any) -> TurnPlan:
-    turn = Turn.objects.select_related("agent", "conversation", "user_message").get(pk=turn_id)
-    agent = turn.agent
+    turns = Turn.objects.select_related("conversation", "user_message").only(*TURN_PLAN_FIELDS)
+    return turn_plan_for(turns.get(pk=turn_id))
+
+
+def turn_plan_for(turn: Turn) -> TurnPlan:
+    """The plan for `turn`, whose conversation and user message are loaded."""
+    agent = agent_cached(turn.agent_id)
     conversation = turn.conversation
     model = OFFLINE_MODEL if is_offline(agent) else (agent.model or platform_setting("DEFAULT_MODEL"))
     budget = agent.history_token_budget
@@ -106,3 +119,19 @@ def turn_plan_load(*, turn_id: Any) -> TurnPlan:
         ),
         max_tool_rounds=agent.max_tool_rounds,
     )
+
+
+def turn_claim_and_plan(
+    *, conversation_id: Any, owner: str, check_first: bool = True
+) -> tuple[Any, TurnPlan | Exception] | None:
+    """Claim the conversation's next turn for `owner` and plan it, in one database job.
+    None when there is nothing to run; `(turn_id, exception)` when the claimed turn
+    could not be planned (the caller fails it)."""
+    turn = turn_claim(conversation_id=conversation_id, owner=owner, check_first=check_first)
+    if turn is None:
+        return None
+    try:
+        return turn.pk, turn_plan_for(turn)
+    except Exception as exc:
+        logger.exception("could not plan turn %s", turn.pk)
+        return turn.pk, exc

@@ -43,7 +43,7 @@ def response_object(
     error: dict[str, Any] | None = None,
     incomplete_reason: str | None = None,
 ) -> dict[str, Any]:
-    return {
+    response = {
         "id": response_id,
         "object": "response",
         "created_at": int(time.time()),
@@ -65,9 +65,12 @@ def response_object(
         "tools": request.get("tools", []),
         "top_p": 1.0,
         "truncation": "disabled",
-        "usage": usage_obj,
         "metadata": request.get("metadata") or {},
     }
+    if usage_obj is not None:
+        # The schema has no null usage: it is absent until the response has one.
+        response["usage"] = usage_obj
+    return response
 
 
 class EventWriter:
@@ -143,21 +146,21 @@ class EventWriter:
             response=response_object(self.request, response_id=self.response_id, status="completed", output=self.output, usage_obj=usage_obj),
         )
 
-    def failed(self, code: str, message: str) -> dict[str, Any]:
+    def failed(self, code: str, message: str, usage_obj: dict[str, Any] | None = None) -> dict[str, Any]:
         return self.event(
             "response.failed",
             response=response_object(
                 self.request, response_id=self.response_id, status="failed", output=self.output,
-                error={"code": code, "message": message},
+                error={"code": code, "message": message}, usage_obj=usage_obj,
             ),
         )
 
-    def incomplete(self, reason: str) -> dict[str, Any]:
+    def incomplete(self, reason: str, usage_obj: dict[str, Any] | None = None) -> dict[str, Any]:
         return self.event(
             "response.incomplete",
             response=response_object(
                 self.request, response_id=self.response_id, status="incomplete", output=self.output,
-                incomplete_reason=reason,
+                incomplete_reason=reason, usage_obj=usage_obj,
             ),
         )
 

@@ -68,7 +68,10 @@ def _stop_ai_turns(conversation: Conversation) -> None:
         from conversations.services.turns import turn_mark_cancelled
 
         turn_mark_cancelled(turn=turn, reason="A person took over the conversation.")
-    turns.filter(status=TurnStatus.RUNNING).update(cancel_requested=True)
+    running = list(turns.filter(status=TurnStatus.RUNNING).values_list("pk", flat=True))
+    turns.filter(pk__in=running).update(cancel_requested=True)
+    for turn_id in running:
+        engine.interrupt_on_commit(turn_id)
 
 
 def conversation_handoff(

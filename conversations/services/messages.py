@@ -9,13 +9,13 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from conversations.agent.engine import engine
-from conversations.agent.events import conversation_updated_event, message_event, turn_queued_event
+from conversations.agent.events import conversation_updated_event, message_event
 from conversations.conf import platform_setting
 from conversations.errors import Conflict, InvalidInput, PayloadTooLarge
 from conversations.models import Conversation, Message, StaffAction, Turn
 from conversations.models.conversation import Status
 from conversations.models.message import MessageKind
-from conversations.services.items import conversation_lock, item_append
+from conversations.services.items import ITEM_COUNTER_FIELDS, conversation_lock, item_append
 
 
 @dataclass(frozen=True)
@@ -76,13 +76,13 @@ def message_post(
 
     Idempotent on `client_id`: posting it again returns the first message and its turn;
     reusing it with different text is a Conflict. When the AI is paused (a person has
-    taken over) the message is stored and no turn is queued.
+    taken over) the message is stored and no turn is queued. `conversation` is updated
+    in place (seq counter, status).
     """
+    from conversations.services.turns import turn_queue
+
     text = clean_message_text(text)
     client_id = clean_client_id(client_id)
-    existing = _existing_post(conversation, client_id, text)
-    if existing:
-        return existing
     try:
         with transaction.atomic():
             locked = conversation_lock(conversation.pk)
@@ -90,39 +90,30 @@ def message_post(
             if existing:
                 return existing
             message = item_append(
-                conversation=locked,
-                kind=MessageKind.USER,
-                text=text,
-                client_id=client_id,
-                metadata=metadata or {},
+                conversation=locked, locked=True, save=False,
+                kind=MessageKind.USER, text=text, client_id=client_id, metadata=metadata or {},
             )
-            turn = None
+            engine.publish_on_commit(locked.pk, message_event(message))
+            fields = list(ITEM_COUNTER_FIELDS)
             reopened = locked.status == Status.RESOLVED
             if reopened:
                 locked.status = Status.OPEN
-                locked.save(update_fields=["status", "updated_at"])
+                fields.append("status")
+            turn = None
             if not locked.ai_paused:
-                turn = Turn.objects.create(
-                    conversation=locked,
-                    user_message=message,
-                    agent=locked.agent,
-                    model=locked.agent.model or platform_setting("DEFAULT_MODEL"),
-                )
-                locked.turn_count += 1
-                locked.save(update_fields=["turn_count"])
-            engine.publish_on_commit(locked.pk, message_event(message))
+                turn = turn_queue(conversation=locked, user_message=message, attempt=1)
+                fields.append("turn_count")
+            locked.save(update_fields=fields)
             if reopened:
                 engine.publish_on_commit(locked.pk, conversation_updated_event(locked))
-            if turn is not None:
-                engine.publish_on_commit(locked.pk, turn_queued_event(turn))
-                engine.dispatch_on_commit(locked.pk)
     except IntegrityError:
         # A concurrent post with the same client_id won the race; return its message.
         existing = _existing_post(conversation, client_id, text)
         if existing:
             return existing
         raise
-    conversation.refresh_from_db()
+    for name in (*ITEM_COUNTER_FIELDS, "status", "turn_count"):
+        setattr(conversation, name, getattr(locked, name))
     return PostResult(message=message, turn=turn, created=True)
 
 
@@ -139,6 +130,7 @@ def staff_reply_post(*, conversation: Conversation, actor: Any, text: Any, clien
                 return prior
         message = item_append(
             conversation=locked,
+            locked=True,
             kind=MessageKind.STAFF,
             text=text,
             client_id=client_id,
@@ -168,6 +160,7 @@ def note_add(*, conversation: Conversation, actor: Any, text: Any) -> Message:
         locked = conversation_lock(conversation.pk)
         message = item_append(
             conversation=locked,
+            locked=True,
             kind=MessageKind.NOTE,
             text=text,
             author=actor,

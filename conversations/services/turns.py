@@ -1,16 +1,14 @@
 """The turn lifecycle in the database: claim, lease, finish, fail, retry, cancel.
 
 Turns of one conversation run one at a time, in the order they were queued, across
-processes: `turn_claim_next` locks the conversation row, refuses while another turn of
-it is running under a live lease, and moves the oldest queued turn to running with a
+processes: `turn_claim` serialises on the conversation row, refuses while another turn
+of it is running under a live lease, and moves the oldest queued turn to running with a
 lease owned by the caller. The runner renews the lease (`turn_heartbeat`); every write
-that ends a turn checks the caller still owns it, so a process that lost its lease (it
-stalled, the sweeper failed its turn, a retry began) can never write a late answer.
-
-Lock order: whoever locks both a conversation and one of its turns locks the
-conversation first, so processes claiming and finishing turns of one conversation never
-deadlock. The sweeps lock with SKIP LOCKED: a sweeper leaves a conversation someone is
-working on to them, so sweepers in several processes never queue behind each other.
+that ends a turn is conditioned on the caller still owning it, so a process that lost
+its lease (it stalled, the sweeper failed its turn, a retry began) can never write a
+late answer. Writes that touch a conversation and a turn lock the conversation first.
+The sweeps lock with SKIP LOCKED: a sweeper leaves a conversation someone is working on
+to them, so sweepers in several processes never queue behind each other or a live turn.
 """
 
 from __future__ import annotations
@@ -20,10 +18,11 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, Max, OuterRef
 from django.utils import timezone
 
+from conversations.agent.agents import agent_cached
 from conversations.agent.engine import engine
 from conversations.agent.events import (
     message_event,
@@ -37,7 +36,8 @@ from conversations.errors import Conflict
 from conversations.models import Conversation, Message, StaffAction, Turn
 from conversations.models.message import MessageKind
 from conversations.models.turn import TurnError, TurnStatus, TurnTrigger
-from conversations.services.items import items_append
+from conversations.ops.recording import record_turn_finished
+from conversations.services.items import ITEM_COUNTER_FIELDS, conversation_lock, items_append
 
 
 def _lease_deadline() -> Any:
@@ -54,55 +54,88 @@ def conversation_has_failed_turn(conversation_id: Any) -> bool:
     )
 
 
-def _refresh_failed_flag(conversation_id: Any) -> None:
-    Conversation.objects.filter(pk=conversation_id).update(
-        has_failed_turn=conversation_has_failed_turn(conversation_id)
-    )
+def _failed_fields(code: str, message: str) -> dict[str, Any]:
+    return {
+        "status": TurnStatus.FAILED,
+        "error_code": code,
+        "error_message": message[:2000],
+        "finished_at": timezone.now(),
+        "lease_expires_at": None,
+    }
 
 
-def _fail_locked(turn: Turn, code: str, message: str) -> None:
-    turn.status = TurnStatus.FAILED
-    turn.error_code = code
-    turn.error_message = message
-    turn.finished_at = timezone.now()
-    turn.lease_expires_at = None
-    turn.save(update_fields=["status", "error_code", "error_message", "finished_at", "lease_expires_at"])
-    _refresh_failed_flag(turn.conversation_id)
-    engine.publish_on_commit(turn.conversation_id, turn_failed_event(turn))
+def _set(turn: Turn, fields: dict[str, Any]) -> Turn:
+    for name, value in fields.items():
+        setattr(turn, name, value)
+    return turn
+
+
+def _flag_failed(conversation_id: Any) -> None:
+    # A turn that fails is its message's latest attempt (a retry needs it finished).
+    Conversation.objects.filter(pk=conversation_id, has_failed_turn=False).update(has_failed_turn=True)
+
+
+# What a claimed turn carries into its plan (the rest of the audit row is not read).
+TURN_PLAN_FIELDS = (
+    "id", "conversation_id", "user_message_id", "agent_id", "status", "attempt", "model", "lease_expires_at",
+    "created_at", "conversation__id", "conversation__customer_id", "conversation__customer_kind",
+    "conversation__customer_email", "conversation__metadata", "user_message__id",
+    "user_message__conversation_id", "user_message__seq", "user_message__kind", "user_message__text",
+    "user_message__token_count", "user_message__tool_name", "user_message__call_id",
+    "user_message__tool_arguments", "user_message__metadata",
+)
+
+
+def turn_claim(*, conversation_id: Any, owner: str, check_first: bool = True) -> Turn | None:
+    """Claim the conversation's oldest queued turn for `owner` and return it (with its
+    conversation and user message loaded), or None when a turn of it is already running
+    under a live lease, or nothing is queued. A running turn whose lease expired is
+    failed as interrupted on the way. `check_first` looks for a queued turn before
+    taking the write lock (the common "anything more?" case)."""
+    if check_first and not Turn.objects.filter(conversation_id=conversation_id, status=TurnStatus.QUEUED).exists():
+        return None
+    with transaction.atomic():
+        now = timezone.now()  # after any wait for the write lock
+        # Claims of one conversation queue on its row. (SQLite has no row locks: its
+        # IMMEDIATE transactions already let one writer in at a time.)
+        row_locks = connection.features.has_select_for_update
+        if row_locks and not Conversation.objects.select_for_update().filter(pk=conversation_id).exists():
+            return None
+        turns = list(
+            Turn.objects.filter(
+                conversation_id=conversation_id, status__in=[TurnStatus.RUNNING, TurnStatus.QUEUED]
+            ).select_related("conversation", "user_message").only(*TURN_PLAN_FIELDS).order_by("created_at")
+        )
+        for turn in turns:
+            if turn.status != TurnStatus.RUNNING:
+                continue
+            if not (turn.lease_expires_at and turn.lease_expires_at < now):
+                return None
+            # Conditional: the worker may be finishing at this very moment.
+            fields = _failed_fields(TurnError.INTERRUPTED, "The worker running this turn stopped.")
+            if not Turn.objects.filter(pk=turn.pk, status=TurnStatus.RUNNING, lease_expires_at__lt=now).update(**fields):
+                return None
+            _flag_failed(conversation_id)
+            _set(turn, fields)
+            record_turn_finished(turn)
+            engine.publish_on_commit(conversation_id, turn_failed_event(turn))
+        waiting = [t for t in turns if t.status == TurnStatus.QUEUED]
+        if not waiting:
+            return None
+        turn = waiting[0]
+        fields = {
+            "status": TurnStatus.RUNNING, "lease_owner": owner, "lease_expires_at": _lease_deadline(), "started_at": now,
+        }
+        if not Turn.objects.filter(pk=turn.pk, status=TurnStatus.QUEUED).update(**fields):
+            return None
+        _set(turn, fields)
+        return turn
 
 
 def turn_claim_next(*, conversation_id: Any, owner: str) -> UUID | None:
-    """Claim the conversation's oldest queued turn for `owner`, or return None when a
-    turn of it is already running under a live lease, or nothing is queued."""
-    now = timezone.now()
-    with transaction.atomic():
-        conversation = Conversation.objects.select_for_update().filter(pk=conversation_id).first()
-        if conversation is None:
-            return None
-        running = list(
-            Turn.objects.select_for_update().filter(
-                conversation_id=conversation_id, status=TurnStatus.RUNNING
-            )
-        )
-        for turn in running:
-            if turn.lease_expires_at and turn.lease_expires_at < now:
-                _fail_locked(turn, TurnError.INTERRUPTED, "The worker running this turn stopped.")
-            else:
-                return None
-        turn = (
-            Turn.objects.select_for_update()
-            .filter(conversation_id=conversation_id, status=TurnStatus.QUEUED)
-            .order_by("created_at")
-            .first()
-        )
-        if turn is None:
-            return None
-        turn.status = TurnStatus.RUNNING
-        turn.lease_owner = owner
-        turn.lease_expires_at = _lease_deadline()
-        turn.started_at = now
-        turn.save(update_fields=["status", "lease_owner", "lease_expires_at", "started_at"])
-        return turn.id
+    """`turn_claim`, returning the claimed turn's id."""
+    turn = turn_claim(conversation_id=conversation_id, owner=owner)
+    return turn.pk if turn is not None else None
 
 
 def turn_heartbeat(*, turn_id: Any, owner: str) -> str:
@@ -117,23 +150,15 @@ def turn_heartbeat(*, turn_id: Any, owner: str) -> str:
     return "cancel" if cancel else "ok"
 
 
-def _lock_conversation(conversation_id: Any) -> None:
-    """Lock the conversation row before a turn of it (the lock order above).
-    Precondition: inside a transaction."""
-    list(Conversation.objects.select_for_update().filter(pk=conversation_id).values_list("pk"))
-
-
-def _owned(turn_id: Any, owner: str) -> Turn | None:
-    """Lock the turn (its conversation first) and return it if `owner` still runs it.
-    Precondition: inside a transaction."""
-    conversation_id = Turn.objects.filter(pk=turn_id).values_list("conversation_id", flat=True).first()
-    if conversation_id is None:
+def _finish_owned(turn_id: Any, owner: str, conversation_id: Any, fields: dict[str, Any]) -> Turn | None:
+    """Write a running turn's final fields if `owner` still holds it: one conditional
+    UPDATE, so a worker that lost its lease (the sweeper failed the turn, a retry
+    began) writes nothing. Returns the turn as written (unsaved instance), or None.
+    Precondition: inside a transaction holding the conversation row (lock order:
+    conversation, then turn, everywhere)."""
+    if not Turn.objects.filter(pk=turn_id, status=TurnStatus.RUNNING, lease_owner=owner).update(**fields):
         return None
-    _lock_conversation(conversation_id)
-    turn = Turn.objects.select_for_update().filter(pk=turn_id).first()
-    if turn is None or turn.status != TurnStatus.RUNNING or turn.lease_owner != owner:
-        return None
-    return turn
+    return Turn(id=turn_id, conversation_id=conversation_id, **fields)
 
 
 _AUDIT_FIELDS = (
@@ -155,103 +180,141 @@ _AUDIT_FIELDS = (
 )
 
 
-def _apply_audit(turn: Turn, audit: dict[str, Any]) -> list[str]:
-    fields = [name for name in _AUDIT_FIELDS if name in audit]
-    for name in fields:
-        setattr(turn, name, audit[name])
-    return fields
+def _audit_fields(audit: dict[str, Any]) -> dict[str, Any]:
+    return {name: audit[name] for name in _AUDIT_FIELDS if name in audit}
 
 
-def _add_totals(conversation_id: Any, audit: dict[str, Any]) -> None:
-    conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+_TOTAL_FIELDS = ["input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens", "cost", "updated_at"]
+
+
+def _add_totals(conversation: Conversation, audit: dict[str, Any]) -> list[str]:
+    """Add the turn's usage to the locked conversation in memory; returns the fields."""
     for name in ("input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens"):
         setattr(conversation, name, getattr(conversation, name) + int(audit.get(name, 0)))
     conversation.cost += Decimal(str(audit.get("cost", 0)))
-    conversation.save(
-        update_fields=["input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens", "cost", "updated_at"]
-    )
+    return list(_TOTAL_FIELDS)
+
+
+def _conversation_of(turn_id: Any) -> Any:
+    return Turn.objects.filter(pk=turn_id).values_list("conversation_id", flat=True).first()
 
 
 def turn_complete(
-    *, turn_id: Any, owner: str, items: list[dict[str, Any]], audit: dict[str, Any]
+    *, turn_id: Any, owner: str, items: list[dict[str, Any]], audit: dict[str, Any],
+    conversation_id: Any = None,
 ) -> list[Message] | None:
     """Store the turn's items (function calls, outputs, the answer) and complete it,
     atomically. Returns None, writing nothing, if the caller lost the turn."""
+    conversation_id = conversation_id or _conversation_of(turn_id)
     with transaction.atomic():
-        turn = _owned(turn_id, owner)
+        conversation = conversation_lock(conversation_id)
+        fields = {
+            **_audit_fields(audit), "status": TurnStatus.COMPLETED, "finished_at": timezone.now(),
+            "lease_expires_at": None,
+        }
+        turn = _finish_owned(turn_id, owner, conversation.pk, fields)
         if turn is None:
             return None
-        conversation = Conversation.objects.get(pk=turn.conversation_id)
         messages = items_append(
             conversation=conversation,
-            items=[{**item, "turn": turn} for item in items],
-            model=audit.get("model") or turn.model,
+            items=[{**item, "turn_id": turn.pk} for item in items],
+            model=audit.get("model"),
+            locked=True,
+            save=False,
         )
-        turn.status = TurnStatus.COMPLETED
-        turn.finished_at = timezone.now()
-        turn.lease_expires_at = None
-        fields = _apply_audit(turn, audit)
-        turn.save(update_fields=["status", "finished_at", "lease_expires_at", *fields])
-        _add_totals(turn.conversation_id, audit)
-        _refresh_failed_flag(turn.conversation_id)
+        record_turn_finished(turn)
+        changed = [*ITEM_COUNTER_FIELDS, *_add_totals(conversation, audit)]
+        if conversation.has_failed_turn:  # this answer may settle an earlier failure
+            conversation.has_failed_turn = conversation_has_failed_turn(conversation.pk)
+            changed.append("has_failed_turn")
+        conversation.save(update_fields=list(dict.fromkeys(changed)))
         for message in messages:
-            engine.publish_on_commit(turn.conversation_id, message_event(message))
+            engine.publish_on_commit(conversation.pk, message_event(message))
         answer = [m for m in messages if m.kind == MessageKind.ASSISTANT]
         engine.publish_on_commit(
-            turn.conversation_id, turn_completed_event(turn, message_seq=answer[-1].seq if answer else None)
+            conversation.pk, turn_completed_event(turn, message_seq=answer[-1].seq if answer else None)
         )
     return messages
 
 
-def turn_fail(*, turn_id: Any, owner: str, code: str, message: str, audit: dict[str, Any]) -> bool:
+def turn_fail(
+    *, turn_id: Any, owner: str, code: str, message: str, audit: dict[str, Any], conversation_id: Any = None,
+) -> bool:
     """Fail the turn, keeping its audit (including any partial text, which is never
     stored as an answer). False if the caller lost the turn."""
+    conversation_id = conversation_id or _conversation_of(turn_id)
     with transaction.atomic():
-        turn = _owned(turn_id, owner)
+        conversation = conversation_lock(conversation_id)
+        fields = {**_audit_fields(audit), **_failed_fields(code, message)}
+        turn = _finish_owned(turn_id, owner, conversation.pk, fields)
         if turn is None:
             return False
-        fields = _apply_audit(turn, audit)
-        turn.save(update_fields=fields) if fields else None
-        _add_totals(turn.conversation_id, audit)
-        _fail_locked(turn, code, message[:2000])
+        record_turn_finished(turn)
+        conversation.has_failed_turn = True
+        conversation.save(update_fields=[*_add_totals(conversation, audit), "has_failed_turn"])
+        engine.publish_on_commit(conversation.pk, turn_failed_event(turn))
     return True
 
 
-def turn_mark_cancelled(*, turn: Turn, reason: str, audit: dict[str, Any] | None = None) -> None:
-    """Precondition: inside a transaction holding the turn (queued, or running and owned)."""
+def turn_mark_cancelled(*, turn: Turn, reason: str) -> None:
+    """Cancel a queued turn. Precondition: inside a transaction holding it."""
     turn.status = TurnStatus.CANCELLED
     turn.error_message = reason
     turn.finished_at = timezone.now()
     turn.lease_expires_at = None
-    fields = _apply_audit(turn, audit or {})
-    turn.save(update_fields=["status", "error_message", "finished_at", "lease_expires_at", *fields])
+    turn.save(update_fields=["status", "error_message", "finished_at", "lease_expires_at"])
+    record_turn_finished(turn)
     engine.publish_on_commit(turn.conversation_id, turn_cancelled_event(turn))
 
 
-def turn_finish_cancelled(*, turn_id: Any, owner: str, audit: dict[str, Any]) -> bool:
+def turn_finish_cancelled(
+    *, turn_id: Any, owner: str, audit: dict[str, Any], conversation_id: Any = None
+) -> bool:
+    """Record that a running turn stopped because it was asked to. False if the caller
+    lost the turn."""
+    conversation_id = conversation_id or _conversation_of(turn_id)
     with transaction.atomic():
-        turn = _owned(turn_id, owner)
+        conversation = conversation_lock(conversation_id)
+        fields = {
+            **_audit_fields(audit), "status": TurnStatus.CANCELLED, "error_message": "Cancelled while running.",
+            "finished_at": timezone.now(), "lease_expires_at": None,
+        }
+        turn = _finish_owned(turn_id, owner, conversation.pk, fields)
         if turn is None:
             return False
-        turn_mark_cancelled(turn=turn, reason="Cancelled while running.", audit=audit)
-        _add_totals(turn.conversation_id, audit)
+        record_turn_finished(turn)
+        conversation.save(update_fields=_add_totals(conversation, audit))
+        engine.publish_on_commit(conversation.pk, turn_cancelled_event(turn))
     return True
 
 
-def _queue_attempt(*, user_message: Message, trigger: str, actor: Any, retry_of: Turn | None) -> Turn:
-    attempts = Turn.objects.filter(user_message=user_message).aggregate(top=Max("attempt"))["top"] or 0
-    conversation = user_message.conversation
+def turn_queue(
+    *,
+    conversation: Conversation,
+    user_message: Message,
+    trigger: str = TurnTrigger.CUSTOMER,
+    actor: Any = None,
+    retry_of: Turn | None = None,
+    attempt: int | None = None,
+) -> Turn:
+    """Queue a turn answering `user_message` and dispatch it on commit.
+
+    Precondition: inside a transaction holding `conversation` locked.
+    Bumps `conversation.turn_count` in memory; the caller saves it."""
+    if attempt is None:
+        attempt = (Turn.objects.filter(user_message=user_message).aggregate(top=Max("attempt"))["top"] or 0) + 1
+    agent = agent_cached(conversation.agent_id)
     turn = Turn.objects.create(
         conversation=conversation,
         user_message=user_message,
-        attempt=attempts + 1,
+        attempt=attempt,
         retry_of=retry_of,
         trigger=trigger,
         triggered_by=actor if getattr(actor, "pk", None) else None,
-        agent=conversation.agent,
-        model=conversation.agent.model or platform_setting("DEFAULT_MODEL"),
+        agent=agent,
+        model=agent.model or platform_setting("DEFAULT_MODEL"),
     )
-    Conversation.objects.filter(pk=conversation.pk).update(turn_count=conversation.turn_count + 1)
+    conversation.turn_count += 1
     engine.publish_on_commit(conversation.pk, turn_queued_event(turn))
     engine.dispatch_on_commit(conversation.pk)
     return turn
@@ -262,6 +325,8 @@ def turn_retry(*, turn: Turn, actor: Any = None, trigger: str = TurnTrigger.API_
     stays in the audit. Only the latest attempt can be retried, and not while the AI is
     paused (a person is answering)."""
     with transaction.atomic():
+        # of=("self",): FOR UPDATE on the joined agent row too would stall every insert
+        # of a turn of that agent (its foreign key takes a share lock) until commit.
         conversation = Conversation.objects.select_for_update(of=("self",)).select_related("agent").get(
             pk=turn.conversation_id
         )
@@ -272,8 +337,11 @@ def turn_retry(*, turn: Turn, actor: Any = None, trigger: str = TurnTrigger.API_
             raise Conflict("A newer attempt for this message exists.", code="not_latest_attempt")
         if conversation.ai_paused:
             raise Conflict("The AI is paused for this conversation; hand it back first.", code="ai_paused")
-        current.user_message.conversation = conversation
-        new = _queue_attempt(user_message=current.user_message, trigger=trigger, actor=actor, retry_of=current)
+        new = turn_queue(
+            conversation=conversation, user_message=current.user_message, trigger=trigger, actor=actor,
+            retry_of=current,
+        )
+        conversation.save(update_fields=["turn_count"])
         if getattr(actor, "pk", None):
             StaffAction.objects.create(
                 actor=actor, conversation=conversation, turn=new, action="retry",
@@ -283,15 +351,17 @@ def turn_retry(*, turn: Turn, actor: Any = None, trigger: str = TurnTrigger.API_
 
 
 def turn_cancel(*, turn: Turn, actor: Any = None) -> Turn:
-    """Cancel a queued turn now, or ask a running one to stop at its next step."""
+    """Cancel a queued turn now, or stop a running one: at once when this process runs
+    it, at its next lease renewal when another does."""
     with transaction.atomic():
-        _lock_conversation(turn.conversation_id)
+        conversation_lock(turn.conversation_id)  # lock order: a claim holds it, then the turn
         current = Turn.objects.select_for_update().get(pk=turn.pk)
         if current.status == TurnStatus.QUEUED:
             turn_mark_cancelled(turn=current, reason="Cancelled before it started.")
         elif current.status == TurnStatus.RUNNING:
             current.cancel_requested = True
             current.save(update_fields=["cancel_requested"])
+            engine.interrupt_on_commit(current.pk)
         else:
             raise Conflict(f"The turn already finished ({current.status}).", code="turn_finished")
         if getattr(actor, "pk", None):
@@ -316,37 +386,31 @@ def turn_queue_for_unanswered(*, conversation: Conversation, trigger: str, actor
         return None
     if Turn.objects.filter(user_message=last, status__in=[TurnStatus.QUEUED, TurnStatus.RUNNING]).exists():
         return None
-    last.conversation = conversation
-    return _queue_attempt(user_message=last, trigger=trigger, actor=actor, retry_of=None)
+    turn = turn_queue(conversation=conversation, user_message=last, trigger=trigger, actor=actor)
+    conversation.save(update_fields=["turn_count"])
+    return turn
 
 
 def turns_expire_leases() -> list[Turn]:
-    """Fail running turns whose lease expired (their worker died). Returns them.
-    A conversation locked by someone else is skipped: its claim fails the turn itself,
-    or the next sweep does."""
+    """Fail running turns whose lease expired (their worker died). Returns them; their
+    `turn.failed` events are left to the caller (the sweeper publishes them at once).
+    A conversation locked by someone else is skipped: a claim there fails the turn
+    itself, or the next sweep does."""
     expired = []
     now = timezone.now()
-    candidates = (
-        Turn.objects.filter(status=TurnStatus.RUNNING, lease_expires_at__lt=now)
-        .order_by()
-        .values_list("pk", "conversation_id")[:200]
+    candidates = list(
+        Turn.objects.filter(status=TurnStatus.RUNNING, lease_expires_at__lt=now).values_list("pk", "conversation_id")[:200]
     )
-    for pk, conversation_id in list(candidates):
+    for pk, conversation_id in candidates:
         with transaction.atomic():
             if not Conversation.objects.select_for_update(skip_locked=True).filter(pk=conversation_id).exists():
                 continue
-            turn = Turn.objects.select_for_update(skip_locked=True).filter(
-                pk=pk, status=TurnStatus.RUNNING, lease_expires_at__lt=now
-            ).first()
-            if turn is None:
+            fields = _failed_fields(TurnError.INTERRUPTED, "The worker running this turn stopped before it finished.")
+            if not Turn.objects.filter(pk=pk, status=TurnStatus.RUNNING, lease_expires_at__lt=now).update(**fields):
                 continue
-            turn.status = TurnStatus.FAILED
-            turn.error_code = TurnError.INTERRUPTED
-            turn.error_message = "The worker running this turn stopped before it finished."
-            turn.finished_at = now
-            turn.lease_expires_at = None
-            turn.save(update_fields=["status", "error_code", "error_message", "finished_at", "lease_expires_at"])
-            _refresh_failed_flag(turn.conversation_id)
+            _flag_failed(conversation_id)
+            turn = _set(Turn.objects.get(pk=pk), fields)
+            record_turn_finished(turn)
             expired.append(turn)
     return expired
 
@@ -359,11 +423,8 @@ def turns_orphaned_queues() -> list[Any]:
     cutoff = timezone.now() - timedelta(seconds=platform_setting("ORPHAN_GRACE_SECONDS"))
     queued = Turn.objects.filter(conversation_id=OuterRef("pk"), status=TurnStatus.QUEUED, created_at__lt=cutoff)
     running = Turn.objects.filter(conversation_id=OuterRef("pk"), status=TurnStatus.RUNNING)
+    orphans = Conversation.objects.filter(Exists(queued)).filter(~Exists(running)).order_by()
+    if not connection.features.has_select_for_update:  # SQLite: a plain read, no write lock
+        return list(orphans.values_list("pk", flat=True)[:100])
     with transaction.atomic():
-        return list(
-            Conversation.objects.select_for_update(skip_locked=True)
-            .filter(Exists(queued))
-            .filter(~Exists(running))
-            .order_by()
-            .values_list("pk", flat=True)[:100]
-        )
+        return list(orphans.select_for_update(skip_locked=True).values_list("pk", flat=True)[:100])

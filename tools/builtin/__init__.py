@@ -1,3 +1,3 @@
 """The built-in tools. Importing this package registers them."""
 
-from tools.builtin import handoff, orders  # noqa: F401
+from tools.builtin import handoff, knowledge, orders  # noqa: F401

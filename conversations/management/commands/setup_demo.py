@@ -11,12 +11,15 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
+from conversations.console.permissions import support_groups_sync
+from conversations.knowledge.demo import demo_articles_seed
 from conversations.models import Agent
 from tools.models import DemoOrder
 
 INSTRUCTIONS = """You are the customer support assistant of Northwind Goods, an online shop.
 Be brief, warm and precise. Answer from facts you have: the conversation, tool results and
-the help articles. Never invent order details. To check an order, call lookup_order with the
+the help articles (search them with search_knowledge_base and name the article you used).
+Never invent order details. To check an order, call lookup_order with the
 order number and the email the customer gives. If the customer asks for a person, or you
 cannot help, call handoff_to_human and tell them a person will reply here."""
 
@@ -36,7 +39,7 @@ class Command(BaseCommand):
             name="Support assistant",
             defaults={
                 "instructions": INSTRUCTIONS,
-                "tools": ["lookup_order", "handoff_to_human"],
+                "tools": ["lookup_order", "handoff_to_human", "search_knowledge_base"],
                 "is_default": True,
             },
         )
@@ -60,6 +63,9 @@ class Command(BaseCommand):
             )
         self.stdout.write(f"Agent: {agent.name} ({'created' if created else 'exists'})")
         self.stdout.write(f"Demo orders: {', '.join(o[0] for o in ORDERS)} (e.g. 1001 with ada@example.com)")
+        self.stdout.write(f"Help articles: {', '.join(demo_articles_seed())}")
+        support_groups_sync()
+        self.stdout.write('Staff groups: "Support viewer" (read-only), "Support agent" (reply, retry, take over)')
         self._staff_login()
 
     def _staff_login(self) -> None:

@@ -1,0 +1,151 @@
+"""A running turn's progress: what it has streamed, produced and spent, and the events
+that tell subscribers about it.
+
+`TurnProgress` is the runner's memory for one attempt. It coalesces text deltas into
+one `text.delta` event per flush interval (a provider streams a token at a time; a
+websocket frame per token is waste), publishes tool activity, accumulates usage and
+the audit (every request body exactly as sent, response ids, timings), and produces
+the audit dict the turn services store. Partial text is kept for the audit of a failed
+or cancelled attempt only: it is never an answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from conversations.agent.events import text_delta_event, tool_finished_event, tool_started_event
+from conversations.agent.pricing import cost_for
+from conversations.agent.provider import Usage
+from tools.registry import activity_for
+
+logger = logging.getLogger(__name__)
+_observers: list[Callable[[TurnProgress], None]] = []
+
+
+def observe_turns(observer: Callable[[TurnProgress], None]) -> Callable[[], None]:
+    """Call `observer(progress)` after each turn this process runs has been recorded
+    (metrics, benchmarks). Returns a function that removes it."""
+    _observers.append(observer)
+    return lambda: _observers.remove(observer)
+
+
+@dataclass
+class TurnProgress:
+    engine: Any
+    conversation_id: str
+    turn_id: str
+    flush_interval: float
+    started: float = field(default_factory=time.monotonic)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    response_ids: list[str] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    items: list[dict[str, Any]] = field(default_factory=list)
+    partial: list[str] = field(default_factory=list)
+    first_token_at: float | None = None
+    tool_rounds: int = 0
+    status: str = ""  # how the turn ended, once recorded
+    provider_seconds: float = 0.0  # inside provider calls, not counting our own callbacks
+    _callback_seconds: float = 0.0
+    history: dict[str, Any] = field(default_factory=dict)
+    _pending: str = ""
+    _last_flush: float = 0.0
+
+    # --- streaming ------------------------------------------------------------------
+    async def text_delta(self, delta: str) -> None:
+        now = time.monotonic()
+        if self.first_token_at is None:
+            self.first_token_at = now
+        self.partial.append(delta)
+        self._pending += delta
+        if now - self._last_flush >= self.flush_interval:
+            await self.flush()
+        self._callback_seconds += time.monotonic() - now
+
+    async def flush(self) -> None:
+        if self._pending:
+            text, self._pending = self._pending, ""
+            self._last_flush = time.monotonic()
+            await self.engine.publish(
+                self.conversation_id, text_delta_event(self.conversation_id, self.turn_id, text)
+            )
+
+    async def tool_started(self, item: dict[str, Any]) -> None:
+        started = time.monotonic()
+        await self.flush()
+        name = item.get("name", "")
+        await self.engine.publish(
+            self.conversation_id,
+            tool_started_event(
+                self.conversation_id, self.turn_id, call_id=item.get("call_id", ""),
+                name=name, activity=activity_for(name),
+            ),
+        )
+        self._callback_seconds += time.monotonic() - started
+
+    async def tool_finished(self, outcome: Any) -> None:
+        await self.engine.publish(
+            self.conversation_id,
+            tool_finished_event(
+                self.conversation_id, self.turn_id, call_id=outcome.call_id,
+                name=outcome.name, ok=outcome.ok,
+            ),
+        )
+
+    # --- accounting -----------------------------------------------------------------
+    @contextmanager
+    def provider_call(self) -> Iterator[None]:
+        """Time a provider call (the SDK request and its stream), minus the time our own
+        callbacks took while it streamed."""
+        started, callbacks = time.monotonic(), self._callback_seconds
+        try:
+            yield
+        finally:
+            self.provider_seconds += time.monotonic() - started - (self._callback_seconds - callbacks)
+
+    def request_sent(self, request: dict[str, Any]) -> None:
+        self.requests.append(request)
+
+    def response_received(self, response_id: str, usage: Usage) -> None:
+        if response_id:
+            self.response_ids.append(response_id)
+        self.usage.add(usage)
+
+    def restart_text(self) -> None:
+        """Forget streamed text (the round is sent again, e.g. with a smaller history)."""
+        self.partial.clear()
+        self._pending = ""
+
+    def audit(self, model: str, *, finished_ok: bool) -> dict[str, Any]:
+        """The fields the turn services store on the Turn."""
+        now = time.monotonic()
+        usage = self.usage
+        return {
+            **self.history,
+            "requests": self.requests,
+            "response_ids": self.response_ids,
+            "input_tokens": usage.input_tokens,
+            "cached_tokens": usage.cached_tokens,
+            "output_tokens": usage.output_tokens,
+            "reasoning_tokens": usage.reasoning_tokens,
+            "cost": cost_for(model, usage),
+            "tool_rounds": self.tool_rounds,
+            "latency_ms": int((now - self.started) * 1000),
+            "time_to_first_token_ms": (
+                int((self.first_token_at - self.started) * 1000) if self.first_token_at else None
+            ),
+            "partial_text": "" if finished_ok else "".join(self.partial),
+        }
+
+    def recorded(self, status: str) -> None:
+        """The turn's outcome was written (or, for a lost lease, deliberately not)."""
+        self.status = status
+        for observer in list(_observers):
+            try:
+                observer(self)
+            except Exception:
+                logger.warning("turn observer failed", exc_info=True)

@@ -1,0 +1,95 @@
+"""The JSON the API returns, built from the shared presenters.
+
+Messages are exactly `presenters.message_to_dict` (the websocket and SSE shape). Turns
+are `presenters.turn_summary` plus how the turn came about and, for staff and API keys
+with the `audit` scope, the full audit. Conversations show usage and cost to those
+callers only. `conversations.api.schema_shapes` documents these shapes in the OpenAPI
+schema, and the tests validate real responses against it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conversations.models import Conversation, Message, Turn
+from conversations.presenters import message_to_dict, turn_summary
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value else None
+
+
+def conversation_dict(conversation: Conversation, *, internal: bool) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": str(conversation.id),
+        "agent": conversation.agent_id,
+        "customer_kind": conversation.customer_kind,
+        "customer_id": conversation.customer_id,
+        "customer_email": conversation.customer_email,
+        "customer_name": conversation.customer_name,
+        "channel": conversation.channel,
+        "status": conversation.status,
+        "ai_paused": conversation.ai_paused,
+        "metadata": conversation.metadata or {},
+        "message_count": conversation.message_count,
+        "last_seq": conversation.next_seq - 1,
+        "last_message_preview": conversation.last_message_preview,
+        "last_message_at": _iso(conversation.last_message_at),
+        "has_failed_turn": conversation.has_failed_turn,
+        "turn_count": conversation.turn_count,
+        "created_at": _iso(conversation.created_at),
+        "updated_at": _iso(conversation.updated_at),
+        "usage": None,
+    }
+    if internal:
+        data["usage"] = {
+            "input_tokens": conversation.input_tokens,
+            "cached_tokens": conversation.cached_tokens,
+            "output_tokens": conversation.output_tokens,
+            "reasoning_tokens": conversation.reasoning_tokens,
+            "cost": str(conversation.cost),
+        }
+    return data
+
+
+def turn_audit(turn: Turn) -> dict[str, Any]:
+    return {
+        "requests": turn.requests,
+        "history": turn.history,
+        "history_budget": turn.history_budget,
+        "history_tokens": turn.history_tokens,
+        "response_ids": turn.response_ids,
+        "partial_text": turn.partial_text,
+        "usage": {
+            "input_tokens": turn.input_tokens,
+            "cached_tokens": turn.cached_tokens,
+            "output_tokens": turn.output_tokens,
+            "reasoning_tokens": turn.reasoning_tokens,
+        },
+        "cost": str(turn.cost),
+        "tool_rounds": turn.tool_rounds,
+        "time_to_first_token_ms": turn.time_to_first_token_ms,
+        "latency_ms": turn.latency_ms,
+        "started_at": _iso(turn.started_at),
+        "triggered_by": turn.triggered_by.get_username() if turn.triggered_by_id else None,
+    }
+
+
+def turn_dict(turn: Turn, *, internal: bool) -> dict[str, Any]:
+    data = turn_summary(turn)
+    data["trigger"] = turn.trigger
+    data["retry_of"] = str(turn.retry_of_id) if turn.retry_of_id else None
+    data["cancel_requested"] = turn.cancel_requested
+    data["audit"] = turn_audit(turn) if internal else None
+    return data
+
+
+def post_result_dict(
+    *, message: Message, turn: Turn | None, created: bool, answer: list[Message], internal: bool
+) -> dict[str, Any]:
+    return {
+        "message": message_to_dict(message),
+        "turn": turn_dict(turn, internal=internal) if turn is not None else None,
+        "created": created,
+        "answer": [message_to_dict(m) for m in answer],
+    }

@@ -1,0 +1,141 @@
+"""The agent admin: superusers edit agents; staff with view permission read them and,
+with the try-it permission, talk to them in the panel on the agent's page.
+
+Tools are chosen from the tool registry, with each tool's JSON schema shown. The
+default flag moves from agent to agent through `agent_save`, so there is always at
+most one default.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.urls import path
+from django.utils.html import format_html_join
+
+from conversations.agent.provider import is_offline
+from conversations.console import permissions
+from conversations.console.admin.base import SuperuserManagedAdmin
+from conversations.console.agents import agent_save
+from conversations.console.selectors import pretty_json
+from conversations.console.views import agent as views
+from conversations.models import Agent
+from tools.registry import registry
+
+
+class AgentForm(forms.ModelForm):
+    tools = forms.MultipleChoiceField(
+        required=False, widget=forms.CheckboxSelectMultiple,
+        help_text="Registry tools this agent may call. Their schemas are listed below.",
+    )
+    provider_base_url = forms.URLField(
+        required=False, assume_scheme="https", label="Provider base URL",
+        help_text=Agent._meta.get_field("provider_base_url").help_text,
+    )
+    make_default = forms.BooleanField(
+        required=False, label="Default agent",
+        help_text="New conversations use the default agent. Ticking this moves the flag here.",
+    )
+
+    class Meta:
+        model = Agent
+        exclude = ("is_default",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        known = registry()
+        choices = [(name, f"{name} — {tool.description[:90]}") for name, tool in sorted(known.items())]
+        current = list(self.instance.tools or []) if self.instance.pk else []
+        choices += [(name, f"{name} (not in the registry)") for name in current if name not in known]
+        self.fields["tools"].choices = choices
+        self.fields["tools"].initial = current
+        self.fields["make_default"].initial = bool(self.instance.pk and self.instance.is_default)
+
+    def clean_tools(self) -> list[str]:
+        return list(self.cleaned_data.get("tools") or [])
+
+
+@admin.register(Agent)
+class AgentAdmin(SuperuserManagedAdmin):
+    form = AgentForm
+    list_display = ("name", "model_display", "tool_list", "history_token_budget", "max_tool_rounds", "is_default")
+    list_filter = ("is_default",)
+    search_fields = ("name", "model")
+    readonly_fields = ("tool_schemas", "provider_status", "default_flag")
+    fieldsets = (
+        (None, {"fields": ("name", "make_default", "model", "provider_status", "instructions")}),
+        ("Tools", {"fields": ("tools", "tool_schemas")}),
+        ("Limits and sampling", {"fields": (
+            "history_token_budget", "max_tool_rounds", "max_output_tokens", "temperature", "reasoning_effort",
+        )}),
+        ("Provider", {"classes": ("collapse",), "fields": ("provider_base_url", "provider_api_key_env")}),
+    )
+    change_form_template = "admin/conversations/agent/change_form.html"
+
+    class Media:
+        css = {"all": ["console/console.css"]}
+
+    def get_fieldsets(self, request: Any, obj: Any = None) -> Any:
+        if self.has_change_permission(request, obj):
+            return self.fieldsets
+        # The read-only view shows the stored flag (the form field is edit-only).
+        first = (None, {"fields": ("name", "default_flag", "model", "provider_status", "instructions")})
+        return (first, *self.fieldsets[1:])
+
+    def save_model(self, request: Any, obj: Agent, form: Any, change: bool) -> None:
+        agent_save(agent=obj, make_default=form.cleaned_data.get("make_default", False))
+
+    @admin.display(description="Model")
+    def model_display(self, obj: Agent) -> str:
+        return obj.model or "(deployment default)"
+
+    @admin.display(description="Tools")
+    def tool_list(self, obj: Agent) -> str:
+        return ", ".join(obj.tools or []) or "—"
+
+    @admin.display(description="Default agent")
+    def default_flag(self, obj: Agent) -> str:
+        return "Yes: new conversations use this agent." if obj.is_default else "No"
+
+    @admin.display(description="Provider")
+    def provider_status(self, obj: Agent) -> str:
+        if obj.pk is None:
+            return "—"
+        if is_offline(obj):
+            return "No provider key configured: this agent answers with the built-in offline demo model."
+        return f"Provider key configured ({obj.provider_base_url or 'deployment base URL'})."
+
+    @admin.display(description="Tool schemas")
+    def tool_schemas(self, obj: Agent) -> str:
+        tools = sorted(registry().values(), key=lambda t: t.name)
+        return format_html_join(
+            "", '<details class="cs-schema"><summary><code>{}</code> — {}</summary><pre>{}</pre></details>',
+            ((t.name, t.description, pretty_json(t.definition())) for t in tools),
+        )
+
+    # --- the try-it panel ------------------------------------------------------------
+    def change_view(self, request: Any, object_id: str, form_url: str = "", extra_context: Any = None) -> Any:
+        extra = {**(extra_context or {}), "can_try": permissions.can(request.user, "try_agent")}
+        return super().change_view(request, object_id, form_url, extra)
+
+    def get_urls(self) -> list[Any]:
+        wrap = self.admin_site.admin_view
+        own = [
+            path("<int:agent_id>/try/", wrap(self.try_start_view), name="conversations_agent_try"),
+            path("<int:agent_id>/try/<uuid:conversation_id>/messages/", wrap(self.try_message_view),
+                 name="conversations_agent_try_message"),
+            path("<int:agent_id>/try/<uuid:conversation_id>/items/", wrap(self.try_items_view),
+                 name="conversations_agent_try_items"),
+        ]
+        return own + super().get_urls()
+
+    def try_start_view(self, request: Any, agent_id: int) -> Any:
+        return views.try_start(self, request, agent_id)
+
+    def try_message_view(self, request: Any, agent_id: int, conversation_id: Any) -> Any:
+        return views.try_message(self, request, agent_id, conversation_id)
+
+    def try_items_view(self, request: Any, agent_id: int, conversation_id: Any) -> Any:
+        return views.try_items(self, request, agent_id, conversation_id)

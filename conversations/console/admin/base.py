@@ -1,0 +1,48 @@
+"""Shared admin behaviour for the console's registrations.
+
+- `ConsoleModelAdmin`: domain rows (conversations, turns, staff actions) are read and
+  acted on through the console's actions, which call the services; the admin's own
+  add/change forms are off and only superusers delete.
+- `SuperuserManagedAdmin`: configuration that only superusers edit (agents; API keys
+  should use it too); others with the view permission may look.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+
+from conversations.console import permissions
+
+
+class ConsoleModelAdmin(admin.ModelAdmin):
+    class Media:
+        css = {"all": ["console/console.css"]}
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
+        return request.user.is_superuser
+
+    # Bulk actions declare these as their `permissions`.
+    def has_retry_turn_permission(self, request: Any) -> bool:
+        return permissions.can(request.user, "retry_turn")
+
+    def has_set_status_permission(self, request: Any) -> bool:
+        return permissions.can(request.user, "set_status")
+
+
+class SuperuserManagedAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: Any) -> bool:
+        return request.user.is_superuser
+
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
+        return request.user.is_superuser

@@ -1,0 +1,81 @@
+"""Who may do what in the console: the custom permissions, the two support groups, and
+the check every console view and action makes.
+
+- "Support viewer": reads conversations, turn audits, agents and the staff action log,
+  and exports transcripts.
+- "Support agent": everything a viewer can, plus reply, retry, take over / hand back,
+  resolve / reopen, internal notes, replay and the agents' try-it panel.
+- Superusers also manage agents (and API keys): the agent admin refuses add, change and
+  delete to everyone else.
+
+The groups are created by this app's data migration and again (additively, so local
+changes survive) by `manage.py setup_demo`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+
+CONSOLE_PERMISSIONS: dict[str, str] = {
+    "reply_as_staff": "Can reply to customers as staff",
+    "take_over": "Can take over conversations and hand them back to the AI",
+    "retry_turn": "Can retry failed turns",
+    "set_status": "Can resolve and reopen conversations",
+    "add_note": "Can add internal notes",
+    "replay_turn": "Can replay turns against another agent, model or instructions",
+    "try_agent": "Can talk to agents in the try-it panel",
+}
+
+VIEWER = "Support viewer"
+AGENT = "Support agent"
+
+_VIEW_PERMISSIONS = [
+    ("conversations", "view_conversation"),
+    ("conversations", "view_message"),
+    ("conversations", "view_turn"),
+    ("conversations", "view_agent"),
+    ("conversations", "view_staffaction"),
+]
+GROUP_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
+    VIEWER: _VIEW_PERMISSIONS,
+    AGENT: _VIEW_PERMISSIONS + [("console", codename) for codename in CONSOLE_PERMISSIONS],
+}
+
+
+def perm(codename: str) -> str:
+    """The full permission name of a console permission, for `user.has_perm`."""
+    return f"console.{codename}"
+
+
+def can(user: Any, codename: str) -> bool:
+    return bool(user and user.is_active and user.is_staff and user.has_perm(perm(codename)))
+
+
+def require(user: Any, codename: str) -> None:
+    """Raise PermissionDenied (HTTP 403) unless the staff user holds the permission."""
+    if not can(user, codename):
+        raise PermissionDenied(CONSOLE_PERMISSIONS[codename].replace("Can", "You may not", 1) + ".")
+
+
+def support_groups_sync(*, group_model: Any = None, permission_model: Any = None) -> None:
+    """Create the support groups and add their permissions (never removes any).
+
+    Migrations pass their historical models; everyone else uses the live ones.
+    Precondition: the permissions exist (post_migrate, or `create_permissions`)."""
+    if group_model is None or permission_model is None:
+        from django.contrib.auth.models import Group, Permission
+
+        group_model, permission_model = Group, Permission
+    for name, wanted in GROUP_PERMISSIONS.items():
+        group, _ = group_model.objects.get_or_create(name=name)
+        found = []
+        for app_label, codename in wanted:
+            permission = permission_model.objects.filter(
+                content_type__app_label=app_label, codename=codename
+            ).first()
+            if permission is None:
+                raise RuntimeError(f"permission {app_label}.{codename} does not exist yet")
+            found.append(permission)
+        group.permissions.add(*found)

@@ -1,0 +1,240 @@
+"""The conversation page, its transcript pages, the staff actions and the exports.
+
+Every action checks its console permission, then calls one service with the staff
+member as the actor (the services record the StaffAction), and redirects back with the
+outcome as an admin message. A refused action (a PlatformError) is shown, not raised.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from django.contrib import messages
+from django.http import Http404, HttpResponse, HttpResponseNotAllowed, StreamingHttpResponse
+from django.shortcuts import redirect
+from django.template.loader import render_to_string
+
+from conversations.console import permissions
+from conversations.console.selectors import (
+    latest_failed_turns,
+    pretty_json,
+    recent_staff_actions,
+    transcript_page,
+)
+from conversations.console.views import conversation_url, render_page, safe_next, staff_conversation
+from conversations.errors import NotFound, PlatformError
+from conversations.models import Conversation, Message, Turn
+from conversations.models.conversation import Status
+from conversations.models.turn import TurnTrigger
+from conversations.presenters import conversation_state, message_to_dict
+from conversations.services.conversations import (
+    conversation_hand_back,
+    conversation_set_status,
+    conversation_take_over,
+)
+from conversations.services.messages import note_add, staff_reply_post
+from conversations.services.turns import turn_retry
+
+
+def _seq(value: Any) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _customer_label(conversation: Conversation) -> str:
+    return conversation.customer_name or conversation.customer_email or conversation.customer_id
+
+
+def conversation_page(model_admin: Any, request: Any, object_id: str) -> HttpResponse:
+    conversation = staff_conversation(request, object_id)
+    page = transcript_page(conversation, before=_seq(request.GET.get("before")))
+    failed = []
+    if conversation.has_failed_turn:
+        failed = list(
+            latest_failed_turns([conversation.pk])
+            .select_related("user_message")
+            .only("id", "attempt", "error_code", "error_message", "created_at", "user_message__seq",
+                  "user_message__text")[:20]
+        )
+    user = request.user
+    return render_page(model_admin, request, "console/conversation.html", _customer_label(conversation), {
+        "conversation": conversation,
+        "page": page,
+        "failed_turns": failed,
+        "staff_actions": recent_staff_actions(conversation),
+        "can": {codename: permissions.can(user, codename) for codename in permissions.CONSOLE_PERMISSIONS},
+        "metadata_json": pretty_json(conversation.metadata) if conversation.metadata else "",
+        "reply_client_id": uuid.uuid4().hex,
+        "state_json": conversation_state(conversation),
+        "statuses": Status,
+    })
+
+
+def items_fragment(model_admin: Any, request: Any, conversation_id: Any) -> HttpResponse:
+    """A page of transcript items as HTML (load earlier; live catch-up after a seq)."""
+    conversation = staff_conversation(request, conversation_id)
+    page = transcript_page(
+        conversation, before=_seq(request.GET.get("before")), after=_seq(request.GET.get("after"))
+    )
+    html = render_to_string("console/_items.html", {
+        "page": page, "conversation": conversation,
+        "can": {"retry_turn": permissions.can(request.user, "retry_turn")},
+    }, request=request)
+    response = HttpResponse(html)
+    response["X-First-Seq"] = page.first_seq or ""
+    response["X-Last-Seq"] = page.last_seq or ""
+    response["X-Has-Earlier"] = "1" if page.has_earlier else "0"
+    # The live page refreshes its badges from this (the row was read for access anyway).
+    response["X-Conversation-State"] = json.dumps({
+        "status": conversation.status, "ai_paused": conversation.ai_paused,
+        "has_failed_turn": conversation.has_failed_turn,
+    })
+    return response
+
+
+def _retry(request: Any, conversation: Conversation) -> str:
+    try:
+        turn_id = uuid.UUID(request.POST.get("turn", ""))
+    except ValueError:
+        raise NotFound("Turn not found.") from None
+    turn = Turn.objects.filter(pk=turn_id, conversation=conversation).first()
+    if turn is None:
+        raise NotFound("Turn not found.")
+    new = turn_retry(turn=turn, actor=request.user, trigger=TurnTrigger.STAFF_RETRY)
+    return f"Retrying: attempt {new.attempt} is queued."
+
+
+def _take_over(request: Any, conversation: Conversation) -> str:
+    conversation_take_over(conversation=conversation, actor=request.user)
+    return "You have taken over: the AI is paused until you hand the conversation back."
+
+
+def _hand_back(request: Any, conversation: Conversation) -> str:
+    conversation_hand_back(conversation=conversation, actor=request.user)
+    return "Handed back to the AI."
+
+
+def _reply(request: Any, conversation: Conversation) -> str:
+    staff_reply_post(
+        conversation=conversation, actor=request.user, text=request.POST.get("text"),
+        client_id=request.POST.get("client_id", ""),
+    )
+    return "Reply sent to the customer. The AI stays paused until you hand back."
+
+
+def _note(request: Any, conversation: Conversation) -> str:
+    note_add(conversation=conversation, actor=request.user, text=request.POST.get("text"))
+    return "Internal note added (never shown to the customer or the AI)."
+
+
+def _resolve(request: Any, conversation: Conversation) -> str:
+    conversation_set_status(conversation=conversation, status=Status.RESOLVED, actor=request.user)
+    return "Conversation resolved."
+
+
+def _reopen(request: Any, conversation: Conversation) -> str:
+    conversation_set_status(conversation=conversation, status=Status.OPEN, actor=request.user)
+    return "Conversation reopened."
+
+
+ACTIONS: dict[str, tuple[str, Callable[[Any, Conversation], str]]] = {
+    "retry": ("retry_turn", _retry),
+    "take-over": ("take_over", _take_over),
+    "hand-back": ("take_over", _hand_back),
+    "reply": ("reply_as_staff", _reply),
+    "note": ("add_note", _note),
+    "resolve": ("set_status", _resolve),
+    "reopen": ("set_status", _reopen),
+}
+
+
+def act(model_admin: Any, request: Any, conversation_id: Any, action: str) -> HttpResponse:
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    conversation = staff_conversation(request, conversation_id)
+    if action not in ACTIONS:
+        raise Http404("Unknown action.")
+    codename, handler = ACTIONS[action]
+    permissions.require(request.user, codename)
+    try:
+        messages.success(request, handler(request, conversation))
+    except PlatformError as exc:
+        messages.error(request, exc.message)
+    return redirect(safe_next(request, conversation_url(conversation.pk)))
+
+
+# --- exports ---------------------------------------------------------------------------
+def _header(conversation: Conversation) -> dict[str, Any]:
+    return {
+        **conversation_state(conversation),
+        "agent_name": conversation.agent.name,
+        "customer_kind": conversation.customer_kind,
+        "customer_id": conversation.customer_id,
+        "customer_email": conversation.customer_email,
+        "customer_name": conversation.customer_name,
+        "metadata": conversation.metadata,
+        "message_count": conversation.message_count,
+        "input_tokens": conversation.input_tokens,
+        "output_tokens": conversation.output_tokens,
+        "cost": str(conversation.cost),
+        "created_at": conversation.created_at.isoformat(),
+        "updated_at": conversation.updated_at.isoformat(),
+    }
+
+
+def _json_chunks(conversation: Conversation) -> Iterator[str]:
+    yield '{"conversation": ' + json.dumps(_header(conversation)) + ', "items": ['
+    first = True
+    for message in Message.objects.filter(conversation=conversation).order_by("seq").iterator(chunk_size=500):
+        yield ("" if first else ", ") + json.dumps(message_to_dict(message), ensure_ascii=False)
+        first = False
+    yield "]}\n"
+
+
+_LABELS = {
+    "user": "Customer", "assistant": "AI", "function_call": "Tool call",
+    "function_output": "Tool output", "staff": "Staff", "note": "Internal note",
+}
+
+
+def text_line(message: Message) -> str:
+    when = message.created_at.strftime("%Y-%m-%d %H:%M:%S")
+    label = _LABELS.get(message.kind, message.kind)
+    author = (message.metadata or {}).get("author_name")
+    if author and message.kind in ("staff", "note"):
+        label = f"{label} ({author})"
+    if message.kind == "function_call":
+        body = f"{message.tool_name}({message.tool_arguments})"
+    elif message.kind == "function_output":
+        body = f"{message.tool_name}: {message.text}"
+    else:
+        body = message.text
+    return f"[{when}] #{message.seq} {label}: {body}\n"
+
+
+def _text_chunks(conversation: Conversation) -> Iterator[str]:
+    header = _header(conversation)
+    yield (
+        f"Conversation {header['id']}\nCustomer: {_customer_label(conversation)} ({conversation.customer_id})\n"
+        f"Agent: {header['agent_name']} · Channel: {conversation.get_channel_display()} · "
+        f"Status: {conversation.get_status_display()}\n\n"
+    )
+    for message in Message.objects.filter(conversation=conversation).order_by("seq").iterator(chunk_size=500):
+        yield text_line(message)
+
+
+def export(model_admin: Any, request: Any, conversation_id: Any, fmt: str) -> StreamingHttpResponse:
+    conversation = staff_conversation(request, conversation_id)
+    if fmt == "json":
+        response = StreamingHttpResponse(_json_chunks(conversation), content_type="application/json")
+    elif fmt == "txt":
+        response = StreamingHttpResponse(_text_chunks(conversation), content_type="text/plain; charset=utf-8")
+    else:
+        raise Http404("Unknown export format.")
+    response["Content-Disposition"] = f'attachment; filename="conversation-{conversation.pk}.{fmt}"'
+    return response

@@ -1,0 +1,51 @@
+"""Links from imported objects to what they became, so a re-run finds them.
+
+`ImportedConversation` is unique on (source, external id): two imports of the same
+thread, even concurrent ones, end up in one conversation (the loser's transaction rolls
+back on the constraint). Its `cursor` is the id of the last source message imported,
+which lets the API source ask only for newer messages. `ImportedAssistant` remembers
+which `Agent` an assistant became, so a re-run neither duplicates nor overwrites it.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class ImportSource(models.TextChoices):
+    ASSISTANTS = "assistants", "Assistants API thread"
+    CHAT = "chat", "Chat Completions history"
+
+
+class ImportedAssistant(models.Model):
+    assistant_id = models.CharField(max_length=255, unique=True)
+    agent = models.ForeignKey(
+        "conversations.Agent", on_delete=models.CASCADE, related_name="imported_from"
+    )
+    imported_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.assistant_id} -> {self.agent}"
+
+
+class ImportedConversation(models.Model):
+    source = models.CharField(max_length=12, choices=ImportSource.choices)
+    external_id = models.CharField(max_length=255)
+    conversation = models.OneToOneField(
+        "conversations.Conversation", on_delete=models.CASCADE, related_name="import_link"
+    )
+    cursor = models.CharField(
+        max_length=255, blank=True, help_text="Last source message id imported (API source)."
+    )
+    imported_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "external_id"], name="imported_conversation_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.external_id}"

@@ -1,0 +1,216 @@
+"""Writing importer records into the database: agents from assistants, and conversations
+with their items, one transaction per conversation.
+
+Per conversation, in one transaction: find (or create) the conversation through its
+`ImportedConversation` link, lock it, drop the items whose `external_id` is already
+stored, and append the rest with `items_append` (the only seq allocator) in one call,
+which bulk-creates them. A crash therefore leaves whole conversations only, and a re-run
+adds exactly what is missing. A dry run answers the same questions with reads only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from conversations.importers.models import ImportedAssistant, ImportedConversation
+from conversations.importers.records import AgentPlan, Customer, ItemRecord, ThreadRecord
+from conversations.models import Agent, Conversation, Message
+from conversations.models.conversation import Channel, Status
+from conversations.services.items import conversation_lock, items_append
+
+
+@dataclass(frozen=True)
+class ThreadOutcome:
+    status: str  # "created", "updated", "unchanged", or "empty" (nothing to create it with)
+    conversation_id: str  # empty in a dry run that would create it
+    items: int  # items written (or that would be)
+    messages: int  # source messages among them
+
+
+def agent_import(plan: AgentPlan, *, dry_run: bool = False) -> tuple[str, Agent | None]:
+    """Create the agent an assistant becomes, once. Returns ("created" | "unchanged",
+    agent); an agent imported before is left as staff may have edited it since."""
+    link = ImportedAssistant.objects.select_related("agent").filter(assistant_id=plan.assistant_id).first()
+    if link is not None:
+        return "unchanged", link.agent
+    if dry_run:
+        return "created", None
+    try:
+        with transaction.atomic():
+            agent = Agent.objects.create(
+                name=_free_agent_name(plan),
+                model=plan.model,
+                instructions=plan.instructions,
+                tools=plan.tools,
+                temperature=plan.temperature,
+            )
+            ImportedAssistant.objects.create(assistant_id=plan.assistant_id, agent=agent)
+    except IntegrityError:
+        # Imported concurrently by another run.
+        link = ImportedAssistant.objects.select_related("agent").get(assistant_id=plan.assistant_id)
+        return "unchanged", link.agent
+    return "created", agent
+
+
+def _free_agent_name(plan: AgentPlan) -> str:
+    for candidate in (plan.name, f"{plan.name[:90]} ({plan.assistant_id})"[:120], plan.assistant_id[:120]):
+        if not Agent.objects.filter(name=candidate).exists():
+            return candidate
+    return f"{plan.assistant_id[:80]} {timezone.now():%Y%m%d%H%M%S%f}"
+
+
+def _unique(items: list[ItemRecord]) -> list[ItemRecord]:
+    """Items with distinct external ids, first occurrence kept (exports may overlap)."""
+    seen: set[str] = set()
+    unique = []
+    for item in items:
+        if item.external_id not in seen:
+            seen.add(item.external_id)
+            unique.append(item)
+    return unique
+
+
+def _message_count(items: list[ItemRecord]) -> int:
+    return len({item.message_key for item in items if item.message_key})
+
+
+@dataclass(frozen=True)
+class StoredLink:
+    """An already-imported thread: where it went and what the last import saw."""
+
+    pk: int
+    conversation_id: Any
+    cursor: str
+    metadata: dict[str, Any]
+
+
+def stored_links(source: str, external_ids: list[str]) -> dict[str, StoredLink]:
+    """The links of the already-imported threads among `external_ids`, in a few queries."""
+    links: dict[str, StoredLink] = {}
+    for start in range(0, len(external_ids), 500):
+        rows = ImportedConversation.objects.filter(
+            source=source, external_id__in=external_ids[start : start + 500]
+        ).values_list("external_id", "pk", "conversation_id", "cursor", "conversation__metadata")
+        for external_id, pk, conversation_id, cursor, metadata in rows:
+            links[external_id] = StoredLink(pk, conversation_id, cursor, metadata or {})
+    return links
+
+
+_LOOK_UP = object()
+
+
+def thread_import(
+    record: ThreadRecord,
+    *,
+    agent: Agent | None,
+    customer: Customer,
+    dry_run: bool = False,
+    link: Any = _LOOK_UP,
+) -> ThreadOutcome:
+    """Bring one thread in (see the module docstring). Safe to call again with the same
+    or a longer record, and from concurrent runs (the link's unique key decides).
+    `link` is the thread's `StoredLink` (or None) when the caller looked it up in bulk."""
+    try:
+        return _thread_import(record, agent=agent, customer=customer, dry_run=dry_run, link=link)
+    except IntegrityError:
+        # Another run created this conversation between our read and our insert; its
+        # transaction won and ours rolled back whole. Now we find its link.
+        return _thread_import(record, agent=agent, customer=customer, dry_run=dry_run, link=_LOOK_UP)
+
+
+def _thread_import(
+    record: ThreadRecord, *, agent: Agent | None, customer: Customer, dry_run: bool, link: Any
+) -> ThreadOutcome:
+    items = _unique(record.items)
+    if link is _LOOK_UP:
+        link = stored_links(record.source, [record.external_id]).get(record.external_id)
+    if link is None:
+        if not items:
+            return ThreadOutcome("empty", "", 0, 0)
+        if dry_run:
+            return ThreadOutcome("created", "", len(items), _message_count(items))
+        with transaction.atomic():
+            _relax_commit()
+            return _conversation_create(record, items, agent=agent, customer=customer)
+    # Look before locking: a re-run over unchanged threads then writes nothing at all.
+    new = _new_items(link.conversation_id, items)
+    cursor_moved = bool(record.cursor) and record.cursor != link.cursor
+    metadata_changed = {**link.metadata, **record.metadata} != link.metadata
+    if dry_run or not (new or metadata_changed or cursor_moved):
+        status = "updated" if new else "unchanged"
+        return ThreadOutcome(status, str(link.conversation_id), len(new), _message_count(new))
+    with transaction.atomic():
+        _relax_commit()
+        conversation = conversation_lock(link.conversation_id)
+        new = _new_items(conversation.pk, items)  # again, under the lock
+        if new:
+            items_append(conversation=conversation, items=[item.fields() for item in new], locked=True)
+        merged = {**conversation.metadata, **record.metadata}
+        if merged != conversation.metadata:
+            Conversation.objects.filter(pk=conversation.pk).update(metadata=merged)
+        if cursor_moved:
+            ImportedConversation.objects.filter(pk=link.pk).update(
+                cursor=record.cursor[:255], updated_at=timezone.now()
+            )
+    return ThreadOutcome("updated" if new else "unchanged", str(conversation.pk), len(new), _message_count(new))
+
+
+def _new_items(conversation_id: Any, items: list[ItemRecord]) -> list[ItemRecord]:
+    stored = set(
+        Message.objects.filter(conversation_id=conversation_id)
+        .exclude(external_id="")
+        .values_list("external_id", flat=True)
+    )
+    return [item for item in items if item.external_id not in stored]
+
+
+def _conversation_create(
+    record: ThreadRecord, items: list[ItemRecord], *, agent: Agent | None, customer: Customer
+) -> ThreadOutcome:
+    conversation = Conversation.objects.create(
+        agent=agent,
+        customer_id=customer.customer_id,
+        customer_kind=customer.kind,
+        customer_email=customer.email,
+        customer_name=customer.name,
+        channel=Channel.IMPORTED,
+        status=Status.RESOLVED,
+        external_id=record.external_id[:255],
+        metadata={**record.metadata, "imported_from": _origin(record)},
+    )
+    ImportedConversation.objects.create(
+        source=record.source, external_id=record.external_id, conversation=conversation, cursor=record.cursor[:255]
+    )
+    if items:
+        # The row was created in this transaction: nobody else can see it, let alone lock it.
+        items_append(conversation=conversation, items=[item.fields() for item in items], locked=True)
+    # The conversation happened when the source says, not when it was imported.
+    started = record.created_at or (items[0].created_at if items else None) or timezone.now()
+    last = max((i.created_at for i in items if i.created_at), default=started)
+    Conversation.objects.filter(pk=conversation.pk).update(created_at=started, updated_at=max(last, started))
+    return ThreadOutcome("created", str(conversation.pk), len(items), _message_count(items))
+
+
+def _relax_commit() -> None:
+    """On PostgreSQL, commit this transaction without waiting for its WAL flush.
+
+    An import commits once per conversation, and waiting for each flush made the disk,
+    not the work, the limit. Turning it off risks no corruption or partial conversation:
+    if the database server itself crashes, the last few committed conversations (at most
+    about a second's worth) may be lost, and the next run of an import - idempotent by
+    design - brings them back. It applies to this transaction only.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+
+
+def _origin(record: ThreadRecord) -> dict[str, Any]:
+    origin: dict[str, Any] = {"source": record.source, "id": record.external_id}
+    if record.origin:
+        origin["origin"] = record.origin
+    return origin

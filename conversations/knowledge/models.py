@@ -1,0 +1,82 @@
+"""`Document` (a help article as staff entered or uploaded it) and `Passage` (one
+searchable piece of it). Passages are derived data: `services.document_save` rewrites
+them, and the full-text index with them, whenever the document changes.
+
+`MessageIndexEntry` is PostgreSQL's full-text index of conversation items (a stored
+tsvector per item, keyed by conversation and seq); on SQLite the FTS5 table
+`knowledge_message_fts` plays that role and this table stays empty."""
+
+from __future__ import annotations
+
+from django.contrib.postgres.search import SearchVectorField
+from django.db import models
+
+
+class SourceFormat(models.TextChoices):
+    PASTE = "paste", "Pasted text"
+    MARKDOWN = "markdown", "Markdown file"
+    TEXT = "text", "Plain-text file"
+    HTML = "html", "HTML file"
+    PDF = "pdf", "PDF file"
+
+
+class Document(models.Model):
+    title = models.CharField(max_length=200)
+    body = models.TextField(
+        help_text="The article as text. Markdown headings (#, ##) start new passages."
+    )
+    source_format = models.CharField(
+        max_length=10, choices=SourceFormat.choices, default=SourceFormat.PASTE
+    )
+    source_name = models.CharField(
+        max_length=255, blank=True, help_text="File name of the last upload, if any."
+    )
+    is_active = models.BooleanField(
+        default=True, help_text="Only active documents are searched."
+    )
+    passage_count = models.PositiveIntegerField(default=0, editable=False)
+    indexed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["title"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Passage(models.Model):
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="passages")
+    position = models.PositiveIntegerField()
+    # The document's title when indexed; kept here so one row is one searchable unit.
+    title = models.CharField(max_length=200)
+    heading = models.CharField(max_length=300, blank=True)
+    text = models.TextField()
+    token_count = models.PositiveIntegerField(default=0)
+    # float32, L2-normalised; only with optional semantic ranking switched on.
+    embedding = models.BinaryField(null=True, editable=False)
+
+    class Meta:
+        ordering = ["document", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["document", "position"], name="passage_position_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title} #{self.position}"
+
+
+class MessageIndexEntry(models.Model):
+    message = models.OneToOneField(
+        "conversations.Message", primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
+    conversation_id = models.UUIDField()
+    seq = models.PositiveIntegerField()
+    vector = SearchVectorField(null=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["conversation_id", "seq"], name="knowledge_msgidx_conv_seq")]
+
+    def __str__(self) -> str:
+        return f"index of message {self.message_id}"

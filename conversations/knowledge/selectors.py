@@ -1,0 +1,68 @@
+"""Reading the knowledge base: the ranked passage search used by the tool and the admin."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from django.db.models import Q
+
+from conversations.knowledge.models import Passage
+from conversations.knowledge.search import full_text, search_terms
+from conversations.knowledge.semantic import CANDIDATES, embedder, fuse, semantic_search
+
+DEFAULT_LIMIT = 4
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    document_id: int
+    title: str
+    passage_id: int
+    heading: str
+    text: str
+    score: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def knowledge_search(*, query: str, limit: int = DEFAULT_LIMIT) -> list[SearchResult]:
+    """The best passages of active documents for `query`, best first. Any text is a valid
+    query: operators and quotes are plain characters, and a query with no searchable
+    words returns nothing. With semantic ranking on, full-text and embedding candidates
+    are fused (reciprocal-rank fusion) and the score is the fused score."""
+    terms = search_terms(query or "")
+    if not terms or limit <= 0:
+        return []
+    semantic = embedder() is not None
+    wanted = max(limit, CANDIDATES) if semantic else limit
+    engine = full_text()
+    ranked = engine.search_passages(terms, wanted) if engine else _keyword_fallback(terms, wanted)
+    if semantic:
+        ranked = fuse(ranked, semantic_search(query, CANDIDATES), limit)
+    passages = Passage.objects.filter(
+        pk__in=[pk for pk, _ in ranked], document__is_active=True
+    ).in_bulk()
+    return [
+        SearchResult(p.document_id, p.title, p.pk, p.heading, p.text, score)
+        for pk, score in ranked
+        if (p := passages.get(pk)) is not None
+    ]
+
+
+def _keyword_fallback(terms: list[str], limit: int) -> list[tuple[int, float]]:
+    """For a database without a full-text engine: passages containing the most terms."""
+    condition = Q()
+    for term in terms:
+        condition |= Q(text__icontains=term) | Q(title__icontains=term) | Q(heading__icontains=term)
+    rows = Passage.objects.filter(condition, document__is_active=True).values_list(
+        "pk", "title", "heading", "text"
+    )[:500]
+    scored = []
+    for pk, title, heading, text in rows:
+        haystack = f"{title} {heading} {text}".lower()
+        hits = sum(1 for term in terms if term in haystack)
+        scored.append((pk, float(hits)))
+    scored.sort(key=lambda pair: -pair[1])
+    return scored[:limit]

@@ -1,0 +1,222 @@
+"""Optional semantic ranking for the knowledge base: passage embeddings, fused with the
+full-text ranking by reciprocal-rank fusion (RRF), so exact matches such as order or
+error numbers keep their weight while paraphrases ("money back" for "refund") are found.
+
+Off by default: `SUPPORT_KNOWLEDGE_EMBEDDINGS` (platform setting `KNOWLEDGE_EMBEDDINGS`)
+is "" and search is full-text only. Two embedders:
+- "offline": the static embedding model the `wordllama` package ships inside its wheel
+  (l2_supercat, 256 dimensions); it is loaded from the installed package with downloads
+  disabled, so nothing is fetched at run time.
+- "provider": the provider's embeddings endpoint through the official SDK (same base
+  URL, key, timeout and retries as the Responses client; model `EMBEDDINGS_MODEL`).
+
+Vectors are stored L2-normalised as float32 bytes on `Passage.embedding`, computed
+outside the document's transaction. An embedding failure is logged and the passage is
+simply not a semantic candidate; full-text search is unaffected. At query time the
+active passages' vectors are held in memory per process (reloaded when passages change)
+and scored with one matrix product; candidates below `MIN_SIMILARITY` are dropped so a
+query never matches everything.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from django.core.exceptions import ImproperlyConfigured
+from django.db.models import Count, Max
+
+from conversations.conf import platform_setting
+
+logger = logging.getLogger(__name__)
+
+CANDIDATES = 50
+MIN_SIMILARITY = 0.2
+RRF_K = 60
+BATCH = 256
+
+
+class Embedder(Protocol):
+    key: str
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """(len(texts), dimensions) float32, each row L2-normalised."""
+
+
+def _normalised(vectors: Any) -> np.ndarray:
+    matrix = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norms == 0, 1, norms)
+
+
+class OfflineEmbedder:
+    """wordllama's bundled l2_supercat model (256 dimensions), loaded once per process."""
+
+    key = "wordllama:l2_supercat:256"
+
+    def __init__(self) -> None:
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                import wordllama
+                from wordllama import WordLlama
+
+                # The weights and tokenizer live in the installed package; pointing the
+                # cache there and disabling downloads keeps loading fully offline.
+                self._model = WordLlama.load(
+                    config="l2_supercat", dim=256,
+                    cache_dir=Path(wordllama.__file__).parent, disable_download=True,
+                )
+            return self._model
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return _normalised(self._load().embed(texts, norm=True))
+
+
+class ProviderEmbedder:
+    """The provider's embeddings endpoint (OpenAI-compatible) through the official SDK."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.key = f"provider:{model}"
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        from openai import OpenAI
+
+        kwargs: dict[str, Any] = {
+            "api_key": platform_setting("PROVIDER_API_KEY"),
+            "timeout": float(platform_setting("PROVIDER_TIMEOUT_SECONDS")),
+            "max_retries": int(platform_setting("PROVIDER_MAX_RETRIES")),
+        }
+        if platform_setting("PROVIDER_BASE_URL"):
+            kwargs["base_url"] = platform_setting("PROVIDER_BASE_URL")
+        with OpenAI(**kwargs) as client:
+            response = client.embeddings.create(model=self.model, input=texts)
+        return _normalised([item.embedding for item in sorted(response.data, key=lambda d: d.index)])
+
+
+_offline = OfflineEmbedder()
+_provider: dict[str, ProviderEmbedder] = {}
+
+
+def embedder() -> Embedder | None:
+    """The configured embedder, or None when semantic ranking is off (the default) or
+    the provider option has no key."""
+    kind = platform_setting("KNOWLEDGE_EMBEDDINGS")
+    if not kind:
+        return None
+    if kind == "offline":
+        return _offline
+    if kind == "provider":
+        if not platform_setting("PROVIDER_API_KEY"):
+            return None
+        model = platform_setting("EMBEDDINGS_MODEL")
+        return _provider.setdefault(model, ProviderEmbedder(model))
+    raise ImproperlyConfigured(
+        f"SUPPORT_KNOWLEDGE_EMBEDDINGS must be empty, 'offline' or 'provider', not {kind!r}"
+    )
+
+
+def passage_text(title: str, heading: str, text: str) -> str:
+    return "\n".join(part for part in (title, heading, text) if part)
+
+
+def embed_texts(texts: list[str]) -> list[bytes | None]:
+    """Stored form of each text's embedding; all None when semantic ranking is off or
+    the embedder failed (logged; full-text search still finds the passages)."""
+    found = embedder()
+    if found is None or not texts:
+        return [None] * len(texts)
+    try:
+        vectors = np.vstack([found.embed(texts[i : i + BATCH]) for i in range(0, len(texts), BATCH)])
+    except Exception:
+        logger.warning("could not embed %d passages with %s", len(texts), found.key, exc_info=True)
+        return [None] * len(texts)
+    return [vector.astype("<f4").tobytes() for vector in vectors]
+
+
+@dataclass(frozen=True)
+class _Matrix:
+    version: tuple[Any, ...]
+    ids: np.ndarray
+    vectors: np.ndarray
+
+
+_matrices: dict[int, _Matrix] = {}
+_matrix_lock = threading.Lock()
+
+
+def _matrix(dimensions: int) -> _Matrix:
+    """Vectors of active passages with `dimensions` dimensions, cached per process until
+    the knowledge base changes. Every change of passages goes through a document save
+    (which sets `indexed_at`), a delete (which lowers the count) or `knowledge_reindex`
+    (which sets `indexed_at` too), so the documents table alone, a few rows, says when
+    to reload."""
+    from conversations.knowledge.models import Document, Passage
+
+    stats = Document.objects.aggregate(count=Count("id"), changed=Max("indexed_at"))
+    version = (stats["count"], stats["changed"])
+    with _matrix_lock:
+        cached = _matrices.get(dimensions)
+        if cached is not None and cached.version == version:
+            return cached
+    ids, rows = [], []
+    embedded = Passage.objects.filter(document__is_active=True, embedding__isnull=False)
+    for pk, blob in embedded.values_list("id", "embedding").iterator(chunk_size=2000):
+        vector = np.frombuffer(bytes(blob), dtype="<f4")
+        if vector.shape[0] == dimensions:
+            ids.append(pk)
+            rows.append(vector)
+    matrix = _Matrix(
+        version,
+        np.array(ids, dtype=np.int64),
+        np.vstack(rows) if rows else np.zeros((0, dimensions), dtype=np.float32),
+    )
+    with _matrix_lock:
+        _matrices[dimensions] = matrix
+    return matrix
+
+
+def semantic_search(query: str, limit: int = CANDIDATES) -> list[tuple[int, float]]:
+    """(passage id, cosine similarity) of the nearest passages above `MIN_SIMILARITY`,
+    best first; empty when semantic ranking is off or the embedder fails."""
+    found = embedder()
+    if found is None:
+        return []
+    try:
+        vector = found.embed([query])[0]
+    except Exception:
+        logger.warning("could not embed a query with %s", found.key, exc_info=True)
+        return []
+    matrix = _matrix(vector.shape[0])
+    if not len(matrix.ids):
+        return []
+    # einsum, not `@`: a matrix-vector product this small is slower through a
+    # multi-threaded BLAS on a busy server than in numpy's own loop.
+    similarities = np.einsum("ij,j->i", matrix.vectors, vector)
+    count = min(limit, len(similarities))
+    top = np.argpartition(-similarities, count - 1)[:count]
+    top = top[np.argsort(-similarities[top])]
+    return [
+        (int(matrix.ids[i]), round(float(similarities[i]), 4))
+        for i in top
+        if similarities[i] >= MIN_SIMILARITY
+    ]
+
+
+def fuse(lexical: list[tuple[int, float]], semantic: list[tuple[int, float]], limit: int) -> list[tuple[int, float]]:
+    """Reciprocal-rank fusion: each list adds 1 / (RRF_K + rank) to a passage's score."""
+    scores: dict[int, float] = defaultdict(float)
+    for ranking in (lexical, semantic):
+        for rank, (pk, _) in enumerate(ranking, start=1):
+            scores[pk] += 1 / (RRF_K + rank)
+    ordered = sorted(scores.items(), key=lambda pair: -pair[1])[:limit]
+    return [(pk, round(score, 6)) for pk, score in ordered]

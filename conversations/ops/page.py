@@ -1,0 +1,104 @@
+"""What the dashboard page shows besides charts: headline tiles, the slowest turns and
+the daily figures table, formatted for display (the template only lays them out)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conversations.ops.charts import fmt_compact, fmt_day, fmt_int, fmt_money, fmt_ms, fmt_pct
+from conversations.ops.dashboard import DashboardData, DayStats
+
+DAILY_COLUMNS = (
+    ("conversations", "Conversations"),
+    ("turns", "Turns"),
+    ("failed", "Failed"),
+    ("failure_rate", "Failure rate"),
+    ("latency_p50", "Latency p50"),
+    ("latency_p95", "Latency p95"),
+    ("ttft_p50", "TTFT p50"),
+    ("ttft_p95", "TTFT p95"),
+    ("input_tokens", "Input tokens"),
+    ("cached_tokens", "Cached"),
+    ("output_tokens", "Output tokens"),
+    ("cost", "Cost"),
+    ("handed_off", "Handed off"),
+    ("ai_resolved", "Resolved without a human"),
+)
+
+
+def tiles(data: DashboardData) -> list[dict[str, str]]:
+    t = data.totals
+    return [
+        {"label": "Conversations", "value": fmt_int(t.conversations), "sub": f"{fmt_int(t.turns)} turns"},
+        {
+            "label": "Failure rate",
+            "value": fmt_pct(t.failure_rate),
+            "sub": f"{fmt_int(t.failed)} failed · {fmt_int(t.cancelled)} cancelled",
+            "tone": "bad" if (t.failure_rate or 0) >= 0.05 else "",
+        },
+        {"label": "Latency p50 / p95", "value": fmt_ms(t.latency.get(50)), "sub": f"p95 {fmt_ms(t.latency.get(95))}"},
+        {"label": "First token p50 / p95", "value": fmt_ms(t.ttft.get(50)), "sub": f"p95 {fmt_ms(t.ttft.get(95))}"},
+        {
+            "label": "Tokens",
+            "value": fmt_compact(t.tokens),
+            "sub": f"{fmt_compact(t.input_tokens)} in · {fmt_compact(t.output_tokens)} out · "
+            f"{fmt_pct(t.cached_tokens / t.input_tokens) if t.input_tokens else '–'} cached",
+        },
+        {
+            "label": "Cost",
+            "value": fmt_money(t.cost),
+            "sub": f"{fmt_money(t.cost / t.conversations) if t.conversations else '–'} per conversation",
+        },
+        {"label": "Handed off", "value": fmt_pct(t.handoff_rate), "sub": f"{fmt_int(t.handed_off)} conversations"},
+        {
+            "label": "Resolved without a human",
+            "value": fmt_pct(t.ai_resolution_rate),
+            "sub": f"{fmt_int(t.ai_resolved)} conversations",
+            "tone": "good",
+        },
+    ]
+
+
+def _cells(stats: DayStats) -> list[tuple[str, str]]:
+    values: dict[str, Any] = {
+        "conversations": fmt_int(stats.conversations),
+        "turns": fmt_int(stats.turns),
+        "failed": fmt_int(stats.failed),
+        "failure_rate": fmt_pct(stats.failure_rate),
+        "latency_p50": fmt_ms(stats.latency.get(50)),
+        "latency_p95": fmt_ms(stats.latency.get(95)),
+        "ttft_p50": fmt_ms(stats.ttft.get(50)),
+        "ttft_p95": fmt_ms(stats.ttft.get(95)),
+        "input_tokens": fmt_int(stats.input_tokens),
+        "cached_tokens": fmt_int(stats.cached_tokens),
+        "output_tokens": fmt_int(stats.output_tokens),
+        "cost": fmt_money(stats.cost),
+        "handed_off": fmt_int(stats.handed_off),
+        "ai_resolved": fmt_int(stats.ai_resolved),
+    }
+    return [(key, values[key]) for key, _ in DAILY_COLUMNS]
+
+
+def daily_rows(data: DashboardData) -> list[dict[str, Any]]:
+    """Newest day first, then the range's totals."""
+    rows = [{"day": d.day.isoformat(), "label": f"{d.day:%a} {fmt_day(d.day)}", "cells": _cells(d)} for d in reversed(data.days)]
+    rows.append({"day": "total", "label": "Whole range", "cells": _cells(data.totals)})
+    return rows
+
+
+def slowest_rows(data: DashboardData) -> list[dict[str, Any]]:
+    return [
+        {
+            "url": s.url,
+            "turn": s.turn_id,
+            "short": s.turn_id[:8],
+            "when": s.created_at,
+            "agent": s.agent,
+            "model": s.model,
+            "status": s.status,
+            "error": s.error_code,
+            "latency": fmt_ms(s.latency_ms),
+            "ttft": fmt_ms(s.ttft_ms),
+        }
+        for s in data.slowest
+    ]

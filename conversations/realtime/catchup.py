@@ -1,0 +1,132 @@
+"""Database reads for a websocket connection: who is connecting, the state sent on
+connect, and the stored items after a seq (catch-up). Synchronous ORM code, run on the
+engine's database threads by the consumer. Authorisation goes through
+`conversations.access`, so the websocket grants exactly what the REST API grants.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from conversations.access import conversation_for_staff, conversation_for_visitor
+from conversations.agent.events import message_event
+from conversations.agent.provider import is_offline, model_label
+from conversations.conf import platform_setting
+from conversations.errors import NotFound
+from conversations.models import Conversation, Message, Turn
+from conversations.models.message import CUSTOMER_VISIBLE_KINDS, MessageKind
+from conversations.models.turn import TurnStatus
+from conversations.presenters import turn_summary
+
+VISITOR = "visitor"
+STAFF = "staff"
+CATCHUP_BATCH = 200
+RECENT_TURNS = 20
+
+
+@dataclass(frozen=True)
+class Viewer:
+    role: str  # VISITOR or STAFF
+    conversation: Conversation
+    user: Any = None
+    name: str = ""
+
+
+def viewer_for(*, conversation_id: str, token: str, user: Any, staff_origin: bool) -> Viewer:
+    """Authorise a connection: a visitor token for this conversation, else a staff
+    session (only from the site's own origin, so a page embedding the widget can never
+    ride a staff member's cookies). NotFound otherwise."""
+    if token:
+        return Viewer(VISITOR, conversation_for_visitor(token, conversation_id))
+    if staff_origin and user is not None and getattr(user, "is_authenticated", False):
+        conversation = conversation_for_staff(user, conversation_id)
+        name = user.get_full_name() or user.get_username()
+        return Viewer(STAFF, conversation, user=user, name=name)
+    raise NotFound("Conversation not found.")
+
+
+def model_info(conversation: Conversation) -> dict[str, Any]:
+    agent = conversation.agent
+    model = agent.model or platform_setting("DEFAULT_MODEL")
+    return {"name": model, "label": model_label(model, agent), "offline": is_offline(agent)}
+
+
+def open_turns(conversation_id: Any, *, role: str) -> list[dict[str, Any]]:
+    """The latest attempt for each recent customer message, when it is not completed:
+    what is queued or running now, and what failed and may be retried."""
+    recent = (
+        Turn.objects.filter(conversation_id=conversation_id)
+        .select_related("user_message")
+        .order_by("-created_at")[:RECENT_TURNS]
+    )
+    seen: set[int] = set()
+    shown = []
+    for turn in recent:
+        if turn.user_message_id in seen:
+            continue
+        seen.add(turn.user_message_id)
+        if turn.status != TurnStatus.COMPLETED:
+            summary = turn_summary(turn)
+            if role == VISITOR:
+                summary.pop("error", None)
+            shown.append(summary)
+    return list(reversed(shown))
+
+
+def connection_state(conversation_id: Any, *, role: str) -> dict[str, Any]:
+    """The `ready` event: the conversation as it is now."""
+    conversation = Conversation.objects.select_related("agent").get(pk=conversation_id)
+    return {
+        "type": "ready",
+        "conversation": str(conversation.pk),
+        "role": role,
+        "status": conversation.status,
+        "ai_paused": conversation.ai_paused,
+        "last_seq": conversation.next_seq - 1,
+        "agent": {"name": conversation.agent.name},
+        "model": model_info(conversation),
+        "turns": open_turns(conversation.pk, role=role),
+        "limits": {"max_message_chars": platform_setting("MAX_MESSAGE_CHARS")},
+    }
+
+
+def last_seq(conversation_id: Any) -> int:
+    return Conversation.objects.values_list("next_seq", flat=True).get(pk=conversation_id) - 1
+
+
+def message_events_after(
+    conversation_id: Any, *, after: int, upto: int | None = None, role: str, limit: int = CATCHUP_BATCH
+) -> list[dict[str, Any]]:
+    """Message events for stored items with `after < seq <= upto`, in seq order, at most
+    `limit`. Visitors get customer-visible kinds only (never notes). Assistant items
+    carry `model_label`, the model that answered."""
+    query = Message.objects.filter(conversation_id=conversation_id, seq__gt=after)
+    if upto is not None:
+        query = query.filter(seq__lte=upto)
+    if role == VISITOR:
+        query = query.filter(kind__in=CUSTOMER_VISIBLE_KINDS)
+    messages = list(query.select_related("turn__agent").order_by("seq")[:limit])
+    events = []
+    for message in messages:
+        event = message_event(message)
+        if message.kind == MessageKind.ASSISTANT and message.turn is not None:
+            event["model_label"] = model_label(message.turn.model, message.turn.agent)
+        events.append(event)
+    return events
+
+
+def turn_model_label(turn_id: Any) -> str:
+    turn = Turn.objects.select_related("agent").filter(pk=turn_id).first()
+    return model_label(turn.model, turn.agent) if turn is not None else ""
+
+
+def turn_in_conversation(conversation_id: Any, turn_id: Any) -> Turn:
+    try:
+        return Turn.objects.get(pk=turn_id, conversation_id=conversation_id)
+    except (Turn.DoesNotExist, ValueError):
+        raise NotFound("Turn not found.") from None
+    except Exception as exc:  # a malformed UUID raises ValidationError
+        if exc.__class__.__name__ == "ValidationError":
+            raise NotFound("Turn not found.") from None
+        raise

@@ -1,0 +1,33 @@
+"""`search_knowledge_base`: the best help-article passages for a question, with the
+document title and ids the answer can cite (the replacement for Assistants' file_search)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tools.registry import ToolContext, tool
+
+
+@tool(activity="Searching our help articles...")
+def search_knowledge_base(context: ToolContext, query: str) -> dict[str, Any]:
+    """Search the company's help articles (shipping, returns, payments, accounts and
+    more) and return the most relevant passages, best first. Answer from these passages
+    and name the article you used; if none fits, say you could not find it.
+
+    Args:
+        query: The customer's question or the key words to look for.
+    """
+    from conversations.knowledge.selectors import knowledge_search
+
+    return {
+        "results": [
+            {
+                "document_id": hit.document_id,
+                "title": hit.title,
+                "passage_id": hit.passage_id,
+                "text": hit.text,
+                "score": hit.score,
+            }
+            for hit in knowledge_search(query=query)
+        ]
+    }
