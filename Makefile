@@ -1,11 +1,20 @@
 # The two commands: `make run` (set up and serve on localhost) and `make test`.
+# Scale mode (PostgreSQL + Redis, several daphne processes): `make test-scale`, `make run-scale`.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
+WEB ?= 2
+SCALE_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
+SCALE_REDIS_URL ?= redis://127.0.0.1:6379/0
+# The test database (created on SCALE_DATABASE_URL's server) and Redis key prefix are
+# named after this checkout, so test runs of several checkouts can share the servers.
+CHECKOUT := $(subst -,_,$(subst .,_,$(notdir $(CURDIR))))
+SCALE_TEST_DB ?= test_support_$(CHECKOUT)
+SCALE_REDIS_PREFIX ?= support-test-$(CHECKOUT)
 
-.PHONY: run test test-scale setup lint bench bench-widget clean
+.PHONY: run run-scale test test-scale setup lint bench bench-widget bench-scale clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +33,17 @@ run: setup
 test: $(VENV)/.installed
 	$(PY) -m pytest
 
+# The whole suite again on PostgreSQL + Redis; scale-marked tests run instead of skipping.
+test-scale: $(VENV)/.installed
+	DATABASE_URL=$(SCALE_DATABASE_URL) REDIS_URL=$(SCALE_REDIS_URL) \
+	SUPPORT_TEST_DB_NAME=$(SCALE_TEST_DB) SUPPORT_REDIS_PREFIX=$(SCALE_REDIS_PREFIX) \
+	SUPPORT_SCALE_RUN=1 $(PY) -m pytest
+
+# WEB daphne processes from the Procfile on ports PORT+1.. (put nginx in front), using
+# DATABASE_URL and REDIS_URL from the environment or .env (docs/deployment.md).
+run-scale: $(VENV)/.installed
+	$(PY) bin/serve-scale --web $(WEB) --host $(HOST) --port $$(($(PORT) + 1))
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(PY) manage.py makemigrations --check --dry-run
@@ -35,6 +55,9 @@ bench: setup
 
 bench-widget: $(VENV)/.installed
 	$(PY) bench/widget_load.py --clients 1000
+
+bench-scale: $(VENV)/.installed
+	$(PY) bench/scale_load.py
 
 clean:
 	rm -rf $(VENV) var staticfiles test-artifacts

@@ -6,6 +6,7 @@ so turns run, and their events are published, on the loop the consumers live on.
 
 from __future__ import annotations
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -43,3 +44,10 @@ application = BindEngine(
         }
     )
 )
+
+# Everything loaded so far (Django, the models, the SDK) lives as long as the process.
+# Freezing it keeps full garbage collections, which pause the event loop, to the objects
+# connections and turns create: with 1,000 open widget sockets the pauses were a third
+# shorter (bench/widget_load.py, 185 ms instead of 270 ms at worst).
+gc.collect()
+gc.freeze()

@@ -127,6 +127,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so it sees a view's exception first: database outages answer 503, not 500.
+    "conversations.scale.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "support.urls"
@@ -159,11 +161,31 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     _db = dj_database_url.parse(
         DATABASE_URL,
-        conn_max_age=_env_int("DATABASE_CONN_MAX_AGE", 60),
+        conn_max_age=_env_int("DATABASE_CONN_MAX_AGE", 0),
         conn_health_checks=True,
     )
     if _db["ENGINE"].endswith("sqlite3"):
         _db.setdefault("OPTIONS", {}).update(_SQLITE_OPTIONS)
+    elif _db["ENGINE"].endswith("postgresql") and _env_bool("DATABASE_POOL", True):
+        # Under ASGI, Django's persistent connections are per thread and daphne runs each
+        # request's sync code on a thread of its own, so they pile up (Django's docs say
+        # to disable them under ASGI). A psycopg pool per process instead: every request
+        # and engine job borrows a connection and returns it when Django "closes" it, so
+        # a process never holds more than DATABASE_POOL_MAX_SIZE connections. A checkout
+        # waits at most DATABASE_POOL_TIMEOUT seconds (then OperationalError -> a 503).
+        _db["CONN_MAX_AGE"] = 0
+        _db.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": _env_int("DATABASE_POOL_MIN_SIZE", 2),
+            "max_size": _env_int("DATABASE_POOL_MAX_SIZE", 16),
+            "timeout": _env_float("DATABASE_POOL_TIMEOUT", 5.0),
+            # Give up a failed reconnection quickly so the next checkout tries afresh
+            # (instead of waiting out an exponential backoff) once the server is back.
+            "reconnect_timeout": _env_float("DATABASE_POOL_RECONNECT_TIMEOUT", 2.0),
+            "max_idle": 300,
+        }
+    if os.environ.get("SUPPORT_TEST_DB_NAME"):
+        # Lets parallel test runs on one server use databases of their own.
+        _db["TEST"] = {"NAME": os.environ["SUPPORT_TEST_DB_NAME"]}
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     _db = {
@@ -182,17 +204,45 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Channels and cache ---------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Keys of several deployments (or test runs) sharing one Redis never collide.
+REDIS_PREFIX = os.environ.get("SUPPORT_REDIS_PREFIX", "support")
 if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1500, "expiry": 30},
+    # The channel layer is a fast hint, never the truth: fail fast when Redis is away
+    # (the engine logs and carries on; clients catch up by seq from the database). No
+    # retries: a consumer whose receive fails must close, so its client reconnects,
+    # subscribes again (a restarted Redis has forgotten every group) and catches up.
+    # The read timeout must outlast the layer's 5 s blocking receive (redis-py's
+    # default is also 5 s, so an idle consumer's receive would fail with TimeoutError).
+    _redis_host = {"address": REDIS_URL, "socket_connect_timeout": 2, "socket_timeout": 10}
+    if os.environ.get("SUPPORT_CHANNEL_LAYER", "redis") == "redis-pubsub":
+        # Redis Pub/Sub: events are pushed to subscribed processes (no per-message
+        # round trips, no capacity), at most once. Faster (docs/deployment.md has the
+        # figures) but channels_redis calls it beta, and after a Redis restart it
+        # resubscribes by itself, so consumers are not told that events were missed.
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                "CONFIG": {"hosts": [_redis_host], "prefix": f"{REDIS_PREFIX}:asgi"},
+            }
         }
-    }
+    else:
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {
+                    "hosts": [_redis_host],
+                    "prefix": f"{REDIS_PREFIX}:asgi",
+                    "capacity": 1500,
+                    "expiry": 30,
+                },
+            }
+        }
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
+            "KEY_PREFIX": REDIS_PREFIX,
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
         }
     }
 else:
@@ -291,6 +341,8 @@ SUPPORT_PLATFORM = {
     # Turn runner.
     "TURN_LEASE_SECONDS": _env_float("SUPPORT_TURN_LEASE_SECONDS", 30.0),
     "SWEEP_INTERVAL_SECONDS": _env_float("SUPPORT_SWEEP_INTERVAL_SECONDS", 5.0),
+    # A queued turn no process picked up within this long is dispatched by a sweeper.
+    "ORPHAN_GRACE_SECONDS": _env_float("SUPPORT_ORPHAN_GRACE_SECONDS", 3.0),
     "TOOL_TIMEOUT_SECONDS": _env_float("SUPPORT_TOOL_TIMEOUT_SECONDS", 15.0),
     "DELTA_FLUSH_SECONDS": _env_float("SUPPORT_DELTA_FLUSH_SECONDS", 0.03),
     "DB_THREADS": _env_int("SUPPORT_DB_THREADS", 8),

@@ -14,6 +14,20 @@ from django.core.management import call_command
 from conversations.agent.engine import engine
 from tests.fake_provider import FakeProvider
 
+pytest_plugins = ["tests.scale_mode"]
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: Any) -> Iterator[None]:
+    """pytest-django's, plus: this process's engine stops sweeping before the test
+    database is dropped (a sweep racing the drop would hold a connection to it)."""
+    yield
+
+    async def no_sweep() -> None:
+        return None
+
+    engine.sweep = no_sweep  # type: ignore[method-assign]
+
 
 @pytest.fixture(scope="session")
 def _fake_provider_server() -> Iterator[FakeProvider]:

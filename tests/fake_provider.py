@@ -19,6 +19,7 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -98,6 +99,8 @@ class FakeProvider:
         self.events_sent: list[dict[str, Any]] = []
         self.gates: list[threading.Event] = []
         self.lock = threading.Lock()
+        # Answers requests when no script applies (default: "OK"); gets the request body.
+        self.responder: Callable[[dict[str, Any]], Step] | None = None
         provider = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -147,12 +150,15 @@ class FakeProvider:
             self.scripts.clear()
             self.requests.clear()
             self.events_sent.clear()
+            self.responder = None
 
     def _next_step(self, body: dict[str, Any]) -> Step:
         own = self.scripts.get(_conversation_of(body))
         if own:
             return own.popleft()
-        return self.script.popleft() if self.script else text("OK")
+        if self.script:
+            return self.script.popleft()
+        return self.responder(body) if self.responder else text("OK")
 
     def close(self) -> None:
         self.server.shutdown()

@@ -41,11 +41,25 @@ T = TypeVar("T")
 def _db_job(fn: Callable[..., T]) -> Callable[..., T]:
     def run(*args: Any, **kwargs: Any) -> T:
         # Like a request: drop this thread's connection first if it broke or is too old.
-        # (Once per job is enough: the next job on this thread checks again.)
         close_old_connections()
-        return fn(*args, **kwargs)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            # And like a request's end: with PostgreSQL's pool (CONN_MAX_AGE=0) this hands
+            # the connection back now, so an idle thread holds none of the process's
+            # pool; with SQLite's persistent connection it only flags a health check.
+            close_old_connections()
 
     return run
+
+
+class _ConnectionReturningPool(ThreadPoolExecutor):
+    """Worker threads that give back their database connection after every job. Tools
+    query the ORM too; without this a tool thread would keep its connection checked out
+    of the process's pool for as long as the thread lives."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Any:
+        return super().submit(_db_job(fn), *args, **kwargs)
 
 
 class Engine:
@@ -82,7 +96,7 @@ class Engine:
         if self._tool_executor is None:
             with self._bind_lock:
                 if self._tool_executor is None:
-                    self._tool_executor = ThreadPoolExecutor(
+                    self._tool_executor = _ConnectionReturningPool(
                         max_workers=platform_setting("TOOL_THREADS"), thread_name_prefix="engine-tool"
                     )
         return self._tool_executor
@@ -173,12 +187,15 @@ class Engine:
         layer = get_channel_layer()
         if layer is None:
             return
-        try:
-            await layer.group_send(
-                group_name(conversation_id), {"type": CHANNEL_MESSAGE_TYPE, "event": event}
-            )
-        except Exception:  # a lost hint is recoverable by seq; a crashed turn is not
-            logger.warning("could not publish %s", event.get("type"), exc_info=True)
+        message = {"type": CHANNEL_MESSAGE_TYPE, "event": event}
+        for attempt in (1, 2):
+            try:
+                await layer.group_send(group_name(conversation_id), message)
+                return
+            except Exception:  # a lost hint is recoverable by seq; a crashed turn is not
+                # Once more: after a Redis restart, a pooled connection fails once.
+                if attempt == 2:
+                    logger.warning("could not publish %s", event.get("type"), exc_info=True)
 
     def publish_on_commit(self, conversation_id: Any, event: dict[str, Any]) -> None:
         # robust: a hint that cannot be sent must not turn a committed write into an error.

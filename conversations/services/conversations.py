@@ -117,7 +117,7 @@ def conversation_hand_back(*, conversation: Conversation, actor: Any = None) -> 
     from conversations.services.turns import turn_queue_for_unanswered
 
     with transaction.atomic():
-        locked = Conversation.objects.select_for_update().select_related("agent").get(
+        locked = Conversation.objects.select_for_update(of=("self",)).select_related("agent").get(
             pk=conversation.pk
         )
         locked.ai_paused = False

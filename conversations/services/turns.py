@@ -7,6 +7,8 @@ lease owned by the caller. The runner renews the lease (`turn_heartbeat`); every
 that ends a turn is conditioned on the caller still owning it, so a process that lost
 its lease (it stalled, the sweeper failed its turn, a retry began) can never write a
 late answer. Writes that touch a conversation and a turn lock the conversation first.
+The sweeps lock with SKIP LOCKED: a sweeper leaves a conversation someone is working on
+to them, so sweepers in several processes never queue behind each other or a live turn.
 """
 
 from __future__ import annotations
@@ -36,8 +38,6 @@ from conversations.models.message import MessageKind
 from conversations.models.turn import TurnError, TurnStatus, TurnTrigger
 from conversations.ops.recording import record_turn_finished
 from conversations.services.items import ITEM_COUNTER_FIELDS, conversation_lock, items_append
-
-ORPHAN_GRACE_SECONDS = 3
 
 
 def _lease_deadline() -> Any:
@@ -325,7 +325,9 @@ def turn_retry(*, turn: Turn, actor: Any = None, trigger: str = TurnTrigger.API_
     stays in the audit. Only the latest attempt can be retried, and not while the AI is
     paused (a person is answering)."""
     with transaction.atomic():
-        conversation = Conversation.objects.select_for_update().select_related("agent").get(
+        # of=("self",): FOR UPDATE on the joined agent row too would stall every insert
+        # of a turn of that agent (its foreign key takes a share lock) until commit.
+        conversation = Conversation.objects.select_for_update(of=("self",)).select_related("agent").get(
             pk=turn.conversation_id
         )
         current = Turn.objects.select_for_update().get(pk=turn.pk)
@@ -352,6 +354,7 @@ def turn_cancel(*, turn: Turn, actor: Any = None) -> Turn:
     """Cancel a queued turn now, or stop a running one: at once when this process runs
     it, at its next lease renewal when another does."""
     with transaction.atomic():
+        conversation_lock(turn.conversation_id)  # lock order: a claim holds it, then the turn
         current = Turn.objects.select_for_update().get(pk=turn.pk)
         if current.status == TurnStatus.QUEUED:
             turn_mark_cancelled(turn=current, reason="Cancelled before it started.")
@@ -390,7 +393,9 @@ def turn_queue_for_unanswered(*, conversation: Conversation, trigger: str, actor
 
 def turns_expire_leases() -> list[Turn]:
     """Fail running turns whose lease expired (their worker died). Returns them; their
-    `turn.failed` events are left to the caller (the sweeper publishes them at once)."""
+    `turn.failed` events are left to the caller (the sweeper publishes them at once).
+    A conversation locked by someone else is skipped: a claim there fails the turn
+    itself, or the next sweep does."""
     expired = []
     now = timezone.now()
     candidates = list(
@@ -398,7 +403,8 @@ def turns_expire_leases() -> list[Turn]:
     )
     for pk, conversation_id in candidates:
         with transaction.atomic():
-            conversation_lock(conversation_id)
+            if not Conversation.objects.select_for_update(skip_locked=True).filter(pk=conversation_id).exists():
+                continue
             fields = _failed_fields(TurnError.INTERRUPTED, "The worker running this turn stopped before it finished.")
             if not Turn.objects.filter(pk=pk, status=TurnStatus.RUNNING, lease_expires_at__lt=now).update(**fields):
                 continue
@@ -411,12 +417,14 @@ def turns_expire_leases() -> list[Turn]:
 
 def turns_orphaned_queues() -> list[Any]:
     """Conversations with a queued turn no process is working on (a crash between the
-    commit and the dispatch, or a dispatch lost with its process)."""
-    cutoff = timezone.now() - timedelta(seconds=ORPHAN_GRACE_SECONDS)
-    running = Turn.objects.filter(conversation_id=OuterRef("conversation_id"), status=TurnStatus.RUNNING)
-    return list(
-        Turn.objects.filter(status=TurnStatus.QUEUED, created_at__lt=cutoff)
-        .filter(~Exists(running))
-        .values_list("conversation_id", flat=True)
-        .distinct()[:100]
-    )
+    commit and the dispatch, or a dispatch lost with its process). Conversations locked
+    right now are skipped (someone is claiming or posting there), and with several
+    processes sweeping at once SKIP LOCKED hands each a different batch."""
+    cutoff = timezone.now() - timedelta(seconds=platform_setting("ORPHAN_GRACE_SECONDS"))
+    queued = Turn.objects.filter(conversation_id=OuterRef("pk"), status=TurnStatus.QUEUED, created_at__lt=cutoff)
+    running = Turn.objects.filter(conversation_id=OuterRef("pk"), status=TurnStatus.RUNNING)
+    orphans = Conversation.objects.filter(Exists(queued)).filter(~Exists(running)).order_by()
+    if not connection.features.has_select_for_update:  # SQLite: a plain read, no write lock
+        return list(orphans.values_list("pk", flat=True)[:100])
+    with transaction.atomic():
+        return list(orphans.select_for_update(skip_locked=True).values_list("pk", flat=True)[:100])
