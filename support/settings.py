@@ -356,6 +356,8 @@ SUPPORT_PLATFORM = {
     "API_RATE_VISITOR": os.environ.get("SUPPORT_API_RATE_VISITOR", "60/min"),
     "API_RATE_STAFF": os.environ.get("SUPPORT_API_RATE_STAFF", "1200/min"),
     "API_RATE_ANONYMOUS": os.environ.get("SUPPORT_API_RATE_ANONYMOUS", "20/min"),
+    # New widget conversations per visitor address (resuming one is not limited).
+    "WIDGET_SESSION_RATE": os.environ.get("SUPPORT_WIDGET_SESSION_RATE", "30/hour"),
     # Offline model pacing (seconds between streamed words).
     "OFFLINE_MODEL_WORD_DELAY": _env_float("SUPPORT_OFFLINE_WORD_DELAY", 0.03),
     # Knowledge base: optional semantic ranking fused with full-text ranking.

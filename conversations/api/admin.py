@@ -18,7 +18,7 @@ from django.utils.cache import add_never_cache_headers
 
 from conversations.api.keys import api_key_issue, api_key_revoke
 from conversations.api.models import ApiClient, ApiKey, Scope
-from conversations.api.throttling import parse_rate
+from conversations.ratelimit import parse_rate
 
 
 class ApiKeyForm(forms.ModelForm):

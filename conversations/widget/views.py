@@ -26,6 +26,7 @@ from conversations.conf import platform_setting
 from conversations.errors import InvalidInput, PayloadTooLarge, PermissionDenied, PlatformError
 from conversations.models import Conversation
 from conversations.models.conversation import Channel
+from conversations.ratelimit import rate_limit_hit
 from conversations.realtime.catchup import model_info
 from conversations.realtime.origins import origin_allowed
 from conversations.services.conversations import conversation_create
@@ -75,13 +76,30 @@ def session_payload(conversation: Conversation, token: str) -> dict[str, Any]:
     }
 
 
-def _start_or_resume(data: dict[str, Any]) -> tuple[Conversation, int]:
+class Throttled(PlatformError):
+    status = 429
+    code = "throttled"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def _start_or_resume(data: dict[str, Any], client_ip: str) -> tuple[Conversation, int]:
+    """Resume from a token, or start a conversation (new ones are rate limited per
+    address so a script cannot fill the database with empty conversations)."""
     token = data.get("token")
     if token not in (None, ""):
         if not isinstance(token, str):
             raise InvalidInput("token must be a string.", fields={"token": "string"})
         conversation = conversation_for_visitor(token, visitor_token_conversation_id(token))
         return conversation, 200
+    wait = rate_limit_hit(f"widget-session:{client_ip}", platform_setting("WIDGET_SESSION_RATE"))
+    if wait is not None:
+        raise Throttled(
+            f"Too many new conversations from this address; try again in {int(wait) + 1} seconds.",
+            retry_after=wait,
+        )
     page = data.get("page")
     metadata = {"page": page[:500]} if isinstance(page, str) and page else {}
     return conversation_create(channel=Channel.WIDGET, metadata=metadata), 201
@@ -104,9 +122,12 @@ def widget_session(request: HttpRequest) -> HttpResponse:
         response["Allow"] = "POST, OPTIONS"
         return _cors(response, origin)
     try:
-        conversation, status = _start_or_resume(_body(request))
+        conversation, status = _start_or_resume(_body(request), request.META.get("REMOTE_ADDR", ""))
     except PlatformError as exc:
-        return _cors(_error(exc), origin)
+        response = _error(exc)
+        if isinstance(exc, Throttled):
+            response["Retry-After"] = str(int(exc.retry_after) + 1)
+        return _cors(response, origin)
     # A fresh token each time slides the token's expiry while the visitor keeps coming back.
     payload = session_payload(conversation, visitor_token_issue(conversation))
     return _cors(JsonResponse(payload, status=status), origin)

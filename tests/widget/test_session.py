@@ -97,3 +97,21 @@ def test_the_embed_guide_documents_the_snippet_and_options(browser_client):
     assert "http://testserver/static/widget/widget.js" in html
     for option in ("data-accent", "position", "strings", "--support-chat-accent", "SUPPORT_WIDGET_ORIGINS"):
         assert option in html
+
+
+def test_new_conversations_are_rate_limited_per_address_but_resuming_is_not(browser_client, default_agent, settings):
+    # Given a limit of two new conversations per address
+    from django.core.cache import cache
+
+    cache.clear()
+    settings.SUPPORT_PLATFORM = {**settings.SUPPORT_PLATFORM, "WIDGET_SESSION_RATE": "2/hour"}
+    first = post(browser_client, {})
+    assert post(browser_client, {}).status_code == 201
+    # When a third is asked for, then it is refused with a wait and nothing is created
+    count = Conversation.objects.count()
+    refused = post(browser_client, {})
+    assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
+    assert refused.json()["error"]["code"] == "throttled"
+    assert Conversation.objects.count() == count
+    # And the visitor can still resume the conversation they have
+    assert post(browser_client, {"token": first.json()["token"]}).status_code == 200
