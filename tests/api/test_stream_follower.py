@@ -67,7 +67,9 @@ async def test_a_message_seen_as_a_hint_and_in_the_database_is_sent_once(default
     received = [event async for event in events]
     assert [e["type"] for e in received] == ["message", "turn.completed"]
     # The subscription left the group when the stream ended.
-    assert subscription.closed and subscription.channel not in layer.groups.get(subscription.group, {})
+    assert subscription.closed
+    if hasattr(layer, "groups"):  # the in-memory layer shows its membership; Redis does not
+        assert subscription.channel not in layer.groups.get(subscription.group, {})
 
 
 async def test_internal_notes_are_not_streamed_to_customers(default_agent, monkeypatch):

@@ -102,7 +102,9 @@ def test_a_worker_that_lost_its_lease_cannot_write_its_answer(conversation, prov
 
     # When its lease expires and the sweeper fails the turn
     Turn.objects.filter(pk=stalled.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
-    assert [t.pk for t in turns_expire_leases()] == [stalled.pk]
+    # (the engine's own sweeper may get there first; either way the turn is failed)
+    assert [t.pk for t in turns_expire_leases()] in ([stalled.pk], [])
+    assert Turn.objects.get(pk=stalled.pk).error_code == "interrupted"
     # ...and the worker wakes up and carries on
     gate.set()
     engine_idle()
