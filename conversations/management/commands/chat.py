@@ -4,6 +4,7 @@ services as every other door, with streamed replies and tool activity shown."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 
 from asgiref.sync import sync_to_async
@@ -26,6 +27,9 @@ class Command(BaseCommand):
         parser.add_argument("--email", default="", help="The customer's verified email.")
 
     def handle(self, *args, **options) -> None:
+        if options["verbosity"] < 2:
+            # Info lines (one per finished turn) would land in the middle of the chat.
+            logging.getLogger("conversations").setLevel(logging.WARNING)
         asyncio.run(self._chat(options["customer"], options["email"]))
 
     async def _chat(self, customer: str, email: str) -> None:
