@@ -80,6 +80,7 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         self.frames = protocol.TokenBucket(protocol.FRAME_BURST, protocol.FRAME_RATE)
         self.posts = protocol.TokenBucket(protocol.MESSAGE_BURST, protocol.MESSAGE_RATE)
         self.rejected = 0
+        self.last_rejected = 0.0
         self.last_typing = 0.0
         self.frame_limit = protocol.max_frame_chars(platform_setting("MAX_MESSAGE_CHARS"))
         query = parse_qs(self.scope.get("query_string", b"").decode("latin1"))
@@ -202,11 +203,11 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
                 raise protocol.FrameError("rate_limited", "Too many frames; slow down.")
             frame = protocol.parse_frame(text_data, bytes_data, limit=self.frame_limit)
             await getattr(self, f"frame_{frame['type']}")(frame)
-            self.rejected = 0
+            self._end_flood_if_quiet()
         except protocol.FrameError as exc:
             await self._reject(protocol.error_event(exc.code, exc.message, **self._ref(frame), **exc.extra))
         except PlatformError as exc:
-            self.rejected = 0
+            self._end_flood_if_quiet()
             await self.send_json(protocol.error_event(exc.code, exc.message, fields=exc.fields, **self._ref(frame)))
         except Exception:
             logger.exception("websocket frame %s failed", frame.get("type"))
@@ -223,8 +224,13 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
                 ref[key] = frame[key][:100]
         return ref
 
+    def _end_flood_if_quiet(self) -> None:
+        if time.monotonic() - self.last_rejected >= protocol.FLOOD_QUIET_SECONDS:
+            self.rejected = 0
+
     async def _reject(self, event: dict[str, Any]) -> None:
         self.rejected += 1
+        self.last_rejected = time.monotonic()
         if self.rejected >= protocol.REJECTED_BEFORE_CLOSE:
             await self.close(code=protocol.CLOSE_TOO_MANY_FRAMES)
             self.viewer = None

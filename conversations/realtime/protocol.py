@@ -30,7 +30,11 @@ FRAME_BURST = 30
 FRAME_RATE = 10.0  # frames per second, sustained
 MESSAGE_BURST = 8
 MESSAGE_RATE = 0.5  # customer messages per second, sustained
-REJECTED_BEFORE_CLOSE = 50  # consecutive rejected frames before closing with 4429
+REJECTED_BEFORE_CLOSE = 50  # rejected frames in one flood before closing with 4429
+# A flood ends once this long passes with no rejected frame. Frames the bucket lets
+# through mid-flood do not end it: otherwise a client flooding at just over the
+# sustained rate would be rejected forever and never closed.
+FLOOD_QUIET_SECONDS = 2.0
 TYPING_MIN_INTERVAL = 1.0  # seconds; more frequent typing hints are dropped silently
 
 CLIENT_FRAMES = ("message", "typing", "resume", "retry", "handoff")

@@ -16,6 +16,9 @@ OWN_ORIGIN = b"http://testserver"
 
 
 class WsClient:
+    # Every client of the running test, so a fixture can end them all as daphne would.
+    opened: list[WsClient] = []
+
     def __init__(self, path: str, *, origin: bytes | None = OWN_ORIGIN, cookie: str = "") -> None:
         headers = [(b"host", b"testserver")]
         if origin is not None:
@@ -25,8 +28,11 @@ class WsClient:
         self.comm = WebsocketCommunicator(application, path, headers=headers)
         self.events: list[dict[str, Any]] = []
         self.close_code: int | None = None
+        self.started = self.finished = False
+        WsClient.opened.append(self)
 
     async def connect(self) -> bool:
+        self.started = True
         connected, _ = await self.comm.connect(timeout=10)
         return connected
 
@@ -80,8 +86,11 @@ class WsClient:
         return got
 
     async def close(self) -> None:
-        if self.close_code is None:
-            await self.comm.disconnect()
+        """End the connection the way daphne does: `websocket.disconnect` reaches the
+        consumer even after the server closed the socket, and the consumer finishes."""
+        if self.started and not self.finished and not self.comm.future.done():
+            self.finished = True
+            await self.comm.disconnect(timeout=10)
 
 
 def of_type(kind: str, **fields: Any) -> Callable[[dict[str, Any]], bool]:
