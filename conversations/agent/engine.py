@@ -75,6 +75,8 @@ class Engine:
         self._db_executor: ThreadPoolExecutor | None = None
         self._tool_executor: ThreadPoolExecutor | None = None
         self._sweeper: asyncio.Task[Any] | None = None
+        # The last publish of each conversation still sending: {conversation id: done}.
+        self._publishing: dict[str, asyncio.Future[None]] = {}
 
     # --- executors ------------------------------------------------------------------
     # The ORM is synchronous. Running it through a bounded pool of our own (not the single
@@ -184,9 +186,28 @@ class Engine:
 
     # --- events ---------------------------------------------------------------------
     async def publish(self, conversation_id: Any, event: dict[str, Any]) -> None:
+        """Send one event to the conversation's subscribers, after every event published
+        for it before. A Redis `group_send` takes several round trips, so two sends in
+        flight at once can overtake each other: a client would see `turn.completed`
+        before the answer's `message`."""
         layer = get_channel_layer()
         if layer is None:
             return
+        key = str(conversation_id)
+        loop = asyncio.get_running_loop()
+        previous = self._publishing.get(key)
+        done: asyncio.Future[None] = loop.create_future()
+        self._publishing[key] = done
+        try:
+            if previous is not None and not previous.done() and previous.get_loop() is loop:
+                await asyncio.wait([previous])
+            await self._send(layer, conversation_id, event)
+        finally:
+            done.set_result(None)
+            if self._publishing.get(key) is done:
+                del self._publishing[key]
+
+    async def _send(self, layer: Any, conversation_id: Any, event: dict[str, Any]) -> None:
         message = {"type": CHANNEL_MESSAGE_TYPE, "event": event}
         for attempt in (1, 2):
             try:
