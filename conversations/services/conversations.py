@@ -13,6 +13,7 @@ from conversations.errors import InvalidInput, NotFound
 from conversations.models import Agent, Conversation, StaffAction, Turn
 from conversations.models.conversation import Channel, CustomerKind, Status
 from conversations.models.turn import TurnStatus, TurnTrigger
+from conversations.services.storable import clean_metadata, text_problem
 
 
 def agent_default() -> Agent:
@@ -33,8 +34,12 @@ def conversation_create(
     metadata: dict[str, Any] | None = None,
 ) -> Conversation:
     """Start a conversation. An anonymous visitor gets a random customer id."""
-    if metadata is not None and not isinstance(metadata, dict):
-        raise InvalidInput("metadata must be a JSON object.", fields={"metadata": "object"})
+    metadata = clean_metadata(metadata)
+    for field, value in (("customer_id", customer_id), ("customer_email", customer_email),
+                         ("customer_name", customer_name)):
+        problem = text_problem(value) if isinstance(value, str) else "must be a string"
+        if problem:
+            raise InvalidInput(f"{field} {problem}.", fields={field: problem})
     if customer_kind not in CustomerKind.values:
         raise InvalidInput("Unknown customer kind.", fields={"customer_kind": "invalid"})
     if channel not in Channel.values:
@@ -50,7 +55,7 @@ def conversation_create(
         customer_email=customer_email,
         customer_name=customer_name[:200],
         channel=channel,
-        metadata=metadata or {},
+        metadata=metadata,
     )
 
 

@@ -16,6 +16,7 @@ from conversations.models import Conversation, Message, StaffAction, Turn
 from conversations.models.conversation import Status
 from conversations.models.message import MessageKind
 from conversations.services.items import ITEM_COUNTER_FIELDS, conversation_lock, item_append
+from conversations.services.storable import clean_metadata, text_problem
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,9 @@ def clean_message_text(text: Any) -> str:
         )
     if not text.strip():
         raise InvalidInput("Message text is empty.", fields={"text": "may not be blank"})
-    if "\x00" in text:
-        raise InvalidInput("Message text contains a NUL character.", fields={"text": "invalid"})
+    problem = text_problem(text)
+    if problem:
+        raise InvalidInput(f"Message text {problem}.", fields={"text": problem})
     return text
 
 
@@ -83,6 +85,7 @@ def message_post(
 
     text = clean_message_text(text)
     client_id = clean_client_id(client_id)
+    metadata = clean_metadata(metadata)
     try:
         with transaction.atomic():
             locked = conversation_lock(conversation.pk)
@@ -91,7 +94,7 @@ def message_post(
                 return existing
             message = item_append(
                 conversation=locked, locked=True, save=False,
-                kind=MessageKind.USER, text=text, client_id=client_id, metadata=metadata or {},
+                kind=MessageKind.USER, text=text, client_id=client_id, metadata=metadata,
             )
             engine.publish_on_commit(locked.pk, message_event(message))
             fields = list(ITEM_COUNTER_FIELDS)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from conversations.models import Message, Turn
@@ -80,6 +82,28 @@ def test_blank_text_and_nul_characters_are_rejected(api_key, conversation):
     path = f"/api/v1/conversations/{conversation['id']}/messages"
     assert "text" in _error(api_key.call("POST", path, {"text": "   "}), 400, "invalid")["fields"]
     assert "text" in _error(api_key.call("POST", path, {"text": "a\x00b"}), 400, "invalid")["fields"]
+
+
+@pytest.mark.parametrize(("body", "code", "field"), [
+    ({"text": "hi", "metadata": {"order": "a\x00b"}}, "invalid", "metadata"),
+    ({"text": "hi", "metadata": {"a\x00b": 1}}, "invalid", "metadata"),
+    ({"text": "hi", "metadata": {"deep": [{"x": ["\x00"]}]}}, "invalid", "metadata"),
+    ({"text": "half a pair \ud800"}, "malformed_request", None),
+    ({"text": "hi", "metadata": {"x": "\udfff"}}, "malformed_request", None),
+])
+def test_text_no_database_can_store_is_a_400_and_stores_nothing(api_key, conversation, body, code, field):
+    """NUL characters (PostgreSQL refuses them) and unpaired surrogates (no driver can
+    encode them) are refused the same way on every database."""
+    path = f"/api/v1/conversations/{conversation['id']}/messages"
+    raw = json.dumps(body).encode()  # as escapes: \u0000, \ud800
+    error = _error(_post_raw(api_key, path, raw), 400, code)
+    assert field is None or field in error["fields"]
+    assert Message.objects.count() == 0
+
+
+def test_a_conversation_with_unstorable_metadata_is_a_400(api_key):
+    raw = json.dumps({"metadata": {"plan": "pro\x00"}}).encode()
+    assert "metadata" in _error(_post_raw(api_key, "/api/v1/conversations", raw), 400, "invalid")["fields"]
 
 
 def test_form_bodies_are_unsupported(api_key, conversation):

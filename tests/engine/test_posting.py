@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from conversations.errors import Conflict, PayloadTooLarge
+from conversations.errors import Conflict, InvalidInput, PayloadTooLarge
 from conversations.models import Message, Turn
 from conversations.services.messages import message_post
 from tests.engine.support import answered, ask, items_of, kinds, wait_until
@@ -27,6 +27,18 @@ def test_the_same_client_id_twice_is_one_message_and_one_turn(conversation, prov
     assert Message.objects.filter(conversation=conversation, kind="user").count() == 1
     assert Turn.objects.filter(conversation=conversation).count() == 1
     assert len(provider.requests) == 1
+
+
+@pytest.mark.parametrize(("text", "metadata"), [
+    ("a lone \ud800 surrogate", None),  # a websocket frame's JSON may carry one
+    ("fine", {"key": "nul\x00"}),
+    ("fine", {"nul\x00key": "x"}),
+])
+def test_text_no_database_can_store_is_refused_before_anything_is_written(conversation, text, metadata):
+    with pytest.raises(InvalidInput):
+        message_post(conversation=conversation, text=text, metadata=metadata)
+    assert not Message.objects.filter(conversation=conversation).exists()
+    assert not Turn.objects.exists()
 
 
 def test_the_same_client_id_with_different_text_is_a_conflict(conversation, provider):
