@@ -19,19 +19,10 @@ from typing import Any
 
 import httpx
 from django.conf import settings
-from django.db import connection
+
+from tests.shared_database import database_url
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def database_url() -> str:
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{Path(db['NAME']).resolve()}"
-    if "postgresql" in db["ENGINE"]:
-        auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
-        return f"postgres://{auth}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
-    raise RuntimeError(f"no database URL for {db['ENGINE']}")
 
 
 class DaphneServer:

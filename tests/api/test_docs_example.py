@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from conversations.models import Turn
+from tests.shared_database import database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "docs" / "examples" / "api_quickstart.py"
@@ -27,7 +28,7 @@ def test_the_example_creates_streams_and_retries_against_the_offline_model(offli
     key = subprocess.run(
         [sys.executable, "manage.py", "api_key_create", "--client", "demo", "--name", "quickstart", "--quiet"],
         cwd=ROOT, capture_output=True, text=True, check=True,
-        env={**os.environ, "DATABASE_URL": _database_url(), "SUPPORT_SKIP_DOTENV": "1"},
+        env={**os.environ, "DATABASE_URL": database_url(), "SUPPORT_SKIP_DOTENV": "1"},
     ).stdout.strip()
     run = subprocess.run(
         [sys.executable, str(EXAMPLE)], cwd=ROOT, capture_output=True, text=True, timeout=120,
@@ -43,9 +44,3 @@ def test_the_example_creates_streams_and_retries_against_the_offline_model(offli
     assert "completed (attempt 2)" in out and "cancelled (attempt 1)" in out
     retried = Turn.objects.get(attempt=2)
     assert retried.status == "completed" and retried.trigger == "api_retry"
-
-
-def _database_url() -> str:
-    from tests.api.live_server import database_url
-
-    return database_url()

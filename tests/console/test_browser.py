@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from conversations.console.benchdata import conversations_generate
 from conversations.models import Conversation, Message
@@ -26,6 +25,7 @@ from conversations.services.messages import message_post
 from tests.conftest import wait_turn_finished
 from tests.console.conftest import PASSWORD, make_staff
 from tests.fake_provider import status, text
+from tests.shared_database import database_url
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts" / "console"
@@ -67,7 +67,7 @@ def server(provider: Any, tmp_path: Path) -> Iterator[str]:
     port = listener.getsockname()[1]
     env = {
         **os.environ,
-        "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
+        "DATABASE_URL": database_url(),
         "DJANGO_SECRET_KEY": "browser-test-secret-key-browser-test-secret-key",
         "DJANGO_DEBUG": "true",
         "SUPPORT_SKIP_DOTENV": "1",

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 
 from conversations.models import Conversation
 from tests.importers.fake_assistants import FakeAssistantsApi
@@ -69,13 +68,3 @@ def snapshot() -> dict[str, Any]:
     return state
 
 
-def database_url() -> str:
-    """The test database as a DATABASE_URL, for a subprocess to share it."""
-    settings = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{settings['NAME']}"
-    user = settings.get("USER") or ""
-    password = f":{settings['PASSWORD']}" if settings.get("PASSWORD") else ""
-    host = settings.get("HOST") or "localhost"
-    port = settings.get("PORT") or 5432
-    return f"postgres://{user}{password}@{host}:{port}/{settings['NAME']}"

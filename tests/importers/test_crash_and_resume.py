@@ -15,7 +15,8 @@ from conversations.importers.models import ImportedConversation
 from conversations.models import Conversation
 from tests.conftest import wait_for
 from tests.importers import fake_assistants as fa
-from tests.importers.conftest import API_KEY, api_args, database_url, run_import, snapshot
+from tests.importers.conftest import API_KEY, api_args, run_import, snapshot
+from tests.shared_database import database_url
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
