@@ -228,12 +228,14 @@ if REDIS_URL:
     else:
         CHANNEL_LAYERS = {
             "default": {
-                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                # channels_redis's layer on a blocking connection pool (see the module).
+                "BACKEND": "conversations.realtime.redis_layer.RedisChannelLayer",
                 "CONFIG": {
                     "hosts": [_redis_host],
                     "prefix": f"{REDIS_PREFIX}:asgi",
                     "capacity": 1500,
                     "expiry": 30,
+                    "max_connections": int(os.environ.get("SUPPORT_REDIS_MAX_CONNECTIONS", "200")),
                 },
             }
         }
