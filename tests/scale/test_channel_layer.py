@@ -1,11 +1,14 @@
-"""The Redis channel layer as configured: a consumer that waits quietly for events
-must not fail. (redis-py's default read timeout equals channels_redis's 5 s blocking
+"""The Redis channel layer as configured (conversations/realtime/redis_layer.py): a burst
+of sends larger than the connection pool waits instead of failing, `group_send` keeps
+channels_redis's delivery rules, and a consumer that waits quietly for events must not
+fail. (redis-py's default read timeout equals channels_redis's 5 s blocking
 receive, so without the configured socket_timeout an idle receive raised TimeoutError
 after 5 s, which would drop every websocket quiet for that long.)"""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from channels.layers import channel_layers
@@ -29,3 +32,58 @@ async def test_an_idle_receive_waits_past_the_blocking_timeout_then_gets_its_eve
     finally:
         receiving.cancel()
         await layer.group_discard(group_name("idle-probe"), channel)
+
+
+def _layer(**config):
+    """The configured layer class on the configured Redis, with a prefix of its own."""
+    from django.conf import settings
+
+    from conversations.realtime.redis_layer import RedisChannelLayer
+
+    defaults = settings.CHANNEL_LAYERS["default"]["CONFIG"]
+    prefix = f"{defaults['prefix']}:probe{time.monotonic_ns()}"
+    return RedisChannelLayer(**{**defaults, "prefix": prefix, **config})
+
+
+async def test_sends_beyond_the_connection_pool_wait_for_a_connection_instead_of_failing():
+    layer = _layer(max_connections=2)
+    channel = await layer.new_channel()
+    await layer.group_add("burst", channel)
+    # 60 sends at once on a pool of 2 connections (redis-py's own pool would raise
+    # MaxConnectionsError for all but two of them)
+    await asyncio.gather(*(layer.group_send("burst", {"type": "e", "n": n}) for n in range(60)))
+    got = [(await asyncio.wait_for(layer.receive(channel), 5))["n"] for _ in range(60)]
+    assert sorted(got) == list(range(60))
+    await layer.flush()
+
+
+async def test_group_send_reaches_every_member_and_drops_only_for_a_full_channel():
+    # Two processes: each layer's channels share one Redis queue (its client prefix)
+    layer = _layer(capacity=3)
+    other_process = _layer(capacity=3, prefix=layer.prefix)
+    reader, other = await layer.new_channel(), await layer.new_channel()
+    full = await other_process.new_channel()
+    for owner, channel in ((layer, reader), (layer, other), (other_process, full)):
+        await owner.group_add("members", channel)
+    await other_process.group_add("backlog", full)
+    for n in range(3):
+        await other_process.group_send("backlog", {"type": "e", "n": f"old{n}"})
+    await layer.group_send("members", {"type": "e", "n": "new"})
+    assert (await asyncio.wait_for(layer.receive(reader), 5))["n"] == "new"
+    assert (await asyncio.wait_for(layer.receive(other), 5))["n"] == "new"
+    # The full queue keeps its backlog and did not take the new event
+    got = [(await asyncio.wait_for(other_process.receive(full), 5))["n"] for _ in range(3)]
+    assert got == ["old0", "old1", "old2"]
+    waiting = asyncio.ensure_future(other_process.receive(full))
+    done, _ = await asyncio.wait({waiting}, timeout=0.5)
+    waiting.cancel()
+    assert not done
+    # A member that left gets nothing more
+    await layer.group_discard("members", other)
+    await layer.group_send("members", {"type": "e", "n": "after"})
+    assert (await asyncio.wait_for(layer.receive(reader), 5))["n"] == "after"
+    waiting = asyncio.ensure_future(layer.receive(other))
+    done, _ = await asyncio.wait({waiting}, timeout=0.5)
+    waiting.cancel()
+    assert not done
+    await layer.flush()
