@@ -233,7 +233,8 @@ if REDIS_URL:
                 "CONFIG": {
                     "hosts": [_redis_host],
                     "prefix": f"{REDIS_PREFIX}:asgi",
-                    "capacity": 1500,
+                    # Per process, in effect: a process's consumers share one queue.
+                    "capacity": 5000,
                     "expiry": 30,
                     "max_connections": int(os.environ.get("SUPPORT_REDIS_MAX_CONNECTIONS", "200")),
                 },

@@ -87,3 +87,18 @@ async def test_group_send_reaches_every_member_and_drops_only_for_a_full_channel
     waiting.cancel()
     assert not done
     await layer.flush()
+
+
+async def test_a_backlog_is_received_whole_and_in_order_for_every_channel_of_the_process():
+    layer = _layer(prefetch=7)  # several batches, the last one partial
+    first, second = await layer.new_channel(), await layer.new_channel()
+    await layer.group_add("both", first)
+    await layer.group_add("both", second)
+    for n in range(20):
+        await layer.send(first, {"type": "e", "n": n})
+        await layer.group_send("both", {"type": "e", "n": 100 + n})
+    got_first = [(await asyncio.wait_for(layer.receive(first), 5))["n"] for _ in range(40)]
+    got_second = [(await asyncio.wait_for(layer.receive(second), 5))["n"] for _ in range(20)]
+    assert got_first == [x for n in range(20) for x in (n, 100 + n)]
+    assert got_second == [100 + n for n in range(20)]
+    await layer.flush()
