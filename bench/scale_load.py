@@ -3,8 +3,8 @@
     .venv/bin/python bench/scale_load.py --conversations 2000 --think 30 --duration 60
 
 Scale mode: a fresh PostgreSQL database, Redis, `--processes` daphne processes started
-from the Procfile's web line, load posted round-robin to them over HTTP, every event
-received through Redis. Embedded mode: SQLite, the in-memory channel layer and the
+from the Procfile's web line, messages posted round-robin to them through the REST API
+(one integration's API key), every event received through Redis. Embedded mode: SQLite, the in-memory channel layer and the
 engine in this benchmark's own process (so the load generator shares its core). Both
 use the same fake provider (bench/fake_llm.py: `--latency` seconds per answer in
 `--deltas` streamed deltas) and the same load (bench/load.py). Each mode runs in a
@@ -70,10 +70,21 @@ def start_fake_llm(latency: float, deltas: int) -> tuple[subprocess.Popen[bytes]
     return llm, f"http://127.0.0.1:{line.split()[1]}/v1"
 
 
-def create_conversations(count: int) -> list[str]:
+def create_conversations(count: int, *, api_key: bool = False) -> tuple[list[str], str]:
+    """`count` conversations, and (with `api_key`) a raw API key of the integration that
+    owns them, for posting through the REST API."""
+    from conversations.api.keys import api_key_create
+    from conversations.api.models import ApiClient, Scope
+    from conversations.api.services import api_conversation_create
     from conversations.services.conversations import conversation_create
 
-    return [str(conversation_create(channel="api", customer_email="ada@example.com").id) for _ in range(count)]
+    if not api_key:
+        return [str(conversation_create(channel="api", customer_email="ada@example.com").id)
+                for _ in range(count)], ""
+    key, raw = api_key_create(client=ApiClient.objects.create(name="bench"), name="bench",
+                              scopes=[Scope.READ, Scope.WRITE])
+    return [str(api_conversation_create(key=key, channel="api", customer_email="ada@example.com").id)
+            for _ in range(count)], raw
 
 
 def verify(conversation_ids: list[str]) -> dict[str, Any]:
@@ -130,8 +141,8 @@ def child_scale(args: argparse.Namespace) -> dict[str, Any]:
     os.environ.update({**common, "SUPPORT_SWEEP_INTERVAL_SECONDS": "0", "DATABASE_POOL_MAX_SIZE": "4"})
     webs: list[subprocess.Popen[bytes]] = []
     try:
-        web_env = process_env({**common, "SUPPORT_ASGI_APP": "bench.asgi:application",
-                               "DATABASE_POOL_MAX_SIZE": str(args.pool)})
+        # The platform's own application; API rate limits off (the load is one key).
+        web_env = process_env({**common, "DATABASE_POOL_MAX_SIZE": str(args.pool), "SUPPORT_API_RATE_KEY": ""})
         run_once("release", env=web_env)
         import django
 
@@ -145,8 +156,9 @@ def child_scale(args: argparse.Namespace) -> dict[str, Any]:
             log = open(Path(var_dir) / f"web{index}.log", "wb")  # noqa: SIM115
             webs.append(spawn("web", env={**web_env, "PORT": str(ports[-1])}, stdout=log))
         wait_ready(ports, webs)
-        conversation_ids = create_conversations(args.conversations)
-        summary = asyncio.run(drive_scale(args, conversation_ids, ports, {f"web{i}": w.pid for i, w in enumerate(webs)}))
+        conversation_ids, api_key = create_conversations(args.conversations, api_key=True)
+        summary = asyncio.run(drive_scale(args, conversation_ids, api_key, ports,
+                                          {f"web{i}": w.pid for i, w in enumerate(webs)}))
         summary["database"] = verify(conversation_ids)
         summary["logs"] = {f"web{i}": tail(Path(var_dir) / f"web{i}.log") for i in range(len(webs))}
         return summary
@@ -191,7 +203,7 @@ def wait_ready(ports: list[int], webs: list[subprocess.Popen[bytes]], timeout: f
             time.sleep(0.2)
 
 
-async def drive_scale(args: argparse.Namespace, conversation_ids: list[str], ports: list[int],
+async def drive_scale(args: argparse.Namespace, conversation_ids: list[str], api_key: str, ports: list[int],
                       pids: dict[str, int]) -> dict[str, Any]:
     import httpx
     from channels.layers import get_channel_layer
@@ -199,14 +211,17 @@ async def drive_scale(args: argparse.Namespace, conversation_ids: list[str], por
     from bench.load import Load, summarize
 
     limits = httpx.Limits(max_connections=args.http_connections, max_keepalive_connections=args.http_connections)
-    clients = [httpx.AsyncClient(base_url=f"http://127.0.0.1:{p}", limits=limits, timeout=60) for p in ports]
+    clients = [httpx.AsyncClient(base_url=f"http://127.0.0.1:{p}", limits=limits, timeout=60,
+                                 headers={"Authorization": f"Bearer {api_key}"}) for p in ports]
 
     async def post(index: int, conversation_id: str, text: str) -> str:
+        # Through the REST API, as an integration posts (the widget's socket calls the
+        # same service).
         response = await clients[index % len(clients)].post(
-            "/bench/messages", json={"conversation": conversation_id, "text": text})
+            f"/api/v1/conversations/{conversation_id}/messages", json={"text": text})
         if response.status_code != 201:
             raise RuntimeError(f"HTTP {response.status_code}: {response.text[:150]}")
-        return response.json()["turn"]
+        return response.json()["turn"]["id"]
 
     sampler = Sampler({**pids, "bench": os.getpid()})
     sampling = asyncio.create_task(sampler.run())
@@ -237,7 +252,7 @@ def child_embedded(args: argparse.Namespace) -> dict[str, Any]:
 
         call_command("migrate", verbosity=0)
         call_command("setup_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
-        conversation_ids = create_conversations(args.conversations)
+        conversation_ids, _ = create_conversations(args.conversations)
         summary = asyncio.run(drive_embedded(args, conversation_ids))
         summary["database"] = verify(conversation_ids)
         return summary
@@ -248,15 +263,26 @@ def child_embedded(args: argparse.Namespace) -> dict[str, Any]:
 async def drive_embedded(args: argparse.Namespace, conversation_ids: list[str]) -> dict[str, Any]:
     from asgiref.sync import sync_to_async
     from channels.layers import get_channel_layer
+    from django.db import close_old_connections
 
-    from bench.asgi import _post
     from bench.load import Load, summarize
     from conversations.agent.engine import engine
+    from conversations.models import Conversation
+    from conversations.services.messages import message_post
 
     engine.bind()  # turns run on this loop, as they run on daphne's loop in a server
 
+    def post_message(conversation_id: str, text: str) -> str:
+        # What the API's create view does, without HTTP (this process is the server).
+        close_old_connections()
+        try:
+            conversation = Conversation.objects.select_related("agent").get(pk=conversation_id)
+            return str(message_post(conversation=conversation, text=text).turn.id)
+        finally:
+            close_old_connections()
+
     async def post(index: int, conversation_id: str, text: str) -> str:
-        return (await sync_to_async(_post, thread_sensitive=False)(conversation_id, text, ""))["turn"]
+        return await sync_to_async(post_message, thread_sensitive=False)(conversation_id, text)
 
     sampler = Sampler({"embedded": os.getpid()})
     sampling = asyncio.create_task(sampler.run())
