@@ -419,7 +419,7 @@ def turns_expire_leases() -> list[Turn]:
             if not Turn.objects.filter(pk=pk, status=TurnStatus.RUNNING, lease_expires_at__lt=now).update(**fields):
                 continue
             _flag_failed(conversation_id)
-            turn = _set(Turn.objects.get(pk=pk), fields)
+            turn = _set(Turn.objects.only(*FINISHED_TURN_FIELDS).get(pk=pk), fields)  # not the audit
             record_turn_finished(turn)
             expired.append(turn)
     return expired
