@@ -53,6 +53,16 @@ def _fact_fields(row: dict[str, Any], tools: list[tuple[str, bool]]) -> dict[str
     }
 
 
+def tool_outcome(name: Any, metadata: Any) -> tuple[str, bool]:
+    """One tool call's fact from its stored function output: (tool, ok)."""
+    return (name or "unknown", not (isinstance(metadata, dict) and metadata.get("ok") is False))
+
+
+def tool_outcomes_of(messages: Iterable[Any]) -> list[tuple[str, bool]]:
+    """The tool calls among items just stored (their function outputs), in order."""
+    return [tool_outcome(m.tool_name, m.metadata) for m in messages if m.kind == "function_output"]
+
+
 def _tool_outcomes(message_model: Any, turn_ids: Iterable[Any]) -> dict[Any, list[tuple[str, bool]]]:
     """Tool calls of the given turns, from their stored function outputs (a failed turn
     stores none, so only answered turns have tool facts)."""
@@ -61,25 +71,46 @@ def _tool_outcomes(message_model: Any, turn_ids: Iterable[Any]) -> dict[Any, lis
         "turn_id", "tool_name", "metadata"
     )
     for turn_id, name, metadata in rows:
-        ok = not (isinstance(metadata, dict) and metadata.get("ok") is False)
-        found.setdefault(turn_id, []).append((name or "unknown", ok))
+        found.setdefault(turn_id, []).append(tool_outcome(name, metadata))
     return found
 
 
-def turn_fact_record(turn: Any) -> None:
+# The fact columns an upsert rewrites when the row already exists.
+_FACT_UPDATE_FIELDS = (
+    "conversation", "agent", "created_at", "day", "model", "status", "error_code", "latency_ms", "ttft_ms",
+    "input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens", "cost", "tool_calls", "tool_errors",
+)
+
+
+def turn_fact_record(turn: Any, *, tools: list[tuple[str, bool]] | None = None, ending: bool = False) -> None:
     """Write (or rewrite) the fact row of a turn that just ended.
+
+    `tools` are the turn's tool outcomes when the caller has them (the items it just
+    stored, `tool_outcomes_of`); otherwise they are read from its stored outputs.
+    `ending=True` says this runs in the transaction that moved the turn to its final
+    status: a turn ends once and facts exist only for ended turns, so no tool facts
+    of it can exist yet and none are looked for. The fact row itself is an upsert
+    either way, so even a fact that somehow existed can never fail the ending.
     Precondition: the turn's ending is saved in the current transaction."""
     from conversations.models import Message
     from conversations.ops.models import ToolCallFact, TurnFact
 
     row = {name: getattr(turn, name) for name in _TURN_COLUMNS}
-    tools = _tool_outcomes(Message, [turn.pk]).get(turn.pk, []) if turn.status == "completed" else []
-    fact, created = TurnFact.objects.update_or_create(turn_id=turn.pk, defaults=_fact_fields(row, tools))
-    if not created:
-        ToolCallFact.objects.filter(turn_fact=fact).delete()
-    ToolCallFact.objects.bulk_create(
-        ToolCallFact(turn_fact=fact, day=fact.day, tool=name[:100], ok=ok) for name, ok in tools
+    if turn.status != "completed":
+        tools = []
+    elif tools is None:
+        tools = _tool_outcomes(Message, [turn.pk]).get(turn.pk, [])
+    fact = TurnFact(turn_id=turn.pk, **_fact_fields(row, tools))
+    # One statement (INSERT ... ON CONFLICT DO UPDATE), no savepoints.
+    TurnFact.objects.bulk_create(
+        [fact], update_conflicts=True, unique_fields=["turn"], update_fields=list(_FACT_UPDATE_FIELDS)
     )
+    if not ending:
+        ToolCallFact.objects.filter(turn_fact_id=turn.pk).delete()
+    if tools:
+        ToolCallFact.objects.bulk_create(
+            ToolCallFact(turn_fact_id=turn.pk, day=fact.day, tool=name[:100], ok=ok) for name, ok in tools
+        )
 
 
 def _batches(rows: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:

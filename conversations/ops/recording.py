@@ -13,13 +13,22 @@ from typing import Any
 from conversations.ops.facts import turn_fact_record
 from conversations.ops.metrics import observe_turn_finished
 
+# The Turn fields the fact row and the metrics read.
+FINISHED_TURN_FIELDS = (
+    "id", "conversation_id", "agent_id", "created_at", "started_at", "model", "status", "error_code",
+    "error_message", "latency_ms", "time_to_first_token_ms", "input_tokens", "cached_tokens", "output_tokens",
+    "reasoning_tokens", "cost",
+)
 
-def record_turn_finished(turn: Any) -> None:
-    """Precondition: `turn`'s final status and audit are saved in the current transaction.
-    The turn services end turns with conditional UPDATEs and may hold only the fields
-    they wrote, so the row is read back once here."""
-    from conversations.models import Turn
 
-    turn = Turn.objects.get(pk=turn.pk)
-    turn_fact_record(turn)
+def record_turn_finished(turn: Any, *, tools: list[tuple[str, bool]] | None = None) -> None:
+    """Precondition: `turn`'s final status and audit are saved in the current transaction,
+    and `turn` holds them: a row read back, or an instance carrying every field of
+    `FINISHED_TURN_FIELDS` as written. A field it loaded lazily (deferred) is read
+    back here in one narrow query, never the whole audit row. `tools`: the tool
+    outcomes of the items the ending stored, if the caller has them."""
+    deferred = turn.get_deferred_fields() & set(FINISHED_TURN_FIELDS)
+    if deferred:
+        turn.refresh_from_db(fields=sorted(deferred))
+    turn_fact_record(turn, tools=tools, ending=True)
     observe_turn_finished(turn)

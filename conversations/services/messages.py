@@ -89,9 +89,9 @@ def message_post(
     try:
         with transaction.atomic():
             locked = conversation_lock(conversation.pk)
-            existing = _existing_post(locked, client_id, text)
-            if existing:
-                return existing
+            # No look-up of `client_id` first: the unique constraint on (conversation,
+            # client_id) refuses a repeat, which is rare, and that is answered below
+            # from the first post. A new message costs no extra query.
             message = item_append(
                 conversation=locked, locked=True, save=False,
                 kind=MessageKind.USER, text=text, client_id=client_id, metadata=metadata,
@@ -110,7 +110,8 @@ def message_post(
             if reopened:
                 engine.publish_on_commit(locked.pk, conversation_updated_event(locked))
     except IntegrityError:
-        # A concurrent post with the same client_id won the race; return its message.
+        # This client_id was posted before (a client retrying), or a concurrent post
+        # with it won the race: nothing of this attempt was written; return the first.
         existing = _existing_post(conversation, client_id, text)
         if existing:
             return existing

@@ -36,7 +36,8 @@ from conversations.errors import Conflict
 from conversations.models import Conversation, Message, StaffAction, Turn
 from conversations.models.message import MessageKind
 from conversations.models.turn import TurnError, TurnStatus, TurnTrigger
-from conversations.ops.recording import record_turn_finished
+from conversations.ops.facts import tool_outcomes_of
+from conversations.ops.recording import FINISHED_TURN_FIELDS, record_turn_finished
 from conversations.services.items import ITEM_COUNTER_FIELDS, conversation_lock, items_append
 
 
@@ -140,25 +141,40 @@ def turn_claim_next(*, conversation_id: Any, owner: str) -> UUID | None:
 
 def turn_heartbeat(*, turn_id: Any, owner: str) -> str:
     """Renew the lease. Returns "ok", "cancel" (someone asked the turn to stop) or
-    "lost" (the caller no longer owns the turn and must stop without writing)."""
-    updated = Turn.objects.filter(
-        pk=turn_id, status=TurnStatus.RUNNING, lease_owner=owner
-    ).update(lease_expires_at=_lease_deadline())
-    if not updated:
-        return "lost"
-    cancel = Turn.objects.filter(pk=turn_id).values_list("cancel_requested", flat=True).first()
-    return "cancel" if cancel else "ok"
+    "lost" (the caller no longer owns the turn and must stop without writing).
+    The common case (owned, not cancelled) is one UPDATE."""
+    owned = Turn.objects.filter(pk=turn_id, status=TurnStatus.RUNNING, lease_owner=owner)
+    deadline = _lease_deadline()
+    if owned.filter(cancel_requested=False).update(lease_expires_at=deadline):
+        return "ok"
+    # Cancelled, or no longer ours: renew if still ours (the runner records the
+    # cancellation under the lease), and say which.
+    return "cancel" if owned.update(lease_expires_at=deadline) else "lost"
 
 
-def _finish_owned(turn_id: Any, owner: str, conversation_id: Any, fields: dict[str, Any]) -> Turn | None:
+def _lock_for_finish(turn_id: Any) -> Turn:
+    """Lock the turn's conversation (SELECT ... FOR UPDATE OF the conversation only; lock
+    order: conversation, then turn) and read, in the same statement, the turn fields
+    its ending records besides those it writes. They do not change while the turn
+    runs (they are set when it is queued or claimed), so reading them with the lock
+    is as good as after it. Returns the turn with `.conversation` (the whole locked row,
+    its counters current) loaded; the turn's wide audit columns are not read."""
+    return (
+        Turn.objects.select_related("conversation")
+        .select_for_update(of=("conversation",))
+        .only(*FINISHED_TURN_FIELDS, "conversation")
+        .get(pk=turn_id)
+    )
+
+
+def _finish_owned(turn: Turn, owner: str, fields: dict[str, Any]) -> Turn | None:
     """Write a running turn's final fields if `owner` still holds it: one conditional
     UPDATE, so a worker that lost its lease (the sweeper failed the turn, a retry
-    began) writes nothing. Returns the turn as written (unsaved instance), or None.
-    Precondition: inside a transaction holding the conversation row (lock order:
-    conversation, then turn, everywhere)."""
-    if not Turn.objects.filter(pk=turn_id, status=TurnStatus.RUNNING, lease_owner=owner).update(**fields):
+    began) writes nothing. Returns `turn` with the fields set, or None.
+    Precondition: `turn` comes from `_lock_for_finish` in this transaction."""
+    if not Turn.objects.filter(pk=turn.pk, status=TurnStatus.RUNNING, lease_owner=owner).update(**fields):
         return None
-    return Turn(id=turn_id, conversation_id=conversation_id, **fields)
+    return _set(turn, fields)
 
 
 _AUDIT_FIELDS = (
@@ -195,25 +211,21 @@ def _add_totals(conversation: Conversation, audit: dict[str, Any]) -> list[str]:
     return list(_TOTAL_FIELDS)
 
 
-def _conversation_of(turn_id: Any) -> Any:
-    return Turn.objects.filter(pk=turn_id).values_list("conversation_id", flat=True).first()
-
-
 def turn_complete(
     *, turn_id: Any, owner: str, items: list[dict[str, Any]], audit: dict[str, Any],
     conversation_id: Any = None,
 ) -> list[Message] | None:
     """Store the turn's items (function calls, outputs, the answer) and complete it,
-    atomically. Returns None, writing nothing, if the caller lost the turn."""
-    conversation_id = conversation_id or _conversation_of(turn_id)
+    atomically. Returns None, writing nothing, if the caller lost the turn.
+    (`conversation_id` is accepted for callers that know it; the turn's own is used.)"""
     with transaction.atomic():
-        conversation = conversation_lock(conversation_id)
+        turn = _lock_for_finish(turn_id)
+        conversation = turn.conversation
         fields = {
             **_audit_fields(audit), "status": TurnStatus.COMPLETED, "finished_at": timezone.now(),
             "lease_expires_at": None,
         }
-        turn = _finish_owned(turn_id, owner, conversation.pk, fields)
-        if turn is None:
+        if _finish_owned(turn, owner, fields) is None:
             return None
         messages = items_append(
             conversation=conversation,
@@ -222,7 +234,7 @@ def turn_complete(
             locked=True,
             save=False,
         )
-        record_turn_finished(turn)
+        record_turn_finished(turn, tools=tool_outcomes_of(messages))
         changed = [*ITEM_COUNTER_FIELDS, *_add_totals(conversation, audit)]
         if conversation.has_failed_turn:  # this answer may settle an earlier failure
             conversation.has_failed_turn = conversation_has_failed_turn(conversation.pk)
@@ -242,12 +254,11 @@ def turn_fail(
 ) -> bool:
     """Fail the turn, keeping its audit (including any partial text, which is never
     stored as an answer). False if the caller lost the turn."""
-    conversation_id = conversation_id or _conversation_of(turn_id)
     with transaction.atomic():
-        conversation = conversation_lock(conversation_id)
+        turn = _lock_for_finish(turn_id)
+        conversation = turn.conversation
         fields = {**_audit_fields(audit), **_failed_fields(code, message)}
-        turn = _finish_owned(turn_id, owner, conversation.pk, fields)
-        if turn is None:
+        if _finish_owned(turn, owner, fields) is None:
             return False
         record_turn_finished(turn)
         conversation.has_failed_turn = True
@@ -272,15 +283,14 @@ def turn_finish_cancelled(
 ) -> bool:
     """Record that a running turn stopped because it was asked to. False if the caller
     lost the turn."""
-    conversation_id = conversation_id or _conversation_of(turn_id)
     with transaction.atomic():
-        conversation = conversation_lock(conversation_id)
+        turn = _lock_for_finish(turn_id)
+        conversation = turn.conversation
         fields = {
             **_audit_fields(audit), "status": TurnStatus.CANCELLED, "error_message": "Cancelled while running.",
             "finished_at": timezone.now(), "lease_expires_at": None,
         }
-        turn = _finish_owned(turn_id, owner, conversation.pk, fields)
-        if turn is None:
+        if _finish_owned(turn, owner, fields) is None:
             return False
         record_turn_finished(turn)
         conversation.save(update_fields=_add_totals(conversation, audit))
@@ -409,7 +419,7 @@ def turns_expire_leases() -> list[Turn]:
             if not Turn.objects.filter(pk=pk, status=TurnStatus.RUNNING, lease_expires_at__lt=now).update(**fields):
                 continue
             _flag_failed(conversation_id)
-            turn = _set(Turn.objects.get(pk=pk), fields)
+            turn = _set(Turn.objects.only(*FINISHED_TURN_FIELDS).get(pk=pk), fields)  # not the audit
             record_turn_finished(turn)
             expired.append(turn)
     return expired
