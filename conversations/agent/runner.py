@@ -66,7 +66,6 @@ async def run_next_turn(conversation_id: str, *, engine: Any, dispatched: bool =
         await engine.db(
             turn_services.turn_fail, turn_id=turn_id, owner=engine.owner, code=TurnError.INTERNAL,
             message=f"Could not prepare the turn: {type(plan).__name__}", audit={},
-            conversation_id=conversation_id,
         )
         return True
     await run_turn(plan, engine=engine)
@@ -109,20 +108,18 @@ async def run_turn(plan: turn_plan.TurnPlan, *, engine: Any) -> None:
     if signal == CANCEL:
         cancelled = await engine.db(
             turn_services.turn_finish_cancelled, turn_id=turn_id, owner=owner, audit=audit,
-            conversation_id=plan.conversation_id,
         )
         progress.recorded("cancelled" if cancelled else "lost")
     elif outcome is not None:
         failed = await engine.db(
             turn_services.turn_fail, turn_id=turn_id, owner=owner, code=outcome.code,
-            message=outcome.message, audit=audit, conversation_id=plan.conversation_id,
+            message=outcome.message, audit=audit,
         )
         progress.recorded("failed" if failed else "lost")
     else:
         attach_sources(progress.items)  # knowledge-base citations into the answer's metadata
         stored = await engine.db(
             turn_services.turn_complete, turn_id=turn_id, owner=owner, items=progress.items, audit=audit,
-            conversation_id=plan.conversation_id,
         )
         progress.recorded("completed" if stored is not None else "lost")
 

@@ -213,11 +213,9 @@ def _add_totals(conversation: Conversation, audit: dict[str, Any]) -> list[str]:
 
 def turn_complete(
     *, turn_id: Any, owner: str, items: list[dict[str, Any]], audit: dict[str, Any],
-    conversation_id: Any = None,
 ) -> list[Message] | None:
     """Store the turn's items (function calls, outputs, the answer) and complete it,
-    atomically. Returns None, writing nothing, if the caller lost the turn.
-    (`conversation_id` is accepted for callers that know it; the turn's own is used.)"""
+    atomically. Returns None, writing nothing, if the caller lost the turn."""
     with transaction.atomic():
         turn = _lock_for_finish(turn_id)
         conversation = turn.conversation
@@ -250,7 +248,7 @@ def turn_complete(
 
 
 def turn_fail(
-    *, turn_id: Any, owner: str, code: str, message: str, audit: dict[str, Any], conversation_id: Any = None,
+    *, turn_id: Any, owner: str, code: str, message: str, audit: dict[str, Any],
 ) -> bool:
     """Fail the turn, keeping its audit (including any partial text, which is never
     stored as an answer). False if the caller lost the turn."""
@@ -279,7 +277,7 @@ def turn_mark_cancelled(*, turn: Turn, reason: str) -> None:
 
 
 def turn_finish_cancelled(
-    *, turn_id: Any, owner: str, audit: dict[str, Any], conversation_id: Any = None
+    *, turn_id: Any, owner: str, audit: dict[str, Any]
 ) -> bool:
     """Record that a running turn stopped because it was asked to. False if the caller
     lost the turn."""

@@ -34,6 +34,13 @@ async def test_an_idle_receive_waits_past_the_blocking_timeout_then_gets_its_eve
         await layer.group_discard(group_name("idle-probe"), channel)
 
 
+async def _receives_nothing(layer, channel, seconds=0.5):
+    waiting = asyncio.ensure_future(layer.receive(channel))
+    done, _ = await asyncio.wait({waiting}, timeout=seconds)
+    waiting.cancel()
+    return not done
+
+
 def _layer(**config):
     """The configured layer class on the configured Redis, with a prefix of its own."""
     from django.conf import settings
@@ -74,18 +81,12 @@ async def test_group_send_reaches_every_member_and_drops_only_for_a_full_channel
     # The full queue keeps its backlog and did not take the new event
     got = [(await asyncio.wait_for(other_process.receive(full), 5))["n"] for _ in range(3)]
     assert got == ["old0", "old1", "old2"]
-    waiting = asyncio.ensure_future(other_process.receive(full))
-    done, _ = await asyncio.wait({waiting}, timeout=0.5)
-    waiting.cancel()
-    assert not done
+    assert await _receives_nothing(other_process, full)
     # A member that left gets nothing more
     await layer.group_discard("members", other)
     await layer.group_send("members", {"type": "e", "n": "after"})
     assert (await asyncio.wait_for(layer.receive(reader), 5))["n"] == "after"
-    waiting = asyncio.ensure_future(layer.receive(other))
-    done, _ = await asyncio.wait({waiting}, timeout=0.5)
-    waiting.cancel()
-    assert not done
+    assert await _receives_nothing(layer, other)
     await layer.flush()
 
 
