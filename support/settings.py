@@ -184,8 +184,13 @@ if DATABASE_URL:
             "max_idle": 300,
         }
     if os.environ.get("SUPPORT_TEST_DB_NAME"):
-        # Lets parallel test runs on one server use databases of their own.
-        _db["TEST"] = {"NAME": os.environ["SUPPORT_TEST_DB_NAME"]}
+        # Lets parallel test runs on one server use databases of their own. On SQLite the
+        # name is a file: keep it in var/, not in the working directory.
+        _test_name = os.environ["SUPPORT_TEST_DB_NAME"]
+        if _db["ENGINE"].endswith("sqlite3"):
+            VAR_DIR.mkdir(parents=True, exist_ok=True)
+            _test_name = str(VAR_DIR / f"{_test_name}.sqlite3")
+        _db["TEST"] = {"NAME": _test_name}
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     _db = {
