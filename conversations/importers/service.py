@@ -153,7 +153,11 @@ class _Importer:
             customer_id=job.customer.customer_id,
             placeholders=record.placeholders,
             notes=record.notes,
+            runs=outcome.runs,
+            order_inferred=record.order_inferred,
         )
+        for warning in record.warnings:
+            self.report.warning(warning)
         self.progress.advance(outcome.messages)
 
     def thread(self, record: ThreadRecord, problems: Iterable[Problem] = (), *, link: StoredLink | None) -> None:
@@ -176,6 +180,8 @@ def conversations_import_files(*, paths: list[str | Path], options: ImportOption
         contents = files_read(paths, handles)
         for problem in contents.problems:
             report.problem(problem)
+        for conflict in contents.conflicts:
+            report.conflict(conflict)
         if options.customers:
             for problem in options.customers.problems:
                 report.problem(problem)

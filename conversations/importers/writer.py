@@ -5,7 +5,9 @@ Per conversation, in one transaction: find (or create) the conversation through 
 `ImportedConversation` link, lock it, drop the items whose `external_id` is already
 stored, and append the rest with `items_append` (the only seq allocator) in one call,
 which bulk-creates them. A crash therefore leaves whole conversations only, and a re-run
-adds exactly what is missing. A dry run answers the same questions with reads only.
+adds exactly what is missing. Runs become finished turns (trigger "imported") on the
+customer message they answered, with an `ImportedRun` each (unique per conversation and
+run id). A dry run answers the same questions with reads only.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from conversations.importers.models import ImportedAssistant, ImportedConversation
-from conversations.importers.records import AgentPlan, Customer, ItemRecord, ThreadRecord
-from conversations.models import Agent, Conversation, Message
+from conversations.importers.models import ImportedAssistant, ImportedConversation, ImportedRun
+from conversations.importers.records import AgentPlan, Customer, ItemRecord, RunRecord, ThreadRecord
+from conversations.models import Agent, Conversation, Message, Turn
 from conversations.models.conversation import Channel, Status
+from conversations.models.turn import TurnTrigger
 from conversations.services.items import conversation_lock, items_append
 
 
@@ -29,6 +32,7 @@ class ThreadOutcome:
     conversation_id: str  # empty in a dry run that would create it
     items: int  # items written (or that would be)
     messages: int  # source messages among them
+    runs: int = 0  # runs written as imported turns (or that would be)
 
 
 def agent_import(plan: AgentPlan, *, dry_run: bool = False) -> tuple[str, Agent | None]:
@@ -132,23 +136,25 @@ def _thread_import(
         if not items:
             return ThreadOutcome("empty", "", 0, 0)
         if dry_run:
-            return ThreadOutcome("created", "", len(items), _message_count(items))
+            return ThreadOutcome("created", "", len(items), _message_count(items), len(record.runs))
         with transaction.atomic():
             _relax_commit()
             return _conversation_create(record, items, agent=agent, customer=customer)
     # Look before locking: a re-run over unchanged threads then writes nothing at all.
     new = _new_items(link.conversation_id, items)
+    new_runs = _new_runs(link.conversation_id, record.runs)
     cursor_moved = bool(record.cursor) and record.cursor != link.cursor
     metadata_changed = {**link.metadata, **record.metadata} != link.metadata
-    if dry_run or not (new or metadata_changed or cursor_moved):
-        status = "updated" if new else "unchanged"
-        return ThreadOutcome(status, str(link.conversation_id), len(new), _message_count(new))
+    if dry_run or not (new or new_runs or metadata_changed or cursor_moved):
+        status = "updated" if new or new_runs else "unchanged"
+        return ThreadOutcome(status, str(link.conversation_id), len(new), _message_count(new), len(new_runs))
     with transaction.atomic():
         _relax_commit()
         conversation = conversation_lock(link.conversation_id)
         new = _new_items(conversation.pk, items)  # again, under the lock
         if new:
             items_append(conversation=conversation, items=[item.fields() for item in new], locked=True)
+        runs = _runs_write(conversation, _new_runs(conversation.pk, record.runs))
         merged = {**conversation.metadata, **record.metadata}
         if merged != conversation.metadata:
             Conversation.objects.filter(pk=conversation.pk).update(metadata=merged)
@@ -156,7 +162,71 @@ def _thread_import(
             ImportedConversation.objects.filter(pk=link.pk).update(
                 cursor=record.cursor[:255], updated_at=timezone.now()
             )
-    return ThreadOutcome("updated" if new else "unchanged", str(conversation.pk), len(new), _message_count(new))
+    status = "updated" if new or runs else "unchanged"
+    return ThreadOutcome(status, str(conversation.pk), len(new), _message_count(new), runs)
+
+
+def _new_runs(conversation_id: Any, runs: list[RunRecord]) -> list[RunRecord]:
+    if not runs:
+        return []
+    stored = set(
+        ImportedRun.objects.filter(conversation_id=conversation_id, run_id__in=[r.run_id for r in runs])
+        .values_list("run_id", flat=True)
+    )
+    return [run for run in runs if run.run_id not in stored]
+
+
+def _runs_write(conversation: Conversation, runs: list[RunRecord]) -> int:
+    """Each run as a finished turn (trigger "imported") on the customer message it
+    answered, after that message's existing attempts, dated from the run."""
+    if not runs:
+        return 0
+    messages = dict(
+        Message.objects.filter(conversation=conversation, external_id__in={r.answers for r in runs})
+        .values_list("external_id", "pk")
+    )
+    attempts: dict[int, int] = {}
+    written = 0
+    for run in runs:
+        message_id = messages.get(run.answers)
+        if message_id is None:
+            continue
+        if message_id not in attempts:
+            attempts[message_id] = Turn.objects.filter(user_message_id=message_id).count()
+        attempts[message_id] += 1
+        latency = None
+        if run.started_at and run.finished_at and run.finished_at >= run.started_at:
+            latency = int((run.finished_at - run.started_at).total_seconds() * 1000)
+        turn = Turn.objects.create(
+            conversation=conversation,
+            user_message_id=message_id,
+            attempt=min(attempts[message_id], 32767),
+            trigger=TurnTrigger.IMPORTED,
+            status=run.status,
+            error_code=run.error_code,
+            error_message=run.error_message,
+            agent_id=conversation.agent_id,
+            model=run.model,
+            input_tokens=run.input_tokens,
+            output_tokens=run.output_tokens,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            latency_ms=latency,
+        )
+        if run.created_at:
+            Turn.objects.filter(pk=turn.pk).update(created_at=run.created_at)
+        ImportedRun.objects.create(
+            turn=turn,
+            conversation=conversation,
+            run_id=run.run_id,
+            status=run.source_status,
+            instructions=run.instructions,
+            required_action=run.required_action,
+            last_error=run.last_error,
+            run=run.raw,
+        )
+        written += 1
+    return written
 
 
 def _new_items(conversation_id: Any, items: list[ItemRecord]) -> list[ItemRecord]:
@@ -188,11 +258,12 @@ def _conversation_create(
     if items:
         # The row was created in this transaction: nobody else can see it, let alone lock it.
         items_append(conversation=conversation, items=[item.fields() for item in items], locked=True)
+    runs = _runs_write(conversation, record.runs)
     # The conversation happened when the source says, not when it was imported.
     started = record.created_at or (items[0].created_at if items else None) or timezone.now()
     last = max((i.created_at for i in items if i.created_at), default=started)
     Conversation.objects.filter(pk=conversation.pk).update(created_at=started, updated_at=max(last, started))
-    return ThreadOutcome("created", str(conversation.pk), len(items), _message_count(items))
+    return ThreadOutcome("created", str(conversation.pk), len(items), _message_count(items), runs)
 
 
 def _relax_commit() -> None:

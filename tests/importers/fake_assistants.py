@@ -281,3 +281,26 @@ def _error(message: str, code: str = "not_found") -> dict[str, Any]:
     body = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}}
     validate(body, "ErrorResponse")
     return body
+
+
+def run(run_id: str, thread_id: str, *, created_at: int, status: str = "completed", model: str = "gpt-4o",
+        instructions: str = "Be kind.", assistant_id: str = "asst_support",
+        usage: dict[str, int] | None = None, last_error: dict[str, str] | None = None,
+        required_action: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A RunObject as the spec shapes it."""
+    finished = created_at + 2
+    obj = {
+        "id": run_id, "object": "thread.run", "created_at": created_at, "thread_id": thread_id,
+        "assistant_id": assistant_id, "status": status, "required_action": required_action,
+        "last_error": last_error, "expires_at": None, "started_at": created_at + 1,
+        "cancelled_at": finished if status == "cancelled" else None,
+        "failed_at": finished if status == "failed" else None,
+        "completed_at": finished if status == "completed" else None,
+        "incomplete_details": None, "model": model, "instructions": instructions, "tools": [],
+        "metadata": {}, "usage": usage if status in ("completed", "failed", "cancelled", "expired") else None,
+        "temperature": 1.0, "top_p": 1.0, "max_prompt_tokens": None, "max_completion_tokens": None,
+        "truncation_strategy": {"type": "auto", "last_messages": None}, "tool_choice": "auto",
+        "parallel_tool_calls": True, "response_format": "auto",
+    }
+    validate(obj, "RunObject")
+    return obj
