@@ -97,6 +97,19 @@ def _annotated(text: dict[str, Any], placeholders: Counter[str]) -> str:
     return value
 
 
+def _cited_files(message: dict[str, Any]) -> list[str]:
+    """The file ids a message's `file_citation` annotations cite, in order, once each."""
+    cited: list[str] = []
+    for part in message.get("content") or []:
+        if part.get("type") != "text":
+            continue
+        for note in (part.get("text") or {}).get("annotations") or []:
+            file_id = (note.get("file_citation") or {}).get("file_id") if note.get("type") == "file_citation" else None
+            if isinstance(file_id, str) and file_id and file_id not in cited:
+                cited.append(file_id)
+    return cited
+
+
 def message_text(message: dict[str, Any], placeholders: Counter[str]) -> str:
     """A MessageObject's content as text, non-text parts as described placeholders."""
     parts: list[str] = []
@@ -421,6 +434,9 @@ def thread_fill(
                 metadata["metadata"] = message["metadata"]
             if message.get("status") == "incomplete":
                 metadata["incomplete"] = (message.get("incomplete_details") or {}).get("reason", "")
+            cited = _cited_files(message)
+            if cited:
+                metadata["cited_files"] = cited
             record.items.append(
                 ItemRecord(
                     kind=kind,

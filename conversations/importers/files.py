@@ -18,10 +18,11 @@ are, the second reads one conversation at a time.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+import re
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, BinaryIO
 
 from conversations.importers.assistants_format import Segment, messages_ordered, thread_fill
@@ -30,9 +31,12 @@ from conversations.importers.models import ImportSource
 from conversations.importers.records import Conflict, Customer, Problem, ThreadRecord, from_timestamp
 
 ASSISTANT_OBJECTS = frozenset(
-    {"assistant", "thread", "thread.message", "thread.run", "thread.run.step", "list"}
+    {"assistant", "thread", "thread.message", "thread.run", "thread.run.step", "list", "file",
+     "vector_store.file"}
 )
-EXPORT_SUFFIXES = (".json", ".jsonl", ".ndjson")
+KNOWLEDGE_SUFFIXES = (".pdf", ".md", ".markdown", ".txt", ".html", ".htm")
+EXPORT_SUFFIXES = (".json", ".jsonl", ".ndjson", *KNOWLEDGE_SUFFIXES)
+_FILE_ID = re.compile(r"^(file-[A-Za-z0-9_]+?)(?=$|[.\s]|--|__)")
 LINE_SUFFIXES = (".jsonl", ".ndjson")
 CONFLICT_RULE = (
     "the copy read last wins, whole (files are read in path order); a completed message "
@@ -48,6 +52,18 @@ class FileContents:
     threads: list[tuple[str, str, ThreadLoader]] = field(default_factory=list)  # (source, id, loader)
     problems: list[Problem] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
+    files: list[KnowledgeFile] = field(default_factory=list)
+    notes: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(frozen=True)
+class KnowledgeFile:
+    """An exported vector-store file for the knowledge base, under its original id."""
+
+    path: Path
+    name: str  # relative to the import root
+    file_id: str
+    vector_store_ids: tuple[str, ...] = ()
 
 
 def expand_paths(paths: list[str | Path]) -> list[tuple[Path, str]]:
@@ -94,6 +110,8 @@ class _AssistantsExport:
         self.origins: dict[str, list[str]] = defaultdict(list)
         self.conflicts: dict[tuple[str, str], Conflict] = {}
         self._read = 0
+        self.file_ids: dict[str, str] = {}  # file name -> file id, from `file` objects
+        self.vector_stores: dict[str, list[str]] = defaultdict(list)  # file id -> vector store ids
 
     def _keep(self, kind: str, ident: str, store: dict[str, _Version], obj: dict[str, Any], origin: str) -> None:
         """Store `obj` under `ident`, reporting a different copy seen before."""
@@ -144,6 +162,15 @@ class _AssistantsExport:
             return
         if kind == "assistant":
             self.assistants[ident] = obj
+            return
+        if kind == "file":
+            if isinstance(obj.get("filename"), str) and obj["filename"]:
+                self.file_ids[PurePath(obj["filename"]).name] = ident
+            return
+        if kind == "vector_store.file":
+            store = obj.get("vector_store_id")
+            if isinstance(store, str) and store and store not in self.vector_stores[ident]:
+                self.vector_stores[ident].append(store)
             return
         thread_id = self._thread_of(obj, ident, kind, line, file, problems, thread_hint)
         if thread_id is None:
@@ -306,9 +333,13 @@ def files_read(paths: list[str | Path], handles: dict[int, BinaryIO]) -> FileCon
     contents = FileContents()
     export = _AssistantsExport()
     chats = _ChatIndex()
+    documents: list[tuple[Path, str]] = []
     for path, name in expand_paths(paths):
         if not path.is_file():
             contents.problems.append(Problem("file", str(path), "no such file", None, str(path)))
+            continue
+        if path.suffix.lower() in KNOWLEDGE_SUFFIXES:
+            documents.append((path, name))
             continue
         if path.suffix in LINE_SUFFIXES:
             first = _first_object(path)
@@ -328,6 +359,13 @@ def files_read(paths: list[str | Path], handles: dict[int, BinaryIO]) -> FileCon
             export.add(obj, name, None, contents.problems)
     contents.assistants = list(export.assistants.values())
     contents.conflicts = list(export.conflicts.values())
+    for path, name in documents:
+        match = _FILE_ID.match(path.name)
+        file_id = export.file_ids.get(path.name) or (match.group(1) if match else "")
+        if not file_id:
+            contents.notes["files with no file id (not named file-..., not in a file object) not imported"] += 1
+            continue
+        contents.files.append(KnowledgeFile(path, name, file_id, tuple(export.vector_stores.get(file_id, ()))))
     thread_ids = list(dict.fromkeys([*export.threads, *export.segments]))
     contents.threads = [(ImportSource.ASSISTANTS, tid, export.loader(tid)) for tid in thread_ids]
     contents.threads += [(ImportSource.CHAT, key, chats.loader(key, handles)) for key in chats.lines]

@@ -74,3 +74,19 @@ class ImportedRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id} -> {self.turn_id}"
+
+
+class ImportedFile(models.Model):
+    """An exported vector-store file that became a knowledge-base document, under its
+    original file id, so imported `file_citation` annotations can link to it."""
+
+    file_id = models.CharField(max_length=255, unique=True)
+    document = models.OneToOneField(
+        "knowledge.Document", on_delete=models.CASCADE, related_name="imported_file"
+    )
+    filename = models.CharField(max_length=255, blank=True)
+    vector_store_ids = models.JSONField(default=list, blank=True)
+    imported_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.file_id} -> {self.document_id}"

@@ -56,6 +56,16 @@ class ImportReport:
     def conflict(self, conflict: Conflict) -> None:
         self.conflicts.append(conflict.as_dict())
 
+    def knowledge_file(self, file_id: str, name: str, status: str, document_id: int | None) -> None:
+        entry: dict[str, Any] = {"kind": "file", "id": file_id, "file": name, "document": document_id}
+        if status == "created":
+            entry["reason"] = "would import into the knowledge base" if self.dry_run else "imported into the knowledge base"
+            self.imported.append(entry)
+            self.counts["files"] += 1
+        else:
+            entry["reason"] = "already in the knowledge base"
+            self.skipped.append(entry)
+
     def agent(self, plan: AgentPlan, status: str, agent_id: int | None) -> None:
         entry = {"kind": "agent", "id": plan.assistant_id, "agent": agent_id, "name": plan.name}
         if status == "created":
@@ -89,6 +99,7 @@ class ImportReport:
         notes: Counter[str],
         runs: int = 0,
         order_inferred: str = "",
+        api_client: str = "",
     ) -> None:
         entry: dict[str, Any] = {
             "kind": "conversation",
@@ -96,6 +107,8 @@ class ImportReport:
             "conversation": conversation_id or None,
             "customer_id": customer_id,
         }
+        if api_client:
+            entry["api_client"] = api_client
         if order_inferred:
             entry["order_inferred"] = order_inferred
             self.counts["order_inferred"] += 1
@@ -146,6 +159,7 @@ class ImportReport:
                 "skipped": len(self.skipped),
                 "failed": len(self.failed),
                 "runs_imported": self.counts["runs"],
+                "files_imported": self.counts["files"],
                 "conflicts": len(self.conflicts),
                 "warnings": len(self.warnings),
                 "order_inferred": self.counts["order_inferred"],

@@ -226,3 +226,47 @@ def test_chat_messages_without_timestamps_sit_between_their_neighbours(tmp_path,
     assert stamps[1].timestamp() == T0
     (warning,) = [w for w in report["warnings"] if "without a matching call" in w["reason"]]
     assert (warning["file"], warning["line"], warning["id"]) == ("chats.jsonl", 4, "c1")
+
+
+def test_vector_store_files_become_knowledge_documents_that_imported_citations_link_to(tmp_path, demo):
+    from conversations.knowledge.models import Document
+
+    folder = tmp_path / "export"
+    (folder / "files").mkdir(parents=True)
+    (folder / "files" / "returns-policy.md").write_text("# Returns policy\n\nReturn anything within 30 days.\n")
+    (folder / "files" / "file-Shipping42.html").write_text(
+        "<html><head><title>Shipping times</title></head><body><p>Parcels ship in 2 days.</p></body></html>")
+    (folder / "files" / "README.md").write_text("How we exported this.\n")  # no file id: not a vector-store file
+    listing = [
+        {"object": "file", "id": "file-Returns01", "bytes": 60, "created_at": T0, "filename": "returns-policy.md",
+         "purpose": "assistants", "status": "processed"},
+        {"id": "file-Returns01", "object": "vector_store.file", "usage_bytes": 60, "created_at": T0,
+         "vector_store_id": "vs_help", "status": "completed", "last_error": None},
+    ]
+    fa.validate(listing[0], "OpenAIFile")
+    fa.validate(listing[1], "VectorStoreFileObject")
+    (folder / "files.json").write_text(json.dumps(listing))
+    marker = "【4:0†returns-policy.md】"
+    messages = [
+        fa.message("msg_k1", "thread_k", "user", [fa.text("Can I return it?")], created_at=T0 + 1),
+        fa.message("msg_k2", "thread_k", "assistant",
+                   [fa.text(f"Yes, within 30 days{marker}.", [fa.citation(marker, "file-Returns01", 19)])],
+                   created_at=T0 + 2),
+    ]
+    (folder / "thread_k.json").write_text(json.dumps(messages))
+
+    report = run_import(str(folder))
+    again = run_import(str(folder))
+
+    assert report["failed"] == []
+    returns = Document.objects.get(title="Returns policy")
+    assert Document.objects.get(title="Shipping times").imported_file.file_id == "file-Shipping42"
+    assert returns.imported_file.file_id == "file-Returns01"
+    assert returns.imported_file.vector_store_ids == ["vs_help"]
+    assert Document.objects.filter(imported_file__isnull=False).count() == 2
+    assert not Document.objects.filter(source_name="README.md").exists()  # no file id: not a vector-store file
+    answer = Message.objects.get(external_id="msg_k2")
+    assert answer.metadata["citations"] == [{"file_id": "file-Returns01", "document": returns.pk,
+                                             "title": "Returns policy"}]
+    assert "[cited file file-Returns01: Returns policy]" in answer.text
+    assert report["summary"]["files_imported"] == 2 and again["summary"]["files_imported"] == 0
