@@ -21,6 +21,7 @@ class Customer:
     kind: str = CustomerKind.USER
     email: str = ""
     name: str = ""
+    api_client: str = ""  # the API client (by name) the mapping assigns the conversation to
 
 
 @dataclass
