@@ -12,10 +12,12 @@ run id). A dry run answers the same questions with reads only.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from conversations.api.models import ClientConversation
@@ -27,7 +29,7 @@ from conversations.knowledge.text import extract
 from conversations.models import Agent, Conversation, Message, Turn
 from conversations.models.conversation import Channel, Status
 from conversations.models.turn import TurnTrigger
-from conversations.services.items import conversation_lock, items_append
+from conversations.services.items import ITEM_COUNTER_FIELDS, conversation_lock, items_append
 
 
 @dataclass(frozen=True)
@@ -244,26 +246,33 @@ def _new_runs(conversation_id: Any, runs: list[RunRecord]) -> list[RunRecord]:
 
 def _runs_write(conversation: Conversation, runs: list[RunRecord]) -> int:
     """Each run as a finished turn (trigger "imported") on the customer message it
-    answered, after that message's existing attempts, dated from the run."""
+    answered, after that message's existing attempts, dated from the run. A few queries
+    per conversation, however many runs."""
     if not runs:
         return 0
     messages = dict(
         Message.objects.filter(conversation=conversation, external_id__in={r.answers for r in runs})
         .values_list("external_id", "pk")
     )
-    attempts: dict[int, int] = {}
-    written = 0
+    attempts: Counter[int] = Counter(
+        dict(
+            Turn.objects.filter(user_message_id__in=messages.values())
+            .values_list("user_message_id")
+            .annotate(n=Count("pk"))
+            .values_list("user_message_id", "n")
+        )
+    )
+    turns: list[Turn] = []
+    kept: list[RunRecord] = []
     for run in runs:
         message_id = messages.get(run.answers)
         if message_id is None:
             continue
-        if message_id not in attempts:
-            attempts[message_id] = Turn.objects.filter(user_message_id=message_id).count()
         attempts[message_id] += 1
         latency = None
         if run.started_at and run.finished_at and run.finished_at >= run.started_at:
             latency = int((run.finished_at - run.started_at).total_seconds() * 1000)
-        turn = Turn.objects.create(
+        turns.append(Turn(
             conversation=conversation,
             user_message_id=message_id,
             attempt=min(attempts[message_id], 32767),
@@ -278,21 +287,27 @@ def _runs_write(conversation: Conversation, runs: list[RunRecord]) -> int:
             started_at=run.started_at,
             finished_at=run.finished_at,
             latency_ms=latency,
-        )
+        ))
+        kept.append(run)
+    if not turns:
+        return 0
+    Turn.objects.bulk_create(turns)
+    # `created_at` is set on insert to now; the run happened when the source says.
+    dated = [turn for turn, run in zip(turns, kept, strict=True) if run.created_at]
+    for turn, run in zip(turns, kept, strict=True):
         if run.created_at:
-            Turn.objects.filter(pk=turn.pk).update(created_at=run.created_at)
-        ImportedRun.objects.create(
-            turn=turn,
-            conversation=conversation,
-            run_id=run.run_id,
-            status=run.source_status,
-            instructions=run.instructions,
-            required_action=run.required_action,
-            last_error=run.last_error,
+            turn.created_at = run.created_at
+    if dated:
+        Turn.objects.bulk_update(dated, ["created_at"])
+    ImportedRun.objects.bulk_create([
+        ImportedRun(
+            turn=turn, conversation=conversation, run_id=run.run_id, status=run.source_status,
+            instructions=run.instructions, required_action=run.required_action, last_error=run.last_error,
             run=run.raw,
         )
-        written += 1
-    return written
+        for turn, run in zip(turns, kept, strict=True)
+    ])
+    return len(turns)
 
 
 def _new_items(conversation_id: Any, items: list[ItemRecord]) -> list[ItemRecord]:
@@ -327,12 +342,15 @@ def _conversation_create(
     if items:
         _citations_link(items)
         # The row was created in this transaction: nobody else can see it, let alone lock it.
-        items_append(conversation=conversation, items=[item.fields() for item in items], locked=True)
+        # Its counters are saved below, with its dates, in one UPDATE.
+        items_append(conversation=conversation, items=[item.fields() for item in items], locked=True, save=False)
     runs = _runs_write(conversation, record.runs)
     # The conversation happened when the source says, not when it was imported.
     started = record.created_at or (items[0].created_at if items else None) or timezone.now()
     last = max((i.created_at for i in items if i.created_at), default=started)
-    Conversation.objects.filter(pk=conversation.pk).update(created_at=started, updated_at=max(last, started))
+    counters = {name: getattr(conversation, name) for name in ITEM_COUNTER_FIELDS}
+    counters.update(created_at=started, updated_at=max(last, started))
+    Conversation.objects.filter(pk=conversation.pk).update(**counters)
     return ThreadOutcome("created", str(conversation.pk), len(items), _message_count(items), runs)
 
 
