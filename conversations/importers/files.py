@@ -1,11 +1,20 @@
-"""The file source: Assistants API JSON exports and Chat Completions JSONL histories.
+"""The file source: Assistants API JSON exports, vector-store files, and Chat Completions
+JSONL histories.
 
-Paths may be files or directories (their `.json` and `.jsonl` files, sorted). Each file's
-format is recognised from its content:
-- an Assistants export holds spec-shaped objects (`assistant`, `thread`,
-  `thread.message`, `thread.run.step`, or `list` pages of them), as one JSON document
-  or one object per JSONL line; messages are grouped by `thread_id` across files;
-- anything else in a `.jsonl` file is read as Chat Completions messages keyed by
+Paths may be files or directories (their `.json`, `.jsonl`, `.ndjson` files and
+knowledge files, in sorted path order); every file is reported by its path relative to
+the directory given. Each file's format is recognised from its content:
+- an Assistants export holds spec-shaped objects (`assistant`, `thread` - possibly with
+  nested `messages` -, `thread.message`, `thread.run`, `thread.run.step`, `file`,
+  `vector_store.file`, or `list` pages of them), as one JSON document or one object per
+  line; messages are grouped by `thread_id` across files and kept in the segments (pages,
+  or one file's loose objects) they were listed in, so `messages_ordered` can decide
+  their order from the data, never from file names;
+- the same id read twice with different content is a `Conflict`: the copy read last
+  wins, whole (a completed message beats a copy still in progress);
+- a `.pdf`/`.md`/`.txt`/`.html` file whose file id is known (its name starts with it,
+  or a `file` object names it) is a vector-store file for the knowledge base;
+- anything else in a line-per-object file is read as Chat Completions messages keyed by
   conversation (see `chat_format`).
 A line that is not valid JSON, or not a usable object, is reported with its file and
 line number and skipped; the rest of the file still imports.
