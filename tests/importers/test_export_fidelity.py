@@ -270,3 +270,23 @@ def test_vector_store_files_become_knowledge_documents_that_imported_citations_l
                                              "title": "Returns policy"}]
     assert "[cited file file-Returns01: Returns policy]" in answer.text
     assert report["summary"]["files_imported"] == 2 and again["summary"]["files_imported"] == 0
+
+
+def test_a_dry_run_writes_no_runs_or_documents_and_a_refused_file_is_reported(tmp_path, demo):
+    from conversations.knowledge.models import Document
+
+    _runs_export(tmp_path / "export")
+    (tmp_path / "export" / "file-Empty01.md").write_text("   \n")
+    (tmp_path / "export" / "file-Guide01.txt").write_text("Opening hours: 9 to 5.\n")
+
+    dry = run_import(str(tmp_path / "export"), "--dry-run")
+
+    assert not Turn.objects.exists() and not Document.objects.filter(imported_file__isnull=False).exists()
+    assert dry["summary"]["runs_imported"] == 3 and dry["summary"]["files_imported"] == 1
+    (refused,) = dry["failed"]
+    assert (refused["kind"], refused["id"], refused["file"]) == ("file", "file-Empty01", "file-Empty01.md")
+
+    real = run_import(str(tmp_path / "export"))
+
+    assert real["summary"]["files_imported"] == 1 and [f["id"] for f in real["failed"]] == ["file-Empty01"]
+    assert Turn.objects.filter(trigger="imported").count() == 3
