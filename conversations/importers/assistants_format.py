@@ -7,7 +7,9 @@ whichever way it arrives.
   function tools matched by name to the tool registry; unmatched functions are reported
   as needing an implementation, `file_search`/`retrieval` point at the knowledge base,
   `code_interpreter` has no equivalent and is reported.
-- A thread's messages (ascending) become user/assistant items with their original
+- A thread's messages are put oldest first from the data (`messages_ordered`: each
+  page's direction from its own `created_at`s, positions kept within a second, pages
+  placed by time range and `has_more`), then become user/assistant items with their original
   `created_at`. Text is kept; images, attached files and annotations become a
   described placeholder in the text and are counted. Import stops before the first
   message still `in_progress`, so a run that is still writing comes in on a re-run.
@@ -15,6 +17,8 @@ whichever way it arrives.
   them: before the message the run created next, or after the run's last message.
   Only calls that have an output are imported (a call without its output can never be
   sent to the model); the others are counted.
+- Runs become `RunRecord`s attached to the customer message they answered
+  (`runs_attach`), written as finished turns with trigger "imported".
 """
 
 from __future__ import annotations
@@ -295,11 +299,6 @@ def messages_ordered(segments: list[Segment]) -> tuple[list[dict[str, Any]], str
             seen.add(message["id"])
             out.append(message)
     return out, note, missing
-
-
-def ascending(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Messages oldest first, when they come as one listing (see `messages_ordered`)."""
-    return messages_ordered([Segment(messages, "", 0, None)])[0]
 
 
 _RUN_STATUS = {

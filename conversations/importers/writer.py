@@ -21,11 +21,12 @@ from django.db.models import Count
 from django.utils import timezone
 
 from conversations.api.models import ClientConversation
+from conversations.errors import PayloadTooLarge
 from conversations.importers.files import KnowledgeFile
 from conversations.importers.models import ImportedAssistant, ImportedConversation, ImportedFile, ImportedRun
 from conversations.importers.records import AgentPlan, Customer, ItemRecord, RunRecord, ThreadRecord
 from conversations.knowledge.services import document_create
-from conversations.knowledge.text import extract
+from conversations.knowledge.text import MAX_UPLOAD_BYTES, extract
 from conversations.models import Agent, Conversation, Message, Turn
 from conversations.models.conversation import Channel, Status
 from conversations.models.turn import TurnTrigger
@@ -221,6 +222,9 @@ def knowledge_file_import(file: KnowledgeFile, *, dry_run: bool = False) -> tupl
     existing = ImportedFile.objects.filter(file_id=file.file_id).values_list("document_id", flat=True).first()
     if existing is not None:
         return "unchanged", existing
+    size = file.path.stat().st_size
+    if size > MAX_UPLOAD_BYTES:  # refused before reading it into memory
+        raise PayloadTooLarge(f"The file is {size} bytes; the limit is {MAX_UPLOAD_BYTES}.")
     data = file.path.read_bytes()
     if dry_run:
         extract(file.path.name, data)  # would it be accepted?
