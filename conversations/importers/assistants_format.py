@@ -215,6 +215,15 @@ def _direction(messages: list[dict[str, Any]]) -> str | None:
     return "asc" if up else "desc" if down else None
 
 
+def _votes(segments: list[Segment]) -> int:
+    """Ascending minus descending neighbour pairs over all segments."""
+    total = 0
+    for segment in segments:
+        stamps = [s for s in map(_stamp, segment.messages) if s is not None]
+        total += sum((b > a) - (b < a) for a, b in zip(stamps, stamps[1:], strict=False))
+    return total
+
+
 def _filled(messages: list[dict[str, Any]]) -> list[float | None]:
     """Each message's created_at, a missing one taken from its previous neighbour (or,
     at the start, the next one)."""
@@ -256,8 +265,10 @@ def messages_ordered(segments: list[Segment]) -> tuple[list[dict[str, Any]], str
     total = sum(len(s.messages) for s in segments)
     note = ""
     if "mixed" in directions or len(directions) > 1:
-        direction = "asc"
-        note = "listed in neither created_at order: sorted by created_at, same-second messages in listed order"
+        # Out of order somewhere (a clock skew, a hand-edited file): sort by created_at,
+        # same-second messages the way most of the listing runs.
+        direction = "desc" if _votes(segments) < 0 else "asc"
+        note = "listed in neither created_at order: sorted by created_at, same-second messages as most of it runs"
     elif directions:
         (direction,) = directions
     else:
@@ -273,7 +284,7 @@ def messages_ordered(segments: list[Segment]) -> tuple[list[dict[str, Any]], str
                 )
     placed: list[tuple[tuple[float, float, int, int], list[dict[str, Any]], list[float | None]]] = []
     for segment in segments:
-        messages = segment.messages[::-1] if direction == "desc" and "mixed" not in directions else segment.messages
+        messages = segment.messages[::-1] if direction == "desc" else segment.messages
         stamps = _filled(messages)
         known = [x for x in stamps if x is not None] or [0.0]
         last_page = segment.has_more is False

@@ -290,3 +290,19 @@ def test_a_dry_run_writes_no_runs_or_documents_and_a_refused_file_is_reported(tm
 
     assert real["summary"]["files_imported"] == 1 and [f["id"] for f in real["failed"]] == ["file-Empty01"]
     assert Turn.objects.filter(trigger="imported").count() == 3
+
+
+def test_a_newest_first_page_with_one_skewed_clock_keeps_same_second_pairs_in_order(tmp_path, demo):
+    folder = tmp_path / "export"
+    folder.mkdir()
+    messages = _pair_messages("thread_k", 4)
+    messages[4] = {**messages[4], "created_at": T0 + 500}  # "Question 2" stamped far in the future
+    page = {"object": "list", "data": messages[::-1], "first_id": messages[-1]["id"], "last_id": messages[0]["id"],
+            "has_more": False}
+    (folder / "page.json").write_text(json.dumps(page))
+
+    report = run_import(str(folder))
+
+    texts = [t for _, t in _texts("thread_k")]
+    assert texts[:4] == ["Question 0", "Answer 0", "Question 1", "Answer 1"]  # pairs not swapped
+    assert "neither created_at order" in report["imported"][0]["order_inferred"]
