@@ -161,6 +161,7 @@ class FakeAssistantsApi:
             self.threads: dict[str, dict[str, Any]] = {}
             self.messages: dict[str, list[dict[str, Any]]] = {}
             self.steps: dict[tuple[str, str], list[dict[str, Any]]] = {}
+            self.runs: dict[tuple[str, str], dict[str, Any]] = {}
             self.requests: list[Seen] = []
             self.failures: dict[str, deque[tuple[int, dict[str, str]]]] = {}
             self.hang_paths: set[str] = set()
@@ -182,8 +183,12 @@ class FakeAssistantsApi:
     def add_assistant(self, obj: dict[str, Any]) -> None:
         self.assistants[obj["id"]] = obj
 
-    def add_thread(self, obj: dict[str, Any], messages: list[dict[str, Any]] = (), steps: list[dict[str, Any]] = ()) -> None:
+    def add_thread(self, obj: dict[str, Any], messages: list[dict[str, Any]] = (), steps: list[dict[str, Any]] = (),
+                   runs: list[dict[str, Any]] = ()) -> None:
         self.threads[obj["id"]] = obj
+        for run_obj in runs:
+            validate(run_obj, "RunObject")
+            self.runs[(obj["id"], run_obj["id"])] = run_obj
         self.messages.setdefault(obj["id"], []).extend(messages)
         for step in steps:
             self.steps.setdefault((obj["id"], step["run_id"]), []).append(step)
@@ -251,6 +256,9 @@ class FakeAssistantsApi:
             return 200, self.threads[thread_id]
         if parts[2:] == ["messages"]:
             return self._page(self.messages[thread_id], query, "ListMessagesResponse")
+        if len(parts) == 4 and parts[2] == "runs":
+            found = self.runs.get((thread_id, parts[3]))
+            return (200, found) if found else (404, _error(f"No run found with id '{parts[3]}'."))
         if len(parts) == 5 and parts[2] == "runs" and parts[4] == "steps":
             steps = self.steps.get((thread_id, parts[3]))
             if steps is None:
