@@ -86,6 +86,9 @@ class ConversationCreatedSerializer(ConversationSerializer):
     visitor_token = serializers.CharField(
         help_text="Signed token for this one conversation: send 'Authorization: Visitor <token>'."
     )
+    resumed_imported = serializers.BooleanField(
+        help_text="True when the customer_id's imported conversation was resumed instead of a new one started."
+    )
 
 
 class TurnAuditSerializer(serializers.Serializer):

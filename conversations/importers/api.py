@@ -9,7 +9,9 @@ which is what the export-file source reads too.
 
 Lists are paged as the spec describes: `order=asc`, `limit=100`, and `after=<last_id>`
 while `has_more`. A thread imported before is fetched from its stored cursor, so a
-re-run asks only for newer messages. The methods here do no database work: they run on
+re-run asks only for newer messages. With run steps on, each run that wrote a fetched
+message is fetched too (`/threads/{id}/runs/{run_id}`) and becomes an imported turn,
+as in an export; a run that wrote nothing is only in an export. The methods here do no database work: they run on
 worker threads while the main thread writes.
 """
 
@@ -115,15 +117,23 @@ class AssistantsApi:
             )
             messages = list(self._pages(f"{path}/messages", after=cursor))
             steps: dict[str, list[dict[str, Any]]] = {}
+            runs: list[dict[str, Any]] = []
             if self.run_steps:
                 for run_id in dict.fromkeys(m["run_id"] for m in messages if m.get("run_id")):
+                    run_path = f"{path}/runs/{quote(run_id, safe='')}"
                     try:
-                        steps[run_id] = list(self._pages(f"{path}/runs/{quote(run_id, safe='')}/steps"))
+                        runs.append(self._get(run_path))
+                    except SourceError as exc:
+                        if not isinstance(exc.__cause__, openai.NotFoundError):
+                            raise
+                        record.notes["runs not found (404)"] += 1
+                    try:
+                        steps[run_id] = list(self._pages(f"{run_path}/steps"))
                     except SourceError as exc:
                         if not isinstance(exc.__cause__, openai.NotFoundError):
                             raise
                         record.notes["runs whose steps were not found (404)"] += 1
-            thread_fill(record, messages, steps)
+            thread_fill(record, messages, steps, runs)
         except SourceError as exc:
             return Problem("thread", thread_id, str(exc))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

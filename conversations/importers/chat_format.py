@@ -26,7 +26,7 @@ import json
 from collections import Counter
 from typing import Any
 
-from conversations.importers.records import ItemRecord, ThreadRecord, from_timestamp
+from conversations.importers.records import ItemRecord, Problem, ThreadRecord, from_timestamp
 from conversations.models.message import MessageKind
 
 _ROLES = ("user", "assistant", "tool", "function", "system", "developer")
@@ -85,6 +85,7 @@ class ChatThreadBuilder:
         self._used_call_ids: Counter[str] = Counter()
         self._legacy_calls: list[tuple[str, str]] = []  # (function name, call id) awaiting output
         self._unanswered: set[str] = set()
+        self.where: tuple[str, int | None] = ("", None)  # (file, line) being read, for warnings
 
     def _external_id(self, message: dict[str, Any]) -> str:
         given = message.get("id")
@@ -163,6 +164,12 @@ class ChatThreadBuilder:
             self._unanswered.discard(call_id)
         else:
             self.record.notes["tool outputs without a matching call"] += 1
+            file, line = self.where
+            self.record.warnings.append(Problem(
+                "line", self.record.external_id,
+                f"tool output without a matching call (call id {call_id!r}): imported, never sent to the model",
+                line, file,
+            ))
         return ItemRecord(MessageKind.FUNCTION_OUTPUT, base, when, call_id=call_id[:100], text=text)
 
     def _calls(self, message: dict[str, Any], base: str, when: Any) -> list[ItemRecord]:
@@ -180,11 +187,29 @@ class ChatThreadBuilder:
         return items
 
     def finish(self) -> ThreadRecord:
+        _date_from_neighbours(self.record)
         if self._unanswered:
             self.record.notes["tool calls without an output (kept, never sent to the model)"] += len(
                 self._unanswered
             )
         return self.record
+
+
+def _date_from_neighbours(record: ThreadRecord) -> None:
+    """A message without a time takes its previous neighbour's (the next one's, at the
+    start), so it sorts where the file put it instead of at the import time."""
+    known = next((item.created_at for item in record.items if item.created_at), None)
+    if known is None:
+        return
+    undated: set[str] = set()
+    for item in record.items:
+        if item.created_at is None:
+            item.created_at = known
+            undated.add(item.message_key or item.external_id)
+        else:
+            known = item.created_at
+    if undated:
+        record.notes["messages without a time dated from their neighbour"] += len(undated)
 
 
 def _check_calls(message: dict[str, Any]) -> None:

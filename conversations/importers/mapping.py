@@ -3,8 +3,9 @@
 The Assistants API cannot list threads, so for the API source this file is also the list
 of threads to fetch. Accepted shapes:
 - CSV with a header naming `customer_id` and `thread_id` (or `conversation_id`), and
-  optionally `customer_email`, `customer_name`; or two columns, customer then thread,
-  without a header;
+  optionally `customer_email`, `customer_name` and `api_client` (the API client, by
+  name, that will own the conversation); or two columns, customer then thread, without
+  a header;
 - JSON: an object {customer id: thread id or [thread ids]}, or a list of row objects;
 - JSONL: one row object per line.
 Bad rows are reported with their line number and skipped; a thread claimed by two
@@ -51,6 +52,7 @@ class CustomerMap:
             customer_id=customer_id[:255],
             email=_text(row.get("customer_email") or row.get("email"))[:254],
             name=_text(row.get("customer_name") or row.get("name"))[:200],
+            api_client=_text(row.get("api_client"))[:120],
         )
 
 

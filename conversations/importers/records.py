@@ -21,6 +21,7 @@ class Customer:
     kind: str = CustomerKind.USER
     email: str = ""
     name: str = ""
+    api_client: str = ""  # the API client (by name) the mapping assigns the conversation to
 
 
 @dataclass
@@ -73,7 +74,48 @@ class ThreadRecord:
     cursor: str = ""  # last source message id covered (API source)
     placeholders: Counter[str] = field(default_factory=Counter)
     notes: Counter[str] = field(default_factory=Counter)
-    origin: str = ""  # file name, or the API base URL
+    origin: str = ""  # file paths relative to the import root, or the API base URL
+    runs: list[RunRecord] = field(default_factory=list)
+    order_inferred: str = ""  # why the message order was not fully decided by the data
+    warnings: list[Problem] = field(default_factory=list)  # imported, but worth a look
+
+
+@dataclass
+class RunRecord:
+    """An Assistants `thread.run`: what the assistant did to answer one customer
+    message, imported as a finished `Turn` (trigger "imported")."""
+
+    run_id: str
+    answers: str  # external id of the customer message it answered
+    status: str  # a TurnStatus value
+    source_status: str  # the run's own status
+    model: str = ""
+    instructions: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    error_code: str = ""  # a TurnError value
+    error_message: str = ""
+    created_at: dt.datetime | None = None
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    required_action: dict[str, Any] | None = None
+    last_error: dict[str, Any] | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """The same source id read twice with different content: which copy won and why."""
+
+    kind: str  # "thread", "message", "run", "assistant"
+    id: str
+    origins: tuple[str, ...]
+    kept: str
+    rule: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "id": self.id, "origins": list(self.origins), "kept": self.kept,
+                "rule": self.rule}
 
 
 @dataclass

@@ -1,6 +1,8 @@
 """What an import did, for people and scripts: the JSON report and the terminal progress bar.
 
-The report lists what was imported, skipped and failed, each with a reason, and counts
+The report lists what was imported, skipped and failed, each with a reason, what was
+imported but needs a look (warnings), ids read twice with different content (conflicts:
+both origins and which copy won), threads whose order had to be inferred, and counts
 what could not come along (placeholders for non-text content, tools that need an
 implementation, notes such as skipped system messages). The progress bar is drawn on
 stderr only when that is a terminal, so logs and pipes stay clean.
@@ -15,7 +17,7 @@ from typing import Any, TextIO
 
 from django.utils import timezone
 
-from conversations.importers.records import AgentPlan, Problem
+from conversations.importers.records import AgentPlan, Conflict, Problem
 
 
 def plural(count: int, noun: str) -> str:
@@ -32,6 +34,8 @@ class ImportReport:
         self.imported: list[dict[str, Any]] = []
         self.skipped: list[dict[str, Any]] = []
         self.failed: list[dict[str, Any]] = []
+        self.warnings: list[dict[str, Any]] = []
+        self.conflicts: list[dict[str, Any]] = []
         self.placeholders: Counter[str] = Counter()
         self.notes: Counter[str] = Counter()
         self.tools_matched: set[str] = set()
@@ -44,6 +48,23 @@ class ImportReport:
     def problem(self, problem: Problem) -> None:
         self.failed.append(problem.as_dict())
         self.counts["failed"] += 1
+
+    def warning(self, problem: Problem) -> None:
+        """Imported, but worth a look (an orphan tool output, say)."""
+        self.warnings.append(problem.as_dict())
+
+    def conflict(self, conflict: Conflict) -> None:
+        self.conflicts.append(conflict.as_dict())
+
+    def knowledge_file(self, file_id: str, name: str, status: str, document_id: int | None) -> None:
+        entry: dict[str, Any] = {"kind": "file", "id": file_id, "file": name, "document": document_id}
+        if status == "created":
+            entry["reason"] = "would import into the knowledge base" if self.dry_run else "imported into the knowledge base"
+            self.imported.append(entry)
+            self.counts["files"] += 1
+        else:
+            entry["reason"] = "already in the knowledge base"
+            self.skipped.append(entry)
 
     def agent(self, plan: AgentPlan, status: str, agent_id: int | None) -> None:
         entry = {"kind": "agent", "id": plan.assistant_id, "agent": agent_id, "name": plan.name}
@@ -76,6 +97,9 @@ class ImportReport:
         customer_id: str,
         placeholders: Counter[str],
         notes: Counter[str],
+        runs: int = 0,
+        order_inferred: str = "",
+        api_client: str = "",
     ) -> None:
         entry: dict[str, Any] = {
             "kind": "conversation",
@@ -83,6 +107,11 @@ class ImportReport:
             "conversation": conversation_id or None,
             "customer_id": customer_id,
         }
+        if api_client:
+            entry["api_client"] = api_client
+        if order_inferred:
+            entry["order_inferred"] = order_inferred
+            self.counts["order_inferred"] += 1
         self.notes.update(notes)
         if status in ("unchanged", "empty"):
             entry["reason"] = "already imported, nothing new" if status == "unchanged" else "no messages to import"
@@ -98,6 +127,10 @@ class ImportReport:
             if status == "created"
             else f"{plural(messages, 'new message')} {would}imported"
         )
+        if runs:
+            entry["runs"] = runs
+            entry["reason"] += f", {plural(runs, 'run')} as imported turns"
+            self.counts["runs"] += runs
         self.imported.append(entry)
         self.counts[f"conversations_{status}"] += 1
         self.counts["messages"] += messages
@@ -125,6 +158,11 @@ class ImportReport:
                 "placeholders": sum(self.placeholders.values()),
                 "skipped": len(self.skipped),
                 "failed": len(self.failed),
+                "runs_imported": self.counts["runs"],
+                "files_imported": self.counts["files"],
+                "conflicts": len(self.conflicts),
+                "warnings": len(self.warnings),
+                "order_inferred": self.counts["order_inferred"],
                 "messages_per_second": round(messages / self.seconds) if self.seconds else None,
             },
             "placeholders": dict(sorted(self.placeholders.items())),
@@ -137,6 +175,8 @@ class ImportReport:
             "imported": self.imported,
             "skipped": self.skipped,
             "failed": self.failed,
+            "warnings": self.warnings,
+            "conflicts": self.conflicts,
         }
 
 

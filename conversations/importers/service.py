@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from conversations.errors import NotFound
+from conversations.api.models import ApiClient
+from conversations.errors import NotFound, PlatformError
 from conversations.importers.api import AssistantsApi, SourceError
 from conversations.importers.assistants_format import assistant_plan
-from conversations.importers.files import files_read
+from conversations.importers.files import KnowledgeFile, files_read
 from conversations.importers.mapping import CustomerMap
 from conversations.importers.models import ImportedAssistant, ImportSource
 from conversations.importers.pipeline import ReadAhead, WriterPool
@@ -29,6 +30,7 @@ from conversations.importers.writer import (
     StoredLink,
     ThreadOutcome,
     agent_import,
+    knowledge_file_import,
     stored_links,
     thread_import,
 )
@@ -48,13 +50,17 @@ class _Job:
     customer: Customer
     link: StoredLink | None
     dry_run: bool
+    client: tuple[int, str] | None = None  # (id, name) of the API client to own it
 
 
 def _write(job: _Job) -> ThreadOutcome | Exception:
     """Write one conversation; any failure comes back as the value (one bad conversation
     must not stop the rest). Runs on writer threads."""
     try:
-        return thread_import(job.record, agent=job.agent, customer=job.customer, dry_run=job.dry_run, link=job.link)
+        return thread_import(
+            job.record, agent=job.agent, customer=job.customer, dry_run=job.dry_run, link=job.link,
+            client_id=job.client[0] if job.client else None,
+        )
     except Exception as exc:
         return exc
 
@@ -67,6 +73,7 @@ class ImportOptions:
     concurrency: int = 4  # API threads fetched at once
     writers: int = 1  # conversations written at once (files; worth 2 or more on PostgreSQL only)
     progress: Progress | None = None
+    api_client: str = ""  # API client (by name) to own the imported conversations
 
 
 class _Importer:
@@ -78,6 +85,16 @@ class _Importer:
         self._fallback: Agent | None = None
         self._would_create: set[str] = set()
         self._tool_names = set(registry())
+        self._clients: dict[str, tuple[int, str] | None] = {}
+        self.default_client = self._client(options.api_client) if options.api_client else None
+        if options.api_client and self.default_client is None:
+            raise NotFound(f"No API client is named {options.api_client!r}; create it in the admin first.")
+
+    def _client(self, name: str) -> tuple[int, str] | None:
+        if name not in self._clients:
+            pk = ApiClient.objects.filter(name=name).values_list("pk", flat=True).first()
+            self._clients[name] = (pk, name) if pk is not None else None
+        return self._clients[name]
 
     def assistants(self, objects: Iterable[dict[str, Any]]) -> None:
         for obj in objects:
@@ -91,6 +108,18 @@ class _Importer:
             if agent is None:  # a dry run: its threads would go to the agent it would create
                 self._would_create.add(plan.assistant_id)
             self.report.agent(plan, status, agent.pk if agent else None)
+
+    def files(self, files: Iterable[KnowledgeFile]) -> None:
+        """Vector-store files into the knowledge base, before the threads that cite them."""
+        for file in files:
+            try:
+                status, document_id = knowledge_file_import(file, dry_run=self.options.dry_run)
+            except (PlatformError, OSError) as exc:
+                reason = exc.message if isinstance(exc, PlatformError) else str(exc)
+                self.report.problem(Problem("file", file.file_id, f"not imported into the knowledge base: {reason}",
+                                            None, file.name))
+                continue
+            self.report.knowledge_file(file.file_id, file.name, status, document_id)
 
     def _agent_for(self, record: ThreadRecord) -> Agent | None:
         if record.assistant_id in self._would_create:
@@ -131,7 +160,13 @@ class _Importer:
         for problem in problems:
             self.report.problem(problem)
         try:
-            return _Job(record, self._agent_for(record), self._customer_for(record), link, self.options.dry_run)
+            customer = self._customer_for(record)
+            client = self.default_client
+            if customer.api_client:
+                client = self._client(customer.api_client)
+                if client is None:
+                    raise NotFound(f"the mapping names API client {customer.api_client!r}, and none is named so")
+            return _Job(record, self._agent_for(record), customer, link, self.options.dry_run, client)
         except NotFound as exc:
             self.report.problem(Problem("thread", record.external_id, exc.message))
             self.progress.advance()
@@ -153,7 +188,12 @@ class _Importer:
             customer_id=job.customer.customer_id,
             placeholders=record.placeholders,
             notes=record.notes,
+            runs=outcome.runs,
+            order_inferred=record.order_inferred,
+            api_client=job.client[1] if job.client else "",
         )
+        for warning in record.warnings:
+            self.report.warning(warning)
         self.progress.advance(outcome.messages)
 
     def thread(self, record: ThreadRecord, problems: Iterable[Problem] = (), *, link: StoredLink | None) -> None:
@@ -176,6 +216,10 @@ def conversations_import_files(*, paths: list[str | Path], options: ImportOption
         contents = files_read(paths, handles)
         for problem in contents.problems:
             report.problem(problem)
+        for conflict in contents.conflicts:
+            report.conflict(conflict)
+        report.notes.update(contents.notes)
+        importer.files(contents.files)
         if options.customers:
             for problem in options.customers.problems:
                 report.problem(problem)

@@ -46,6 +46,7 @@ class TurnTrigger(models.TextChoices):
     API_RETRY = "api_retry", "API retry"
     CUSTOMER_RETRY = "customer_retry", "Customer retry"
     HANDBACK = "handback", "Handed back to AI"
+    IMPORTED = "imported", "Imported run"  # an Assistants API run brought in as history
 
 
 class Turn(models.Model):

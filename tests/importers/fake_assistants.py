@@ -161,6 +161,7 @@ class FakeAssistantsApi:
             self.threads: dict[str, dict[str, Any]] = {}
             self.messages: dict[str, list[dict[str, Any]]] = {}
             self.steps: dict[tuple[str, str], list[dict[str, Any]]] = {}
+            self.runs: dict[tuple[str, str], dict[str, Any]] = {}
             self.requests: list[Seen] = []
             self.failures: dict[str, deque[tuple[int, dict[str, str]]]] = {}
             self.hang_paths: set[str] = set()
@@ -182,8 +183,12 @@ class FakeAssistantsApi:
     def add_assistant(self, obj: dict[str, Any]) -> None:
         self.assistants[obj["id"]] = obj
 
-    def add_thread(self, obj: dict[str, Any], messages: list[dict[str, Any]] = (), steps: list[dict[str, Any]] = ()) -> None:
+    def add_thread(self, obj: dict[str, Any], messages: list[dict[str, Any]] = (), steps: list[dict[str, Any]] = (),
+                   runs: list[dict[str, Any]] = ()) -> None:
         self.threads[obj["id"]] = obj
+        for run_obj in runs:
+            validate(run_obj, "RunObject")
+            self.runs[(obj["id"], run_obj["id"])] = run_obj
         self.messages.setdefault(obj["id"], []).extend(messages)
         for step in steps:
             self.steps.setdefault((obj["id"], step["run_id"]), []).append(step)
@@ -251,6 +256,9 @@ class FakeAssistantsApi:
             return 200, self.threads[thread_id]
         if parts[2:] == ["messages"]:
             return self._page(self.messages[thread_id], query, "ListMessagesResponse")
+        if len(parts) == 4 and parts[2] == "runs":
+            found = self.runs.get((thread_id, parts[3]))
+            return (200, found) if found else (404, _error(f"No run found with id '{parts[3]}'."))
         if len(parts) == 5 and parts[2] == "runs" and parts[4] == "steps":
             steps = self.steps.get((thread_id, parts[3]))
             if steps is None:
@@ -281,3 +289,26 @@ def _error(message: str, code: str = "not_found") -> dict[str, Any]:
     body = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}}
     validate(body, "ErrorResponse")
     return body
+
+
+def run(run_id: str, thread_id: str, *, created_at: int, status: str = "completed", model: str = "gpt-4o",
+        instructions: str = "Be kind.", assistant_id: str = "asst_support",
+        usage: dict[str, int] | None = None, last_error: dict[str, str] | None = None,
+        required_action: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A RunObject as the spec shapes it."""
+    finished = created_at + 2
+    obj = {
+        "id": run_id, "object": "thread.run", "created_at": created_at, "thread_id": thread_id,
+        "assistant_id": assistant_id, "status": status, "required_action": required_action,
+        "last_error": last_error, "expires_at": None, "started_at": created_at + 1,
+        "cancelled_at": finished if status == "cancelled" else None,
+        "failed_at": finished if status == "failed" else None,
+        "completed_at": finished if status == "completed" else None,
+        "incomplete_details": None, "model": model, "instructions": instructions, "tools": [],
+        "metadata": {}, "usage": usage if status in ("completed", "failed", "cancelled", "expired") else None,
+        "temperature": 1.0, "top_p": 1.0, "max_prompt_tokens": None, "max_completion_tokens": None,
+        "truncation_strategy": {"type": "auto", "last_messages": None}, "tool_choice": "auto",
+        "parallel_tool_calls": True, "response_format": "auto",
+    }
+    validate(obj, "RunObject")
+    return obj

@@ -251,3 +251,22 @@ def test_threads_are_fetched_with_bounded_concurrency(assistants_api, tmp_path, 
 
     assert report["summary"]["conversations_created"] == 8
     assert assistants_api.max_in_flight == 2
+
+
+def test_runs_from_an_assistants_compatible_api_become_imported_turns(assistants_api, mapping, demo):
+    from conversations.models import Turn
+
+    _support_thread(assistants_api)
+    usage = {"prompt_tokens": 50, "completion_tokens": 9, "total_tokens": 59}
+    assistants_api.runs[("thread_a", "run_1")] = fa.run("run_1", "thread_a", created_at=T0 + 11, usage=usage)
+    # run_2's object is gone (404): its message and steps still import, and it is noted.
+
+    report = run_import(*api_args(assistants_api, mapping, "--run-steps"))
+    again = run_import(*api_args(assistants_api, mapping, "--run-steps"))
+
+    (turn,) = Turn.objects.filter(conversation__external_id="thread_a")
+    assert (turn.trigger, turn.status, turn.user_message.external_id, turn.input_tokens) == (
+        "imported", "completed", "msg_1", 50)
+    assert report["summary"]["runs_imported"] == 1 and again["summary"]["runs_imported"] == 0
+    assert report["notes"]["runs not found (404)"] == 1
+    assert not [f for f in report["failed"] if f["id"] == "thread_a"]

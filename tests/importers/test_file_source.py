@@ -89,7 +89,7 @@ def test_an_assistants_export_imports_agents_threads_and_run_steps(export_dir, t
     assert [t for _, t, _, _ in _items("thread_y")] == ["Hello", "Hi there"]
     assert report["notes"]["conversations with no known customer (kept under the thread id)"] == 1
     failed = sorted((f["file"], f["line"]) for f in report["failed"])
-    assert failed == [("more.jsonl", 2), ("more.jsonl", 3)]
+    assert failed == [("threads/more.jsonl", 2), ("threads/more.jsonl", 3)]  # relative to the import root
 
 
 def test_a_broken_json_export_is_reported_with_its_line(tmp_path, demo):

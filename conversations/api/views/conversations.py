@@ -29,6 +29,7 @@ from conversations.api.services import api_conversation_create
 from conversations.api.shapes import conversation_dict
 from conversations.api.views.base import ApiView
 from conversations.errors import PermissionDenied
+from conversations.importers.cutover import imported_conversation_for_customer
 from conversations.models.conversation import Channel, CustomerKind
 from conversations.services.conversations import (
     conversation_hand_back,
@@ -83,9 +84,14 @@ class ConversationCollectionView(ApiView):
         description="With an API key (write scope) or staff session: choose the agent and the "
         "customer's identity. Without credentials: an anonymous visitor conversation with the "
         "default agent. Either way the answer carries a visitor token for this conversation "
-        "(for a widget or app to talk to it directly).",
+        "(for a widget or app to talk to it directly). A customer_id that has an imported "
+        "conversation this caller may see resumes it instead (200, resumed_imported: true).",
         request=ConversationCreateSerializer,
-        responses={201: ConversationCreatedSerializer, **errors(400, 401, 403, 404, 413, 429)},
+        responses={
+            200: ConversationCreatedSerializer,
+            201: ConversationCreatedSerializer,
+            **errors(400, 401, 403, 404, 413, 429),
+        },
         auth=[{"apiKey": []}, {"staffSession": []}, {}],
     )
     def post(self, request: Request) -> Response:
@@ -106,6 +112,11 @@ class ConversationCollectionView(ApiView):
             fields.update(channel=Channel.WIDGET, customer_kind=CustomerKind.VISITOR)
         else:
             customer_id = data.get("customer_id", "")
+            imported = imported_conversation_for_customer(conversations_visible_to(principal), customer_id)
+            if imported is not None:
+                body = conversation_dict(imported, internal=principal.internal)
+                body.update(visitor_token=visitor_token_issue(imported), resumed_imported=True)
+                return Response(body, status=200)
             fields.update(
                 channel=Channel.API,
                 agent=data.get("agent"),
@@ -114,7 +125,7 @@ class ConversationCollectionView(ApiView):
             )
         conversation = api_conversation_create(key=principal.key, **fields)
         body = conversation_dict(conversation, internal=principal.internal)
-        body["visitor_token"] = visitor_token_issue(conversation)
+        body.update(visitor_token=visitor_token_issue(conversation), resumed_imported=False)
         return Response(body, status=201)
 
 

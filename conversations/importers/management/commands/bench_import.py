@@ -99,7 +99,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--messages", type=int, default=100_000)
-        parser.add_argument("--per-conversation", type=int, default=20)
+        parser.add_argument("--per-conversation", type=int, default=50)
         parser.add_argument("--format", choices=["chat", "assistants", "both"], default="both")
         parser.add_argument(
             "--writers", type=int, default=None, help="Writer threads (default: 2 on PostgreSQL, 1 on SQLite)."

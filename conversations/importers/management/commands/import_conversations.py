@@ -19,6 +19,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from conversations.errors import NotFound
 from conversations.importers.api import AssistantsApi
 from conversations.importers.mapping import customer_map_read
 from conversations.importers.report import Progress, plural
@@ -49,6 +50,11 @@ class Command(BaseCommand):
         parser.add_argument("--max-retries", type=int, default=5, help="SDK retries per request (API).")
         parser.add_argument("--timeout", type=float, default=60.0, help="Seconds per request (API).")
         parser.add_argument("--agent", default="", help="Agent for threads whose assistant was not imported.")
+        parser.add_argument(
+            "--api-client", default="",
+            help="API client (by name) that will own the imported conversations, so its keys can read them "
+            "and customers it identifies resume them (an api_client mapping column overrides it).",
+        )
         parser.add_argument("--dry-run", action="store_true", help="Report what would happen; write nothing.")
         parser.add_argument("--report", help="Write the JSON report here instead of stdout.")
         parser.add_argument("--no-progress", action="store_true", help="Never draw the progress bar.")
@@ -67,6 +73,7 @@ class Command(BaseCommand):
             concurrency=options["concurrency"],
             writers=options["writers"],
             progress=Progress(self.stderr._out, enabled=False if options["no_progress"] else None),
+            api_client=options["api_client"],
         )
         if options["api_base_url"] and options["paths"]:
             raise CommandError("Give export files or --api-base-url, not both.")
@@ -87,12 +94,17 @@ class Command(BaseCommand):
             )
             try:
                 report = conversations_import_api(api=api, assistant_ids=options["assistant"], options=settings)
+            except NotFound as exc:
+                raise CommandError(exc.message)
             finally:
                 api.close()
         else:
             if not options["paths"]:
                 raise CommandError("Give export files or directories, or --api-base-url.")
-            report = conversations_import_files(paths=options["paths"], options=settings)
+            try:
+                report = conversations_import_files(paths=options["paths"], options=settings)
+            except NotFound as exc:
+                raise CommandError(exc.message)
         body = json.dumps(report.as_dict(), indent=2, ensure_ascii=False, default=str)
         if options["report"]:
             with open(options["report"], "w", encoding="utf-8") as handle:
