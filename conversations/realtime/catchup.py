@@ -12,7 +12,9 @@ from typing import Any
 from conversations.access import conversation_for_staff, conversation_for_visitor
 from conversations.agent.events import message_event
 from conversations.agent.provider import is_offline, model_label
+from conversations.authorization import Principal
 from conversations.conf import platform_setting
+from conversations.customer_view import customer_turn
 from conversations.errors import NotFound
 from conversations.models import Conversation, Message, Turn
 from conversations.models.message import CUSTOMER_VISIBLE_KINDS, MessageKind
@@ -31,6 +33,13 @@ class Viewer:
     conversation: Conversation
     user: Any = None
     name: str = ""
+
+    @property
+    def principal(self) -> Principal:
+        """Who acts when this connection sends a frame (the services decide what it may do)."""
+        if self.role == STAFF:
+            return Principal(kind="staff", user=self.user)
+        return Principal(kind="visitor", conversation_id=str(self.conversation.pk))
 
 
 def viewer_for(*, conversation_id: str, token: str, user: Any, staff_origin: bool) -> Viewer:
@@ -68,9 +77,7 @@ def open_turns(conversation_id: Any, *, role: str) -> list[dict[str, Any]]:
         seen.add(turn.user_message_id)
         if turn.status != TurnStatus.COMPLETED:
             summary = turn_summary(turn)
-            if role == VISITOR:
-                summary.pop("error", None)
-            shown.append(summary)
+            shown.append(customer_turn(summary) if role == VISITOR else summary)
     return list(reversed(shown))
 
 
