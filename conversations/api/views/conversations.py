@@ -37,10 +37,6 @@ from conversations.services.conversations import (
 )
 
 
-def _actor(view: ApiView) -> Any:
-    return view.principal.user if view.principal.kind == "staff" else None
-
-
 class ConversationCollectionView(ApiView):
     pagination_class = ConversationCursor
 
@@ -137,9 +133,9 @@ class ConversationDetailView(ApiView):
         responses={200: ConversationSerializer, **errors(400, 401, 403, 404, 413, 429)},
     )
     def patch(self, request: Request, conversation_id: str) -> Response:
-        conversation = conversation_for_principal(self.principal, conversation_id, Action.MANAGE)
+        conversation = conversation_for_principal(self.principal, conversation_id, Action.SET_STATUS)
         data = self.body(ConversationUpdateSerializer)
-        conversation = conversation_set_status(conversation=conversation, status=data["status"], actor=_actor(self))
+        conversation = conversation_set_status(conversation=conversation, status=data["status"], actor=self.principal)
         return Response(conversation_dict(conversation, internal=self.principal.internal))
 
 
@@ -154,10 +150,10 @@ class ConversationHandoffView(ApiView):
         responses={200: ConversationSerializer, **errors(400, 401, 403, 404, 413, 429)},
     )
     def post(self, request: Request, conversation_id: str) -> Response:
-        conversation = conversation_for_principal(self.principal, conversation_id, Action.POST)
+        conversation = conversation_for_principal(self.principal, conversation_id, Action.HANDOFF)
         data = self.body(HandoffSerializer)
         conversation = conversation_handoff(
-            conversation=conversation, reason=data.get("reason", ""), actor=_actor(self)
+            conversation=conversation, reason=data.get("reason", ""), actor=self.principal
         )
         return Response(conversation_dict(conversation, internal=self.principal.internal))
 
@@ -172,6 +168,6 @@ class ConversationHandbackView(ApiView):
         responses={200: ConversationSerializer, **errors(401, 403, 404, 429)},
     )
     def post(self, request: Request, conversation_id: str) -> Response:
-        conversation = conversation_for_principal(self.principal, conversation_id, Action.MANAGE)
-        conversation = conversation_hand_back(conversation=conversation, actor=_actor(self))
+        conversation = conversation_for_principal(self.principal, conversation_id, Action.HAND_BACK)
+        conversation = conversation_hand_back(conversation=conversation, actor=self.principal)
         return Response(conversation_dict(conversation, internal=self.principal.internal))
