@@ -231,5 +231,20 @@ def authorize(actor: Any, action: Action, conversation: Any = None) -> Principal
     if conversation is not None and not may_see(principal, conversation):
         raise NotFound("Conversation not found.")
     if not allowed(principal, action, conversation):
-        raise PermissionDenied(_REFUSALS[action], code="forbidden")
+        raise _refusal(principal, action)
+    return principal
+
+
+def _refusal(principal: Principal, action: Action) -> PermissionDenied:
+    scope = _KEY_SCOPE.get(action)
+    if principal.kind == "key" and scope is not None:
+        return PermissionDenied(f"This API key lacks the '{scope}' scope.", code="missing_scope")
+    return PermissionDenied(_REFUSALS[action], code="forbidden")
+
+
+def require(actor: Any, action: Action) -> Principal:
+    """`authorize` with no conversation yet: may the principal do `action` at all?"""
+    principal = principal_of(actor)
+    if principal.kind != "system" and not allowed(principal, action):
+        raise _refusal(principal, action)
     return principal
