@@ -60,3 +60,31 @@ def test_a_visitor_gets_a_failed_turns_code_but_not_the_providers_error_text(def
     listed = [t for t in _visitor_get(conversation, "/turns")["results"] if t["id"] == str(failed.pk)]
     assert listed[0]["error"] is None
     assert "upstream" not in json.dumps(_visitor_get(conversation, ""))
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_visitors_event_stream_shows_tool_steps_not_their_output(provider_server, live_key, _fake_provider_server):
+    from tests import fake_provider as fp
+    from tests.api.sse import events as sse_events
+
+    # Given a conversation whose next turn looks an order up, then answers
+    _fake_provider_server.reset()
+    _fake_provider_server.queue(
+        fp.calls(("lookup_order", {"order_number": "1001", "email": "ada@example.com"})),
+        fp.text("Your order is on its way."),
+    )
+    with provider_server.client(headers={"Authorization": f"Bearer {live_key}"}) as http:
+        created = http.post("/api/v1/conversations", json={"customer_id": "u-view"}).json()
+        # When its visitor posts and follows the answer as Server-Sent Events
+        path = f"/api/v1/conversations/{created['id']}/messages"
+        visitor = {"Authorization": f"Visitor {created['visitor_token']}", "Accept": "text/event-stream"}
+        with http.stream("POST", path, json={"text": "Where is order 1001?"}, headers=visitor) as response:
+            assert response.status_code == 200
+            received = list(sse_events(response.iter_lines()))
+    # Then the tool's step is shown in words and whether it worked, never its output
+    messages = [e["message"] for e in received if e["type"] == "message"]
+    outputs = [m for m in messages if m["kind"] == "function_output"]
+    assert outputs and all(m["text"] == "" and "ok" in m for m in outputs)
+    assert any(m["kind"] == "function_call" and m["activity"] for m in messages)
+    assert received[-1]["type"] == "turn.completed"
