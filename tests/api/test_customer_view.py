@@ -18,6 +18,7 @@ from rest_framework.test import APIClient
 from conversations.access import visitor_token_issue
 from conversations.console.benchdata import conversation_long
 from conversations.models import Turn
+from tests.api.schema_check import assert_matches_schema
 from tests.realtime.wsclient import WsClient, of_type
 
 db = database_sync_to_async
@@ -26,8 +27,10 @@ db = database_sync_to_async
 def _visitor_get(conversation: Any, path: str) -> Any:
     client = APIClient()
     token = visitor_token_issue(conversation)
-    response = client.get(f"/api/v1/conversations/{conversation.pk}{path}", HTTP_AUTHORIZATION=f"Visitor {token}")
+    url = f"/api/v1/conversations/{conversation.pk}{path}"
+    response = client.get(url, HTTP_AUTHORIZATION=f"Visitor {token}")
     assert response.status_code == 200, response.content
+    assert_matches_schema(response, "GET", url)
     return response.json()
 
 
