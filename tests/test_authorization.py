@@ -19,9 +19,11 @@ from django.contrib.auth.models import Group
 
 from conversations.api.keys import api_key_create
 from conversations.api.models import ApiClient, ClientConversation, Scope
-from conversations.authorization import Principal
+from conversations.authorization import Action, Principal, authorize
 from conversations.console.benchdata import conversation_long
+from conversations.console.models import Replay
 from conversations.console.permissions import AGENT, VIEWER, support_groups_sync
+from conversations.console.replay import replay_start
 from conversations.errors import NotFound, PermissionDenied, PlatformError
 from conversations.models import Conversation, Message, StaffAction, Turn
 from conversations.services.conversations import (
@@ -52,6 +54,8 @@ STAFF_ONLY = _row(FORBIDDEN, NOT_FOUND, FORBIDDEN, FORBIDDEN, NOT_FOUND, FORBIDD
 MANAGE = _row(FORBIDDEN, NOT_FOUND, OK, FORBIDDEN, NOT_FOUND, FORBIDDEN, OK, OK, NOT_FOUND)
 # Speaking as the customer: not a support agent's job (they reply as staff).
 POST = _row(OK, NOT_FOUND, OK, FORBIDDEN, NOT_FOUND, FORBIDDEN, FORBIDDEN, OK, NOT_FOUND)
+# Reading the whole transcript (notes, raw tool output): staff who may read.
+EXPORT = _row(FORBIDDEN, NOT_FOUND, FORBIDDEN, FORBIDDEN, NOT_FOUND, OK, OK, OK, NOT_FOUND)
 
 
 def _failed_turn(conversation: Conversation) -> Turn:
@@ -68,6 +72,13 @@ SERVICES: dict[str, tuple[Callable[[Conversation, Any], Any], dict[str, Any]]] =
     "take_over": (lambda c, actor: conversation_take_over(conversation=c, actor=actor), STAFF_ONLY),
     "hand_back": (lambda c, actor: conversation_hand_back(conversation=c, actor=actor), MANAGE),
     "resolve": (lambda c, actor: conversation_set_status(conversation=c, status="resolved", actor=actor), MANAGE),
+    "reopen": (lambda c, actor: conversation_set_status(conversation=c, status="open", actor=actor), MANAGE),
+    "replay": (lambda c, actor: replay_start(turn=_failed_turn(c), actor=actor, model="gpt-4.1"), STAFF_ONLY),
+    # No service behind these (the console reads, or opens a panel): the layer itself.
+    "export": (lambda c, actor: authorize(actor, Action.EXPORT, c), EXPORT),
+    "try_agent": (lambda c, actor: authorize(actor, Action.TRY_AGENT), _row(
+        FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK, OK, FORBIDDEN,
+    )),
 }
 
 
@@ -109,7 +120,7 @@ def _state(conversation: Conversation) -> tuple:
     return (
         list(Message.objects.filter(conversation=conversation).values_list("seq", "kind")),
         list(Turn.objects.filter(conversation=conversation).values_list("id", "status")),
-        StaffAction.objects.count(), fresh.status, fresh.ai_paused,
+        StaffAction.objects.count(), Replay.objects.count(), fresh.status, fresh.ai_paused,
     )
 
 
