@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.auth import get_user_model
+
 from conversations.access import conversation_for_staff, conversation_for_visitor
 from conversations.agent.events import message_event
 from conversations.agent.provider import is_offline, model_label
@@ -36,9 +38,13 @@ class Viewer:
 
     @property
     def principal(self) -> Principal:
-        """Who acts when this connection sends a frame (the services decide what it may do)."""
+        """Who acts when this connection sends a frame (the services decide what it may
+        do). A staff member is read afresh (one query, database threads only), so a
+        permission withdrawn or an account deactivated counts from the next frame, not
+        from the next connection."""
         if self.role == STAFF:
-            return Principal(kind="staff", user=self.user)
+            fresh = get_user_model().objects.filter(pk=self.user.pk).first()
+            return Principal(kind="staff", user=fresh)
         return Principal(kind="visitor", conversation_id=str(self.conversation.pk))
 
 

@@ -141,3 +141,19 @@ async def test_a_support_viewer_cannot_reply_or_pause_the_ai_over_the_widget_soc
     assert stored.ai_paused is False
     assert not await db(Message.objects.filter(conversation=conversation, kind="staff", client_id="v1").exists)()
     await viewer.close()
+
+
+async def test_a_permission_withdrawn_counts_from_the_next_frame_not_the_next_connection(world):
+    # Given a Support agent connected to the conversation
+    conversation = world["conversation"]
+    agent = WsClient(**world["clients"]["agent"])
+    assert await agent.connect()
+    await agent.until(of_type("caught_up"))
+    # When they leave the group while the socket stays open
+    await db(lambda: get_user_model().objects.get(username="sam").groups.clear())()
+    await agent.send({"type": "message", "text": "Still here?", "client_id": "late"})
+    # Then their next reply is refused and nothing is stored
+    error = await agent.until(of_type("error"))
+    assert error["code"] == "not_found", error  # they may no longer even see it
+    assert not await db(Message.objects.filter(conversation=conversation, client_id="late").exists)()
+    await agent.close()
