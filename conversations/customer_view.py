@@ -4,8 +4,8 @@ One set of functions decides it, so the widget websocket, the REST API (lists, p
 results, `?wait` and SSE answers) and anything else that serves a visitor show the same
 thing: customer-visible items only (never internal notes), tool activity in words and
 whether the step worked rather than the raw tool output, a staff reply's author name
-and no other metadata, and a failed turn's error code without the provider's error
-text. Staff and API keys get the full shapes of `conversations.presenters`.
+and no other metadata, a failed turn's error code without the provider's error text,
+and no conversation metadata the platform writes for staff (why it was handed off). Staff and API keys get the full shapes of `conversations.presenters`.
 """
 
 from __future__ import annotations
@@ -39,6 +39,17 @@ def customer_message(message: dict[str, Any], *, activity: str | None = None) ->
     if kind == MessageKind.FUNCTION_CALL:
         shown["activity"] = _activity_for(message.get("tool_name", "")) if activity is None else activity
     return shown
+
+
+# Conversation metadata the platform writes for staff (why it was handed off: a budget
+# breach names its limit and usage); the rest is what the conversation was created with.
+INTERNAL_CONVERSATION_METADATA = ("handoff_reason",)
+
+
+def customer_conversation(data: dict[str, Any]) -> dict[str, Any]:
+    """A conversation's shape without the metadata the platform keeps for staff."""
+    metadata = {k: v for k, v in (data.get("metadata") or {}).items() if k not in INTERNAL_CONVERSATION_METADATA}
+    return {**data, "metadata": metadata}
 
 
 def customer_turn(summary: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conversations.customer_view import customer_message, customer_turn
+from conversations.customer_view import customer_conversation, customer_message, customer_turn
 from conversations.models import Conversation, Message, Turn
 from conversations.presenters import message_to_dict, turn_summary
 
@@ -22,7 +22,7 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value else None
 
 
-def conversation_dict(conversation: Conversation, *, internal: bool) -> dict[str, Any]:
+def conversation_dict(conversation: Conversation, *, internal: bool, customer: bool = False) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": str(conversation.id),
         "agent": conversation.agent_id,
@@ -52,7 +52,7 @@ def conversation_dict(conversation: Conversation, *, internal: bool) -> dict[str
             "reasoning_tokens": conversation.reasoning_tokens,
             "cost": str(conversation.cost),
         }
-    return data
+    return customer_conversation(data) if customer else data
 
 
 def turn_audit(turn: Turn) -> dict[str, Any]:

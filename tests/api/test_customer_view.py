@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 
 from conversations.access import visitor_token_issue
 from conversations.console.benchdata import conversation_long
-from conversations.models import Turn
+from conversations.models import Conversation, Turn
 from tests.api.schema_check import assert_matches_schema
 from tests.realtime.wsclient import WsClient, of_type
 
@@ -31,6 +31,13 @@ def _visitor_get(conversation: Any, path: str) -> Any:
     response = client.get(url, HTTP_AUTHORIZATION=f"Visitor {token}")
     assert response.status_code == 200, response.content
     assert_matches_schema(response, "GET", url)
+    return response.json()
+
+
+def _visitor_get_list(conversation: Any) -> Any:
+    token = visitor_token_issue(conversation)
+    response = APIClient().get("/api/v1/conversations", HTTP_AUTHORIZATION=f"Visitor {token}")
+    assert response.status_code == 200, response.content
     return response.json()
 
 
@@ -55,14 +62,18 @@ async def test_a_visitor_sees_the_same_items_over_rest_and_the_websocket(default
 
 
 @pytest.mark.django_db
-def test_a_visitor_gets_a_failed_turns_code_but_not_the_providers_error_text(default_agent):
+def test_a_visitor_gets_a_failed_turns_code_but_not_the_providers_error_text_or_handoff_reason(default_agent):
     conversation = conversation_long(agent=default_agent, items=12, fail_last=True)
+    reason = "Over the conversation token budget: 12,000 of 10,000 tokens."
+    Conversation.objects.filter(pk=conversation.pk).update(metadata={"handoff_reason": reason, "page": "/help"})
     failed = Turn.objects.get(conversation=conversation, status="failed")
     detail = _visitor_get(conversation, f"/turns/{failed.pk}")
     assert detail["error_code"] == "provider_error" and detail["error"] is None
     listed = [t for t in _visitor_get(conversation, "/turns")["results"] if t["id"] == str(failed.pk)]
     assert listed[0]["error"] is None
-    assert "upstream" not in json.dumps(_visitor_get(conversation, ""))
+    shown = _visitor_get(conversation, "")
+    assert "upstream" not in json.dumps(shown) and shown["metadata"] == {"page": "/help"}
+    assert all(c["metadata"] == {"page": "/help"} for c in _visitor_get_list(conversation)["results"])
 
 
 @pytest.mark.slow

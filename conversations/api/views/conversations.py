@@ -71,7 +71,8 @@ class ConversationCollectionView(ApiView):
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(queryset, request, view=self)
         internal = principal.internal
-        return paginator.get_paginated_response([conversation_dict(c, internal=internal) for c in page])
+        customer = principal.customer_view
+        return paginator.get_paginated_response([conversation_dict(c, internal=internal, customer=customer) for c in page])
 
     @extend_schema(
         operation_id="conversations_create",
@@ -123,7 +124,7 @@ class ConversationDetailView(ApiView):
     )
     def get(self, request: Request, conversation_id: str) -> Response:
         conversation = conversation_for_principal(self.principal, conversation_id, Action.READ)
-        return Response(conversation_dict(conversation, internal=self.principal.internal))
+        return Response(conversation_dict(conversation, internal=self.principal.internal, customer=self.principal.customer_view))
 
     @extend_schema(
         operation_id="conversations_update",
@@ -136,7 +137,7 @@ class ConversationDetailView(ApiView):
         conversation = conversation_for_principal(self.principal, conversation_id, Action.SET_STATUS)
         data = self.body(ConversationUpdateSerializer)
         conversation = conversation_set_status(conversation=conversation, status=data["status"], actor=self.principal)
-        return Response(conversation_dict(conversation, internal=self.principal.internal))
+        return Response(conversation_dict(conversation, internal=self.principal.internal, customer=self.principal.customer_view))
 
 
 class ConversationHandoffView(ApiView):
@@ -155,7 +156,7 @@ class ConversationHandoffView(ApiView):
         conversation = conversation_handoff(
             conversation=conversation, reason=data.get("reason", ""), actor=self.principal
         )
-        return Response(conversation_dict(conversation, internal=self.principal.internal))
+        return Response(conversation_dict(conversation, internal=self.principal.internal, customer=self.principal.customer_view))
 
 
 class ConversationHandbackView(ApiView):
@@ -170,4 +171,4 @@ class ConversationHandbackView(ApiView):
     def post(self, request: Request, conversation_id: str) -> Response:
         conversation = conversation_for_principal(self.principal, conversation_id, Action.HAND_BACK)
         conversation = conversation_hand_back(conversation=conversation, actor=self.principal)
-        return Response(conversation_dict(conversation, internal=self.principal.internal))
+        return Response(conversation_dict(conversation, internal=self.principal.internal, customer=self.principal.customer_view))
