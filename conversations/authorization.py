@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from django.core.exceptions import ObjectDoesNotExist
+
 from conversations.console.permissions import perm
 from conversations.errors import NotFound, PermissionDenied
 
@@ -206,9 +208,13 @@ def may_see(principal: Principal, conversation: Any) -> bool:
             return False
         if key.has_scope("all_conversations"):
             return True
-        from conversations.api.models import ClientConversation
-
-        return ClientConversation.objects.filter(conversation_id=conversation.pk, client_id=key.client_id).exists()
+        # The reverse one-to-one is cached on the instance (the API reads it with
+        # select_related), so the door's check and the service's cost one query at most.
+        try:
+            link = conversation.api_client_link
+        except ObjectDoesNotExist:
+            return False
+        return link.client_id == key.client_id
     if kind == "staff":
         return _is_staff(principal.user) and principal.user.has_perm(_STAFF_PERMISSION[Action.READ])
     return False

@@ -76,7 +76,8 @@ def conversation_for_api_key(key: ApiKey, conversation_id: Any) -> Conversation:
     """The conversation, if the key's integration created it or the key may see all."""
     queryset = Conversation.objects.all()
     if not key.has_scope(Scope.ALL_CONVERSATIONS):
-        queryset = queryset.filter(api_client_link__client_id=key.client_id)
+        # select_related: the access layer's ownership check then reads no more rows.
+        queryset = queryset.filter(api_client_link__client_id=key.client_id).select_related("api_client_link")
     conversation = queryset.filter(pk=_uuid(conversation_id)).first()
     if conversation is None:
         raise NotFound("Conversation not found.")
