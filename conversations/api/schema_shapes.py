@@ -39,6 +39,13 @@ class MessageSerializer(serializers.Serializer):
     call_id = serializers.CharField(required=False, help_text="Function call and output items only.")
     tool_name = serializers.CharField(required=False, help_text="Function call and output items only.")
     arguments = serializers.CharField(required=False, help_text="Function call items only: JSON arguments.")
+    activity = serializers.CharField(
+        required=False, help_text="Visitors only, function call items: what the step does, in words."
+    )
+    ok = serializers.BooleanField(
+        required=False,
+        help_text="Visitors only, function output items: whether the step worked (visitors get no `text`).",
+    )
 
 
 class MessageListSerializer(serializers.Serializer):

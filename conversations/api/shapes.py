@@ -1,8 +1,10 @@
 """The JSON the API returns, built from the shared presenters.
 
-Messages are exactly `presenters.message_to_dict` (the websocket and SSE shape). Turns
-are `presenters.turn_summary` plus how the turn came about and, for staff and API keys
-with the `audit` scope, the full audit. Conversations show usage and cost to those
+Messages are exactly `presenters.message_to_dict` (the websocket and SSE shape); for
+visitors, `customer_view.customer_message` of it, as the widget websocket shows them
+(no raw tool output). Turns are `presenters.turn_summary` (for visitors without the
+provider's error text) plus how the turn came about and, for staff and API keys with
+the `audit` scope, the full audit. Conversations show usage and cost to those
 callers only. `conversations.api.schema_shapes` documents these shapes in the OpenAPI
 schema, and the tests validate real responses against it.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from conversations.customer_view import customer_conversation, customer_message, customer_turn
 from conversations.models import Conversation, Message, Turn
 from conversations.presenters import message_to_dict, turn_summary
 
@@ -19,7 +22,7 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value else None
 
 
-def conversation_dict(conversation: Conversation, *, internal: bool) -> dict[str, Any]:
+def conversation_dict(conversation: Conversation, *, internal: bool, customer: bool = False) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": str(conversation.id),
         "agent": conversation.agent_id,
@@ -49,7 +52,7 @@ def conversation_dict(conversation: Conversation, *, internal: bool) -> dict[str
             "reasoning_tokens": conversation.reasoning_tokens,
             "cost": str(conversation.cost),
         }
-    return data
+    return customer_conversation(data) if customer else data
 
 
 def turn_audit(turn: Turn) -> dict[str, Any]:
@@ -75,8 +78,14 @@ def turn_audit(turn: Turn) -> dict[str, Any]:
     }
 
 
-def turn_dict(turn: Turn, *, internal: bool) -> dict[str, Any]:
-    data = turn_summary(turn)
+def message_dict(message: Message, *, customer: bool = False) -> dict[str, Any] | None:
+    """The message as the caller may see it; None when a visitor never sees it (notes)."""
+    data = message_to_dict(message)
+    return customer_message(data) if customer else data
+
+
+def turn_dict(turn: Turn, *, internal: bool, customer: bool = False) -> dict[str, Any]:
+    data = customer_turn(turn_summary(turn)) if customer else turn_summary(turn)
     data["trigger"] = turn.trigger
     data["retry_of"] = str(turn.retry_of_id) if turn.retry_of_id else None
     data["cancel_requested"] = turn.cancel_requested
@@ -85,11 +94,13 @@ def turn_dict(turn: Turn, *, internal: bool) -> dict[str, Any]:
 
 
 def post_result_dict(
-    *, message: Message, turn: Turn | None, created: bool, answer: list[Message], internal: bool
+    *, message: Message, turn: Turn | None, created: bool, answer: list[Message], internal: bool,
+    customer: bool = False,
 ) -> dict[str, Any]:
+    shown = [message_dict(m, customer=customer) for m in answer]
     return {
-        "message": message_to_dict(message),
-        "turn": turn_dict(turn, internal=internal) if turn is not None else None,
+        "message": message_dict(message, customer=customer),
+        "turn": turn_dict(turn, internal=internal, customer=customer) if turn is not None else None,
         "created": created,
-        "answer": [message_to_dict(m) for m in answer],
+        "answer": [m for m in shown if m is not None],
     }

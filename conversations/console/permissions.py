@@ -1,5 +1,8 @@
-"""Who may do what in the console: the custom permissions, the two support groups, and
-the check every console view and action makes.
+"""The staff permissions: the console's custom permissions and the two support groups.
+
+Which permission each action needs, on every door (console, widget websocket, REST
+API), is decided by `conversations.authorization`, which the services call; this
+module only defines the permissions and the groups that hold them.
 
 - "Support viewer": reads conversations, turn audits, agents and the staff action log,
   and exports transcripts.
@@ -15,8 +18,6 @@ changes survive) by `manage.py setup_demo`.
 from __future__ import annotations
 
 from typing import Any
-
-from django.core.exceptions import PermissionDenied
 
 CONSOLE_PERMISSIONS: dict[str, str] = {
     "reply_as_staff": "Can reply to customers as staff",
@@ -47,16 +48,6 @@ GROUP_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
 def perm(codename: str) -> str:
     """The full permission name of a console permission, for `user.has_perm`."""
     return f"console.{codename}"
-
-
-def can(user: Any, codename: str) -> bool:
-    return bool(user and user.is_active and user.is_staff and user.has_perm(perm(codename)))
-
-
-def require(user: Any, codename: str) -> None:
-    """Raise PermissionDenied (HTTP 403) unless the staff user holds the permission."""
-    if not can(user, codename):
-        raise PermissionDenied(CONSOLE_PERMISSIONS[codename].replace("Can", "You may not", 1) + ".")
 
 
 def support_groups_sync(*, group_model: Any = None, permission_model: Any = None) -> None:

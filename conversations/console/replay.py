@@ -32,6 +32,7 @@ from conversations.agent.plan import OFFLINE_MODEL
 from conversations.agent.pricing import cost_for
 from conversations.agent.provider import ProviderFailure, Usage, client_for, is_offline, stream_round
 from conversations.agent.runner import passback_items
+from conversations.authorization import Action, authorize_turn
 from conversations.conf import platform_setting
 from conversations.console.models import Replay, ReplayStatus, ReplayStop
 from conversations.errors import InvalidInput
@@ -105,7 +106,9 @@ def replay_start(
     engine: Engine | None = None,
 ) -> Replay:
     """Record a replay and start it on the engine after commit. Returns it running;
-    `replay_run` fills in the outcome."""
+    `replay_run` fills in the outcome. `actor` is the acting principal (a staff user);
+    refused unless it may replay turns of this conversation."""
+    actor = authorize_turn(actor, Action.REPLAY, turn).staff_user
     body, overrides = replay_request_build(
         turn=turn, agent=agent, model=model, instructions=instructions
     )

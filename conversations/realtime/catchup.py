@@ -9,10 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.auth import get_user_model
+
 from conversations.access import conversation_for_staff, conversation_for_visitor
 from conversations.agent.events import message_event
 from conversations.agent.provider import is_offline, model_label
+from conversations.authorization import Principal
 from conversations.conf import platform_setting
+from conversations.customer_view import customer_turn
 from conversations.errors import NotFound
 from conversations.models import Conversation, Message, Turn
 from conversations.models.message import CUSTOMER_VISIBLE_KINDS, MessageKind
@@ -31,6 +35,17 @@ class Viewer:
     conversation: Conversation
     user: Any = None
     name: str = ""
+
+    @property
+    def principal(self) -> Principal:
+        """Who acts when this connection sends a frame (the services decide what it may
+        do). A staff member is read afresh (one query, database threads only), so a
+        permission withdrawn or an account deactivated counts from the next frame, not
+        from the next connection."""
+        if self.role == STAFF:
+            fresh = get_user_model().objects.filter(pk=self.user.pk).first()
+            return Principal(kind="staff", user=fresh)
+        return Principal(kind="visitor", conversation_id=str(self.conversation.pk))
 
 
 def viewer_for(*, conversation_id: str, token: str, user: Any, staff_origin: bool) -> Viewer:
@@ -68,9 +83,7 @@ def open_turns(conversation_id: Any, *, role: str) -> list[dict[str, Any]]:
         seen.add(turn.user_message_id)
         if turn.status != TurnStatus.COMPLETED:
             summary = turn_summary(turn)
-            if role == VISITOR:
-                summary.pop("error", None)
-            shown.append(summary)
+            shown.append(customer_turn(summary) if role == VISITOR else summary)
     return list(reversed(shown))
 
 

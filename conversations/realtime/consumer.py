@@ -45,25 +45,26 @@ TYPING_MESSAGE_TYPE = "conversation.typing"
 
 def _post(viewer: Viewer, text: Any, client_id: Any) -> tuple[dict[str, Any], bool]:
     # The services lock and re-read the row themselves; the connection's copy will do.
+    # They also decide what the connection's principal may do (a viewer may not reply).
     conversation = viewer.conversation
     if viewer.role == STAFF:
         message = staff_reply_post(
-            conversation=conversation, actor=viewer.user, text=text, client_id=client_id
+            conversation=conversation, actor=viewer.principal, text=text, client_id=client_id
         )
         return message_event(message), True
-    result = message_post(conversation=conversation, text=text, client_id=client_id)
+    result = message_post(conversation=conversation, text=text, client_id=client_id, actor=viewer.principal)
     return message_event(result.message), result.created
 
 
 def _retry(viewer: Viewer, turn_id: Any) -> str:
     turn = catchup.turn_in_conversation(viewer.conversation.pk, turn_id)
     trigger = TurnTrigger.STAFF_RETRY if viewer.role == STAFF else TurnTrigger.CUSTOMER_RETRY
-    return str(turn_retry(turn=turn, actor=viewer.user, trigger=trigger).pk)
+    return str(turn_retry(turn=turn, actor=viewer.principal, trigger=trigger).pk)
 
 
 def _handoff(viewer: Viewer, reason: str) -> None:
     conversation = Conversation.objects.get(pk=viewer.conversation.pk)
-    conversation_handoff(conversation=conversation, reason=reason)
+    conversation_handoff(conversation=conversation, reason=reason, actor=viewer.principal)
 
 
 class ConversationConsumer(AsyncJsonWebsocketConsumer):

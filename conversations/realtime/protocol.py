@@ -7,8 +7,9 @@ event and is otherwise ignored; only a sustained flood closes the socket (4429).
 
 The customer view (`customer_event`) is what a visitor may see of an engine event:
 customer-visible messages only (never notes), tool activity in words rather than raw
-tool output, and a failed turn's error code without the provider's error text.
-Staff connections receive events unchanged. docs/widget.md is the protocol reference.
+tool output, and a failed turn's error code without the provider's error text; it is
+`conversations.customer_view`, which the REST API uses for visitors too. Staff
+connections receive events unchanged. docs/widget.md is the protocol reference.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from conversations.models.message import CUSTOMER_VISIBLE_KINDS, MessageKind
+from conversations import customer_view
 
 # Close codes (4000-4999 are the application's).
 CLOSE_NOT_FOUND = 4404  # unknown conversation, bad or expired token, or not yours
@@ -114,31 +115,11 @@ def error_event(code: str, message: str, **extra: Any) -> dict[str, Any]:
 
 
 def customer_message(message: dict[str, Any], *, activity: str = "") -> dict[str, Any] | None:
-    """What a visitor sees of one stored item, or None for items they never see."""
-    kind = message.get("kind")
-    if kind not in CUSTOMER_VISIBLE_KINDS:
-        return None
-    metadata = message.get("metadata") or {}
-    shown = {k: v for k, v in message.items() if k != "metadata"}
-    shown["metadata"] = (
-        {"author_name": metadata.get("author_name") or ""} if kind == MessageKind.STAFF else {}
-    )
-    if kind == MessageKind.FUNCTION_OUTPUT:
-        # The customer learns whether the step worked, not the raw tool payload.
-        shown["text"] = ""
-        shown["ok"] = bool(metadata.get("ok", True))
-    if kind == MessageKind.FUNCTION_CALL:
-        shown["activity"] = activity
-    return shown
+    """What a visitor sees of one stored item: `conversations.customer_view`'s answer,
+    the same on every door."""
+    return customer_view.customer_message(message, activity=activity)
 
 
 def customer_event(event: dict[str, Any], *, activity_for: Any) -> dict[str, Any] | None:
     """The customer view of one engine event; None means do not send it."""
-    kind = event.get("type")
-    if kind == "message":
-        message = event.get("message") or {}
-        shown = customer_message(message, activity=activity_for(message.get("tool_name", "")))
-        return None if shown is None else {**event, "message": shown}
-    if kind == "turn.failed":
-        return {k: v for k, v in event.items() if k != "error"}
-    return event
+    return customer_view.customer_event(event, activity_for=activity_for)

@@ -1,4 +1,8 @@
-"""Creating conversations and changing their state: status, handoff, handback."""
+"""Creating conversations and changing their state: status, handoff, take over, handback.
+
+The state changes take the acting principal as `actor` (a `Principal`, a staff user, or
+None for the platform itself) and refuse what it may not do
+(`conversations.authorization`), whichever door calls them."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from django.db import transaction
 
 from conversations.agent.engine import engine
 from conversations.agent.events import conversation_updated_event
+from conversations.authorization import Action, authorize
 from conversations.errors import InvalidInput, NotFound
 from conversations.models import Agent, Conversation, StaffAction, Turn
 from conversations.models.conversation import Channel, CustomerKind, Status
@@ -86,6 +91,7 @@ def conversation_handoff(
 
     `stop_running=False` is for the `handoff_to_human` tool, called from inside the
     running turn, which must finish its own answer."""
+    user = authorize(actor, Action.HANDOFF, conversation).staff_user
     with transaction.atomic():
         locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
         locked.status = Status.WAITING_ON_STAFF
@@ -97,13 +103,14 @@ def conversation_handoff(
         locked.save(update_fields=["status", "ai_paused", "metadata", "updated_at"])
         if stop_running:
             _stop_ai_turns(locked)
-        _record(locked, actor, "handoff", reason=reason)
+        _record(locked, user, "handoff", reason=reason)
         engine.publish_on_commit(locked.pk, conversation_updated_event(locked))
     return locked
 
 
 def conversation_take_over(*, conversation: Conversation, actor: Any) -> Conversation:
     """A staff member pauses the AI to answer personally."""
+    user = authorize(actor, Action.TAKE_OVER, conversation).staff_user
     with transaction.atomic():
         locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
         locked.ai_paused = True
@@ -111,7 +118,7 @@ def conversation_take_over(*, conversation: Conversation, actor: Any) -> Convers
             locked.status = Status.OPEN
         locked.save(update_fields=["ai_paused", "status", "updated_at"])
         _stop_ai_turns(locked)
-        _record(locked, actor, "take_over")
+        _record(locked, user, "take_over")
         engine.publish_on_commit(locked.pk, conversation_updated_event(locked))
     return locked
 
@@ -121,6 +128,7 @@ def conversation_hand_back(*, conversation: Conversation, actor: Any = None) -> 
     unanswered, a turn is queued for it."""
     from conversations.services.turns import turn_queue_for_unanswered
 
+    user = authorize(actor, Action.HAND_BACK, conversation).staff_user
     with transaction.atomic():
         locked = Conversation.objects.select_for_update(of=("self",)).select_related("agent").get(
             pk=conversation.pk
@@ -129,14 +137,15 @@ def conversation_hand_back(*, conversation: Conversation, actor: Any = None) -> 
         if locked.status == Status.WAITING_ON_STAFF:
             locked.status = Status.OPEN
         locked.save(update_fields=["ai_paused", "status", "updated_at"])
-        _record(locked, actor, "hand_back")
-        turn_queue_for_unanswered(conversation=locked, trigger=TurnTrigger.HANDBACK, actor=actor)
+        _record(locked, user, "hand_back")
+        turn_queue_for_unanswered(conversation=locked, trigger=TurnTrigger.HANDBACK, actor=user)
         engine.publish_on_commit(locked.pk, conversation_updated_event(locked))
     return locked
 
 
 def conversation_set_status(*, conversation: Conversation, status: str, actor: Any = None) -> Conversation:
     """Resolve or reopen."""
+    user = authorize(actor, Action.SET_STATUS, conversation).staff_user
     if status not in Status.values:
         raise InvalidInput(
             f"status must be one of {', '.join(Status.values)}.", fields={"status": "invalid"}
@@ -146,6 +155,6 @@ def conversation_set_status(*, conversation: Conversation, status: str, actor: A
         if locked.status != status:
             locked.status = status
             locked.save(update_fields=["status", "updated_at"])
-            _record(locked, actor, "resolve" if status == Status.RESOLVED else "reopen")
+            _record(locked, user, "resolve" if status == Status.RESOLVED else "reopen")
             engine.publish_on_commit(locked.pk, conversation_updated_event(locked))
     return locked

@@ -1,5 +1,8 @@
 """Posting into a conversation: customer messages (which queue a turn), staff replies
-and internal notes. The only way a turn is started by a new message, for every door."""
+and internal notes. The only way a turn is started by a new message, for every door.
+
+Each takes the acting principal as `actor` (a `Principal`, a staff user, or None for
+the platform itself) and refuses what it may not do (`conversations.authorization`)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from django.db import IntegrityError, transaction
 
 from conversations.agent.engine import engine
 from conversations.agent.events import conversation_updated_event, message_event
+from conversations.authorization import Action, authorize
 from conversations.conf import platform_setting
 from conversations.errors import Conflict, InvalidInput, PayloadTooLarge
 from conversations.models import Conversation, Message, StaffAction, Turn
@@ -72,7 +76,8 @@ def _existing_post(conversation: Conversation, client_id: str, text: str) -> Pos
 
 
 def message_post(
-    *, conversation: Conversation, text: Any, client_id: Any = "", metadata: dict | None = None
+    *, conversation: Conversation, text: Any, client_id: Any = "", metadata: dict | None = None,
+    actor: Any = None,
 ) -> PostResult:
     """Store a customer message and queue its turn, in one transaction.
 
@@ -83,6 +88,7 @@ def message_post(
     """
     from conversations.services.turns import turn_queue
 
+    authorize(actor, Action.POST, conversation)
     text = clean_message_text(text)
     client_id = clean_client_id(client_id)
     metadata = clean_metadata(metadata)
@@ -124,6 +130,7 @@ def message_post(
 def staff_reply_post(*, conversation: Conversation, actor: Any, text: Any, client_id: Any = "") -> Message:
     """A person replies to the customer. Pauses the AI (a reply is a takeover) so the
     model does not answer over them; they hand back explicitly."""
+    actor = authorize(actor, Action.REPLY, conversation).staff_user
     text = clean_message_text(text)
     client_id = clean_client_id(client_id)
     with transaction.atomic():
@@ -159,6 +166,7 @@ def staff_reply_post(*, conversation: Conversation, actor: Any, text: Any, clien
 def note_add(*, conversation: Conversation, actor: Any, text: Any) -> Message:
     """An internal note: stored in the transcript for staff, never sent to the customer
     or the model (the history selector and customer-facing reads exclude notes)."""
+    actor = authorize(actor, Action.NOTE, conversation).staff_user
     text = clean_message_text(text)
     with transaction.atomic():
         locked = conversation_lock(conversation.pk)

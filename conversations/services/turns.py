@@ -31,6 +31,7 @@ from conversations.agent.events import (
     turn_failed_event,
     turn_queued_event,
 )
+from conversations.authorization import Action, authorize_turn
 from conversations.conf import platform_setting
 from conversations.errors import Conflict
 from conversations.models import Conversation, Message, StaffAction, Turn
@@ -331,7 +332,9 @@ def turn_queue(
 def turn_retry(*, turn: Turn, actor: Any = None, trigger: str = TurnTrigger.API_RETRY) -> Turn:
     """Queue a new attempt for the failed or cancelled turn's user message. Every attempt
     stays in the audit. Only the latest attempt can be retried, and not while the AI is
-    paused (a person is answering)."""
+    paused (a person is answering). `actor` is the acting principal
+    (`conversations.authorization`); refused unless it may retry here."""
+    actor = authorize_turn(actor, Action.RETRY, turn).staff_user
     with transaction.atomic():
         # of=("self",): FOR UPDATE on the joined agent row too would stall every insert
         # of a turn of that agent (its foreign key takes a share lock) until commit.
@@ -360,7 +363,9 @@ def turn_retry(*, turn: Turn, actor: Any = None, trigger: str = TurnTrigger.API_
 
 def turn_cancel(*, turn: Turn, actor: Any = None) -> Turn:
     """Cancel a queued turn now, or stop a running one: at once when this process runs
-    it, at its next lease renewal when another does."""
+    it, at its next lease renewal when another does. `actor` is the acting principal
+    (`conversations.authorization`); refused unless it may cancel here."""
+    actor = authorize_turn(actor, Action.CANCEL, turn).staff_user
     with transaction.atomic():
         conversation_lock(turn.conversation_id)  # lock order: a claim holds it, then the turn
         current = Turn.objects.select_for_update().get(pk=turn.pk)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 
+from conversations.console.permissions import AGENT, support_groups_sync
 from conversations.models import Message, Turn
 from conversations.services.conversations import conversation_create, conversation_hand_back
 from conversations.services.messages import message_post
@@ -65,6 +67,8 @@ def test_conversation_token_budget_stops_the_conversation_and_hands_off(default_
 
     # A person hands it back on purpose: the budget counts afresh from then.
     staff = get_user_model().objects.create_user("agent-smith", password="pw-12345678", is_staff=True)
+    support_groups_sync()  # handing back needs a Support agent's permissions
+    staff.groups.add(Group.objects.get(name=AGENT))
     conversation = conversation_hand_back(conversation=conversation, actor=staff)
     resumed = Turn.objects.filter(conversation=conversation).order_by("-created_at").first()
     assert resumed.trigger == "handback"  # "Hello?" was still unanswered

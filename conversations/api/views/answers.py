@@ -4,7 +4,7 @@ seconds at most, or as Server-Sent Events with `Accept: text/event-stream`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from rest_framework.response import Response
@@ -18,6 +18,7 @@ from conversations.api.streaming import (
     stream_max_seconds,
     waited_json_response,
 )
+from conversations.customer_view import customer_event
 from conversations.models import Message, Turn
 
 
@@ -25,6 +26,14 @@ def _answer_items(turn: Turn | None) -> list[Message]:
     if turn is None:
         return []
     return list(Message.objects.filter(turn=turn).order_by("seq"))
+
+
+async def _customer_events(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+    """A visitor's stream: each event as the widget websocket would show it."""
+    async for event in events:
+        shown = customer_event(event)  # keep-alives pass through as they are
+        if shown is not None:
+            yield shown
 
 
 def subscribe_if(mode: str, conversation_id: Any) -> Subscription | None:
@@ -53,14 +62,15 @@ def answer(
     after_seq: int,
     status: int,
     replay: bool = False,
+    customer: bool = False,
 ) -> Any:
     """The response for a write that stored `message` and queued `turn` (or found them,
-    when `replay`)."""
+    when `replay`). `customer`: the caller is a visitor (`conversations.customer_view`)."""
     if mode == "poll" or subscription is None:
         finished = turn is not None and turn.is_finished
         body = post_result_dict(
             message=message, turn=turn, created=created,
-            answer=_answer_items(turn) if finished else [], internal=internal,
+            answer=_answer_items(turn) if finished else [], internal=internal, customer=customer,
         )
         return Response(body, status=status)
     conversation_id = str(message.conversation_id)
@@ -71,6 +81,8 @@ def answer(
             subscription, conversation_id=conversation_id, turn_id=turn_id, after_seq=after_seq,
             internal=internal, first=first, max_seconds=stream_max_seconds(), check_first=replay,
         )
+        if customer:
+            events = _customer_events(events)
         response = event_stream_response(subscription, events)
         # Which turn the stream follows (the stream carries every event of the conversation).
         response["X-Turn-Id"] = turn_id or ""
@@ -80,7 +92,8 @@ def answer(
     def body() -> dict[str, Any]:
         current = Turn.objects.select_related("user_message", "triggered_by").get(pk=turn.pk) if turn else None
         return post_result_dict(
-            message=message, turn=current, created=created, answer=_answer_items(current), internal=internal
+            message=message, turn=current, created=created, answer=_answer_items(current), internal=internal,
+            customer=customer,
         )
 
     events = follow_turn(

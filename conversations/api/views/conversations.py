@@ -38,10 +38,6 @@ from conversations.services.conversations import (
 )
 
 
-def _actor(view: ApiView) -> Any:
-    return view.principal.user if view.principal.kind == "staff" else None
-
-
 class ConversationCollectionView(ApiView):
     pagination_class = ConversationCursor
 
@@ -76,7 +72,8 @@ class ConversationCollectionView(ApiView):
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(queryset, request, view=self)
         internal = principal.internal
-        return paginator.get_paginated_response([conversation_dict(c, internal=internal) for c in page])
+        customer = principal.customer_view
+        return paginator.get_paginated_response([conversation_dict(c, internal=internal, customer=customer) for c in page])
 
     @extend_schema(
         operation_id="conversations_create",
@@ -138,7 +135,7 @@ class ConversationDetailView(ApiView):
     )
     def get(self, request: Request, conversation_id: str) -> Response:
         conversation = conversation_for_principal(self.principal, conversation_id, Action.READ)
-        return Response(conversation_dict(conversation, internal=self.principal.internal))
+        return Response(conversation_dict(conversation, internal=self.principal.internal, customer=self.principal.customer_view))
 
     @extend_schema(
         operation_id="conversations_update",
@@ -148,10 +145,10 @@ class ConversationDetailView(ApiView):
         responses={200: ConversationSerializer, **errors(400, 401, 403, 404, 413, 429)},
     )
     def patch(self, request: Request, conversation_id: str) -> Response:
-        conversation = conversation_for_principal(self.principal, conversation_id, Action.MANAGE)
+        conversation = conversation_for_principal(self.principal, conversation_id, Action.SET_STATUS)
         data = self.body(ConversationUpdateSerializer)
-        conversation = conversation_set_status(conversation=conversation, status=data["status"], actor=_actor(self))
-        return Response(conversation_dict(conversation, internal=self.principal.internal))
+        conversation = conversation_set_status(conversation=conversation, status=data["status"], actor=self.principal)
+        return Response(conversation_dict(conversation, internal=self.principal.internal, customer=self.principal.customer_view))
 
 
 class ConversationHandoffView(ApiView):
@@ -165,12 +162,12 @@ class ConversationHandoffView(ApiView):
         responses={200: ConversationSerializer, **errors(400, 401, 403, 404, 413, 429)},
     )
     def post(self, request: Request, conversation_id: str) -> Response:
-        conversation = conversation_for_principal(self.principal, conversation_id, Action.POST)
+        conversation = conversation_for_principal(self.principal, conversation_id, Action.HANDOFF)
         data = self.body(HandoffSerializer)
         conversation = conversation_handoff(
-            conversation=conversation, reason=data.get("reason", ""), actor=_actor(self)
+            conversation=conversation, reason=data.get("reason", ""), actor=self.principal
         )
-        return Response(conversation_dict(conversation, internal=self.principal.internal))
+        return Response(conversation_dict(conversation, internal=self.principal.internal, customer=self.principal.customer_view))
 
 
 class ConversationHandbackView(ApiView):
@@ -183,6 +180,6 @@ class ConversationHandbackView(ApiView):
         responses={200: ConversationSerializer, **errors(401, 403, 404, 429)},
     )
     def post(self, request: Request, conversation_id: str) -> Response:
-        conversation = conversation_for_principal(self.principal, conversation_id, Action.MANAGE)
-        conversation = conversation_hand_back(conversation=conversation, actor=_actor(self))
-        return Response(conversation_dict(conversation, internal=self.principal.internal))
+        conversation = conversation_for_principal(self.principal, conversation_id, Action.HAND_BACK)
+        conversation = conversation_hand_back(conversation=conversation, actor=self.principal)
+        return Response(conversation_dict(conversation, internal=self.principal.internal, customer=self.principal.customer_view))

@@ -15,12 +15,12 @@ from conversations.api.serializers import (
     MessageListQuerySerializer,
     WaitQuerySerializer,
 )
+from conversations.api.shapes import message_dict
 from conversations.api.views.answers import answer, run_subscribed, subscribe_if
 from conversations.api.views.base import ApiView
 from conversations.errors import InvalidInput
 from conversations.models import Message
-from conversations.models.message import MessageKind
-from conversations.presenters import message_to_dict
+from conversations.models.message import CUSTOMER_VISIBLE_KINDS, MessageKind
 from conversations.services.messages import message_post
 
 IDEMPOTENCY_KEY = OpenApiParameter(
@@ -43,13 +43,15 @@ class MessageCollectionView(ApiView):
         query = self.valid(MessageListQuerySerializer, request.query_params)
         limit = query["limit"]
         messages = Message.objects.filter(conversation=conversation, seq__gt=query["after"]).order_by("seq")
-        if not principal.internal:
+        if principal.customer_view:
+            messages = messages.filter(kind__in=CUSTOMER_VISIBLE_KINDS)
+        elif not principal.internal:
             messages = messages.exclude(kind=MessageKind.NOTE)
         page = list(messages[: limit + 1])
         has_more = len(page) > limit
         page = page[:limit]
         return Response({
-            "results": [message_to_dict(m) for m in page],
+            "results": [message_dict(m, customer=principal.customer_view) for m in page],
             "has_more": has_more,
             "last_seq": page[-1].seq if page else None,
         })
@@ -83,10 +85,11 @@ class MessageCollectionView(ApiView):
         subscription = subscribe_if(mode, conversation.pk)
         result = run_subscribed(subscription, lambda: message_post(
             conversation=conversation, text=data["text"], client_id=client_id or header,
-            metadata=data.get("metadata"),
+            metadata=data.get("metadata"), actor=principal,
         ))
         return answer(
             mode=mode, wait=wait, subscription=subscription, message=result.message, turn=result.turn,
             created=result.created, internal=principal.internal, after_seq=result.message.seq - 1,
             status=201 if result.created and mode != "stream" else 200, replay=not result.created,
+            customer=principal.customer_view,
         )

@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from conversations.api.pagination import TurnCursor
-from conversations.api.principals import Action, Principal, conversation_for_principal
+from conversations.api.principals import Action, conversation_for_principal
 from conversations.api.schema import ANSWER_MODES, CONVERSATION_ID, STREAM_RESPONSE, TURN_ID, errors
 from conversations.api.schema_shapes import PostResultSerializer, TurnSerializer
 from conversations.api.serializers import WaitQuerySerializer
@@ -41,10 +41,6 @@ def _turn(conversation: Conversation, turn_id: Any) -> Turn:
     return turn
 
 
-def _actor(principal: Principal) -> Any:
-    return principal.user if principal.kind == "staff" else None
-
-
 class TurnCollectionView(ApiView):
     pagination_class = TurnCursor
 
@@ -64,7 +60,8 @@ class TurnCollectionView(ApiView):
         )
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(turns, request, view=self)
-        return paginator.get_paginated_response([turn_dict(t, internal=False) for t in page])
+        customer = self.principal.customer_view
+        return paginator.get_paginated_response([turn_dict(t, internal=False, customer=customer) for t in page])
 
 
 class TurnDetailView(ApiView):
@@ -78,7 +75,9 @@ class TurnDetailView(ApiView):
     )
     def get(self, request: Request, conversation_id: str, turn_id: str) -> Response:
         conversation = conversation_for_principal(self.principal, conversation_id, Action.READ)
-        return Response(turn_dict(_turn(conversation, turn_id), internal=self.principal.internal))
+        principal = self.principal
+        turn = _turn(conversation, turn_id)
+        return Response(turn_dict(turn, internal=principal.internal, customer=principal.customer_view))
 
 
 class TurnRetryView(ApiView):
@@ -98,17 +97,17 @@ class TurnRetryView(ApiView):
     )
     def post(self, request: Request, conversation_id: str, turn_id: str) -> Response:
         principal = self.principal
-        conversation = conversation_for_principal(principal, conversation_id, Action.POST)
+        conversation = conversation_for_principal(principal, conversation_id, Action.RETRY)
         turn = _turn(conversation, turn_id)
         mode, wait = self.answer_mode()
         subscription = subscribe_if(mode, conversation.pk)
         new = run_subscribed(subscription, lambda: turn_retry(
-            turn=turn, actor=_actor(principal), trigger=_TRIGGERS[principal.kind]
+            turn=turn, actor=principal, trigger=_TRIGGERS[principal.kind]
         ))
         return answer(
             mode=mode, wait=wait, subscription=subscription, message=turn.user_message, turn=new,
             created=True, internal=principal.internal, after_seq=conversation.next_seq - 1,
-            status=200 if mode == "stream" else 201,
+            status=200 if mode == "stream" else 201, customer=principal.customer_view,
         )
 
 
@@ -124,6 +123,6 @@ class TurnCancelView(ApiView):
     )
     def post(self, request: Request, conversation_id: str, turn_id: str) -> Response:
         principal = self.principal
-        conversation = conversation_for_principal(principal, conversation_id, Action.POST)
-        turn = turn_cancel(turn=_turn(conversation, turn_id), actor=_actor(principal))
-        return Response(turn_dict(turn, internal=principal.internal))
+        conversation = conversation_for_principal(principal, conversation_id, Action.CANCEL)
+        turn = turn_cancel(turn=_turn(conversation, turn_id), actor=principal)
+        return Response(turn_dict(turn, internal=principal.internal, customer=principal.customer_view))

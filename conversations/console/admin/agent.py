@@ -16,7 +16,7 @@ from django.urls import path
 from django.utils.html import format_html_join
 
 from conversations.agent.provider import is_offline
-from conversations.console import permissions
+from conversations.authorization import Action, allowed, principal_of
 from conversations.console.admin.base import SuperuserManagedAdmin
 from conversations.console.agents import agent_save
 from conversations.console.selectors import pretty_json
@@ -117,7 +117,7 @@ class AgentAdmin(SuperuserManagedAdmin):
 
     # --- the try-it panel ------------------------------------------------------------
     def change_view(self, request: Any, object_id: str, form_url: str = "", extra_context: Any = None) -> Any:
-        extra = {**(extra_context or {}), "can_try": permissions.can(request.user, "try_agent")}
+        extra = {**(extra_context or {}), "can_try": allowed(principal_of(request.user), Action.TRY_AGENT)}
         return super().change_view(request, object_id, form_url, extra)
 
     def get_urls(self) -> list[Any]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.contrib import admin
 
-from conversations.console import permissions
+from conversations.authorization import Action, allowed, principal_of
 
 
 class ConsoleModelAdmin(admin.ModelAdmin):
@@ -29,12 +29,13 @@ class ConsoleModelAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
         return request.user.is_superuser
 
-    # Bulk actions declare these as their `permissions`.
+    # Bulk actions declare these as their `permissions` (the admin offers and runs an
+    # action only for those who hold them; the services decide again per conversation).
     def has_retry_turn_permission(self, request: Any) -> bool:
-        return permissions.can(request.user, "retry_turn")
+        return allowed(principal_of(request.user), Action.RETRY)
 
     def has_set_status_permission(self, request: Any) -> bool:
-        return permissions.can(request.user, "set_status")
+        return allowed(principal_of(request.user), Action.SET_STATUS)
 
 
 class SuperuserManagedAdmin(admin.ModelAdmin):

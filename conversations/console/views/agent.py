@@ -14,8 +14,9 @@ from typing import Any
 from django.http import Http404, HttpResponseNotAllowed, JsonResponse
 
 from conversations.agent.provider import model_label
-from conversations.console import permissions
+from conversations.authorization import Action, playground_owner_id
 from conversations.console.replay import model_for
+from conversations.console.views import staff_authorize
 from conversations.errors import PlatformError
 from conversations.models import Agent, Conversation, Message
 from conversations.models.conversation import Channel, CustomerKind
@@ -25,14 +26,10 @@ from conversations.services.conversations import conversation_create
 from conversations.services.messages import message_post
 
 
-def _owner_id(user: Any) -> str:
-    return f"staff-{user.pk}"
-
-
 def _agent(request: Any, agent_id: Any) -> Agent:
     if not request.user.has_perm("conversations.view_agent"):
         raise Http404("Agent not found.")
-    permissions.require(request.user, "try_agent")
+    staff_authorize(request, Action.TRY_AGENT)
     agent = Agent.objects.filter(pk=agent_id).first()
     if agent is None:
         raise Http404("Agent not found.")
@@ -41,7 +38,7 @@ def _agent(request: Any, agent_id: Any) -> Agent:
 
 def _playground(request: Any, agent: Agent, conversation_id: Any) -> Conversation:
     conversation = Conversation.objects.filter(
-        pk=conversation_id, agent=agent, channel=Channel.PLAYGROUND, customer_id=_owner_id(request.user)
+        pk=conversation_id, agent=agent, channel=Channel.PLAYGROUND, customer_id=playground_owner_id(request.user)
     ).first()
     if conversation is None:
         raise Http404("Chat not found.")
@@ -63,7 +60,7 @@ def try_start(model_admin: Any, request: Any, agent_id: Any) -> JsonResponse:
         agent=agent,
         channel=Channel.PLAYGROUND,
         customer_kind=CustomerKind.VISITOR,
-        customer_id=_owner_id(user),
+        customer_id=playground_owner_id(user),
         customer_name=f"{user.get_username()} (try-it panel)",
         metadata={"playground": True, "staff_user": user.pk},
     )
@@ -86,7 +83,10 @@ def try_message(model_admin: Any, request: Any, agent_id: Any, conversation_id: 
     if not isinstance(body, dict):
         return JsonResponse({"error": "Expected a JSON object.", "code": "invalid"}, status=400)
     try:
-        posted = message_post(conversation=conversation, text=body.get("text"), client_id=body.get("client_id", ""))
+        posted = message_post(
+            conversation=conversation, text=body.get("text"), client_id=body.get("client_id", ""),
+            actor=request.user,
+        )
     except PlatformError as exc:
         return _error(exc)
     return JsonResponse({

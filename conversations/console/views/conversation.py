@@ -1,8 +1,9 @@
 """The conversation page, its transcript pages, the staff actions and the exports.
 
-Every action checks its console permission, then calls one service with the staff
-member as the actor (the services record the StaffAction), and redirects back with the
-outcome as an admin message. A refused action (a PlatformError) is shown, not raised.
+Every action calls one service with the staff member as the actor: the service decides
+whether they may (`conversations.authorization`) and records the StaffAction. The view
+redirects back with the outcome as an admin message; a refusal of the permission is a
+403, any other refused action (a PlatformError) is shown, not raised.
 """
 
 from __future__ import annotations
@@ -17,15 +18,22 @@ from django.http import Http404, HttpResponse, HttpResponseNotAllowed, Streaming
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
 
-from conversations.console import permissions
+from conversations.authorization import Action, allowed, principal_of
 from conversations.console.selectors import (
     latest_failed_turns,
     pretty_json,
     recent_staff_actions,
     transcript_page,
 )
-from conversations.console.views import conversation_url, render_page, safe_next, staff_conversation
-from conversations.errors import NotFound, PlatformError
+from conversations.console.views import (
+    conversation_url,
+    refused,
+    render_page,
+    safe_next,
+    staff_authorize,
+    staff_conversation,
+)
+from conversations.errors import NotFound, PermissionDenied, PlatformError
 from conversations.models import Conversation, Message, Turn
 from conversations.models.conversation import Status
 from conversations.models.turn import TurnTrigger
@@ -50,6 +58,20 @@ def _customer_label(conversation: Conversation) -> str:
     return conversation.customer_name or conversation.customer_email or conversation.customer_id
 
 
+# The page's controls, by the console permission the template names them after.
+CONTROLS: dict[str, Action] = {
+    "reply_as_staff": Action.REPLY, "take_over": Action.TAKE_OVER, "retry_turn": Action.RETRY,
+    "set_status": Action.SET_STATUS, "add_note": Action.NOTE, "replay_turn": Action.REPLAY,
+    "try_agent": Action.TRY_AGENT,
+}
+
+
+def controls(user: Any, conversation: Conversation, names: tuple[str, ...] = tuple(CONTROLS)) -> dict[str, bool]:
+    """Which action controls to show: the access layer's answer for this staff member."""
+    principal = principal_of(user)
+    return {name: allowed(principal, CONTROLS[name], conversation) for name in names}
+
+
 def conversation_page(model_admin: Any, request: Any, object_id: str) -> HttpResponse:
     conversation = staff_conversation(request, object_id)
     page = transcript_page(conversation, before=_seq(request.GET.get("before")))
@@ -67,7 +89,7 @@ def conversation_page(model_admin: Any, request: Any, object_id: str) -> HttpRes
         "page": page,
         "failed_turns": failed,
         "staff_actions": recent_staff_actions(conversation),
-        "can": {codename: permissions.can(user, codename) for codename in permissions.CONSOLE_PERMISSIONS},
+        "can": controls(user, conversation),
         "metadata_json": pretty_json(conversation.metadata) if conversation.metadata else "",
         "reply_client_id": uuid.uuid4().hex,
         "state_json": conversation_state(conversation),
@@ -83,7 +105,7 @@ def items_fragment(model_admin: Any, request: Any, conversation_id: Any) -> Http
     )
     html = render_to_string("console/_items.html", {
         "page": page, "conversation": conversation,
-        "can": {"retry_turn": permissions.can(request.user, "retry_turn")},
+        "can": controls(request.user, conversation, ("retry_turn",)),
     }, request=request)
     response = HttpResponse(html)
     response["X-First-Seq"] = page.first_seq or ""
@@ -142,14 +164,14 @@ def _reopen(request: Any, conversation: Conversation) -> str:
     return "Conversation reopened."
 
 
-ACTIONS: dict[str, tuple[str, Callable[[Any, Conversation], str]]] = {
-    "retry": ("retry_turn", _retry),
-    "take-over": ("take_over", _take_over),
-    "hand-back": ("take_over", _hand_back),
-    "reply": ("reply_as_staff", _reply),
-    "note": ("add_note", _note),
-    "resolve": ("set_status", _resolve),
-    "reopen": ("set_status", _reopen),
+ACTIONS: dict[str, Callable[[Any, Conversation], str]] = {
+    "retry": _retry,
+    "take-over": _take_over,
+    "hand-back": _hand_back,
+    "reply": _reply,
+    "note": _note,
+    "resolve": _resolve,
+    "reopen": _reopen,
 }
 
 
@@ -159,10 +181,10 @@ def act(model_admin: Any, request: Any, conversation_id: Any, action: str) -> Ht
     conversation = staff_conversation(request, conversation_id)
     if action not in ACTIONS:
         raise Http404("Unknown action.")
-    codename, handler = ACTIONS[action]
-    permissions.require(request.user, codename)
     try:
-        messages.success(request, handler(request, conversation))
+        messages.success(request, ACTIONS[action](request, conversation))
+    except PermissionDenied as exc:
+        raise refused(exc) from None
     except PlatformError as exc:
         messages.error(request, exc.message)
     return redirect(safe_next(request, conversation_url(conversation.pk)))
@@ -230,6 +252,7 @@ def _text_chunks(conversation: Conversation) -> Iterator[str]:
 
 def export(model_admin: Any, request: Any, conversation_id: Any, fmt: str) -> StreamingHttpResponse:
     conversation = staff_conversation(request, conversation_id)
+    staff_authorize(request, Action.EXPORT, conversation)
     if fmt == "json":
         response = StreamingHttpResponse(_json_chunks(conversation), content_type="application/json")
     elif fmt == "txt":

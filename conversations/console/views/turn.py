@@ -11,12 +11,12 @@ from django.shortcuts import redirect
 from django.urls import reverse
 
 from conversations.agent.provider import is_offline
-from conversations.console import permissions
+from conversations.authorization import Action, allowed, principal_of
 from conversations.console.models import Replay, ReplayStatus
 from conversations.console.replay import replay_start
 from conversations.console.selectors import pretty_json, turn_audit
-from conversations.console.views import render_page, staff_conversation, turn_url
-from conversations.errors import PlatformError
+from conversations.console.views import refused, render_page, staff_conversation, turn_url
+from conversations.errors import PermissionDenied, PlatformError
 from conversations.models import Agent, Turn
 from conversations.models.turn import TurnStatus
 
@@ -39,8 +39,9 @@ def audit_page(model_admin: Any, request: Any, object_id: str) -> HttpResponse:
     turn = _turn_for_staff(request, object_id)
     audit = turn_audit(turn.pk)
     turn = audit.turn
+    principal = principal_of(request.user)
     can_retry = (
-        permissions.can(request.user, "retry_turn") and audit.is_latest
+        allowed(principal, Action.RETRY, turn.conversation) and audit.is_latest
         and turn.status in (TurnStatus.FAILED, TurnStatus.CANCELLED)
     )
     return render_page(model_admin, request, "console/turn_audit.html", f"Turn audit · attempt {turn.attempt}", {
@@ -50,7 +51,7 @@ def audit_page(model_admin: Any, request: Any, object_id: str) -> HttpResponse:
         "requests_json": [pretty_json(body) for body in turn.requests],
         "response_ids": turn.response_ids,
         "can_retry": can_retry,
-        "can_replay": permissions.can(request.user, "replay_turn") and bool(turn.requests),
+        "can_replay": allowed(principal, Action.REPLAY, turn.conversation) and bool(turn.requests),
         "agents": list(Agent.objects.order_by("name").only("id", "name", "model")),
         "recorded_instructions": (turn.requests[0].get("instructions", "") if turn.requests else ""),
     })
@@ -60,8 +61,7 @@ def replay_create(model_admin: Any, request: Any, turn_id: Any) -> HttpResponse:
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     turn = _turn_for_staff(request, turn_id)
-    permissions.require(request.user, "replay_turn")
-    turn = Turn.objects.select_related("agent").get(pk=turn.pk)
+    turn = Turn.objects.select_related("agent", "conversation").get(pk=turn.pk)
     agent = None
     if request.POST.get("agent"):
         agent = Agent.objects.filter(pk=_int(request.POST["agent"])).first()
@@ -74,6 +74,8 @@ def replay_create(model_admin: Any, request: Any, turn_id: Any) -> HttpResponse:
             turn=turn, actor=request.user, agent=agent, model=request.POST.get("model", ""),
             instructions=instructions,
         )
+    except PermissionDenied as exc:
+        raise refused(exc) from None
     except PlatformError as exc:
         messages.error(request, exc.message)
         return redirect(turn_url(turn.pk))
