@@ -8,6 +8,7 @@ most one default.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from django import forms
@@ -18,7 +19,7 @@ from django.utils.html import format_html_join
 from conversations.agent.provider import is_offline
 from conversations.console import permissions
 from conversations.console.admin.base import SuperuserManagedAdmin
-from conversations.console.agents import agent_save
+from conversations.console.agents import agent_model_problems, agent_save
 from conversations.console.selectors import pretty_json
 from conversations.console.views import agent as views
 from conversations.models import Agent
@@ -55,6 +56,18 @@ class AgentForm(forms.ModelForm):
 
     def clean_tools(self) -> list[str]:
         return list(self.cleaned_data.get("tools") or [])
+
+    def clean(self) -> dict[str, Any]:
+        """Refuse settings the model cannot take (the same check `agent_save` makes)."""
+        cleaned = super().clean()
+        probe = copy.copy(self.instance)  # the instance gets the form's values only after clean()
+        for name in ("model", "temperature", "reasoning_effort", "max_output_tokens", "history_token_budget",
+                     "model_capabilities"):
+            if name in cleaned:
+                setattr(probe, name, cleaned[name])
+        for name, message in agent_model_problems(probe).items():
+            self.add_error(name if name in self.fields else None, message)
+        return cleaned
 
 
 @admin.register(Agent)
