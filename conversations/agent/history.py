@@ -369,7 +369,11 @@ def input_item(
     if kind == MessageKind.USER:
         return {"type": "message", "role": "user", "content": text}
     if kind == MessageKind.ASSISTANT:
-        return {"type": "message", "role": "assistant", "content": text}
+        item = {"type": "message", "role": "assistant", "content": text}
+        phase = (metadata or {}).get("phase")
+        if phase:  # passed back unchanged (gpt-5.3-codex, gpt-5.4 and later rely on it)
+            item["phase"] = phase
+        return item
     if kind == MessageKind.STAFF:
         name = (metadata or {}).get("author_name", "A support agent")
         return {

@@ -26,6 +26,7 @@ from conversations.agent.events import turn_started_event
 from conversations.agent.lease import CANCEL, LOST, LeaseKeeper
 from conversations.agent.output import (
     answer_items,
+    commentary_texts,
     function_calls,
     output_input_item,
     passback_items,
@@ -136,9 +137,12 @@ async def _rounds(plan: turn_plan.TurnPlan, progress: TurnProgress, engine: Any)
         progress.request_sent(request)
         try:
             with progress.provider_call():
-                result = await stream_round(client, request, progress.text_delta, progress.tool_started)
+                result = await stream_round(
+                    client, request, progress.text_delta, progress.tool_started, progress.commentary
+                )
         except ProviderFailure as failure:
             progress.response_received(failure.response_id, failure.usage)
+            progress.round_finished(failure)
             if failure.code == TurnError.CONTEXT_LENGTH and not shrunk:
                 shrunk = True
                 plan = await engine.db(plan.shrunk)
@@ -149,6 +153,7 @@ async def _rounds(plan: turn_plan.TurnPlan, progress: TurnProgress, engine: Any)
             return Failure(failure.code, failure.message)
         await progress.flush()
         progress.response_received(result.response_id, result.usage)
+        progress.round_finished(result, commentary=commentary_texts(result.output))
         progress.items += answer_items(result.output)
         calls = function_calls(result.output)
         if not calls:

@@ -92,14 +92,17 @@ class EventWriter:
         yield self.event("response.created", response=response)
         yield self.event("response.in_progress", response=response)
 
-    def message(self, words: list[str]) -> Iterator[dict[str, Any]]:
-        """A streamed assistant message, one delta per element of `words`."""
+    def message(self, words: list[str], phase: str | None = None) -> Iterator[dict[str, Any]]:
+        """A streamed assistant message, one delta per element of `words`; with `phase`
+        (`commentary` / `final_answer`) as the models that use it send it."""
         index = len(self.output)
         item_id = new_id("msg")
+        phased = {"phase": phase} if phase else {}
         yield self.event(
             "response.output_item.added",
             output_index=index,
-            item={"id": item_id, "type": "message", "status": "in_progress", "role": "assistant", "content": []},
+            item={"id": item_id, "type": "message", "status": "in_progress", "role": "assistant", "content": [],
+                  **phased},
         )
         part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
         yield self.event("response.content_part.added", item_id=item_id, output_index=index, content_index=0, part=part)
@@ -115,7 +118,8 @@ class EventWriter:
         )
         done_part = {**part, "text": text}
         yield self.event("response.content_part.done", item_id=item_id, output_index=index, content_index=0, part=done_part)
-        item = {"id": item_id, "type": "message", "status": "completed", "role": "assistant", "content": [done_part]}
+        item = {"id": item_id, "type": "message", "status": "completed", "role": "assistant", "content": [done_part],
+                **phased}
         self.output.append(item)
         yield self.event("response.output_item.done", output_index=index, item=item)
 
@@ -131,12 +135,15 @@ class EventWriter:
         self.output.append(item)
         yield self.event("response.output_item.done", output_index=index, item=item)
 
-    def reasoning(self, encrypted_content: str, summary: str = "") -> Iterator[dict[str, Any]]:
+    def reasoning(self, encrypted_content: str | None, summary: str = "") -> Iterator[dict[str, Any]]:
+        """A reasoning item; `encrypted_content` None when the request did not ask for it."""
         index = len(self.output)
         item_id = new_id("rs")
         summary_parts = [{"type": "summary_text", "text": summary}] if summary else []
         yield self.event("response.output_item.added", output_index=index, item={"id": item_id, "type": "reasoning", "summary": []})
-        item = {"id": item_id, "type": "reasoning", "summary": summary_parts, "encrypted_content": encrypted_content}
+        item = {"id": item_id, "type": "reasoning", "summary": summary_parts}
+        if encrypted_content is not None:
+            item["encrypted_content"] = encrypted_content
         self.output.append(item)
         yield self.event("response.output_item.done", output_index=index, item=item)
 
