@@ -125,7 +125,7 @@ class FakeProvider:
         # Answers requests when no script applies (default: "OK"); gets the request body.
         self.responder: Callable[[dict[str, Any]], Step] | None = None
         self.count_prompt_tokens = False
-        self._last_prompt: dict[str, list[str]] = {}  # prompt_cache_key -> tokens of the last request
+        self.prompt_cache = wire.PromptCache()
         provider = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -183,7 +183,7 @@ class FakeProvider:
             self.events_sent.clear()
             self.responder = None
             self.count_prompt_tokens = False
-            self._last_prompt.clear()
+            self.prompt_cache = wire.PromptCache()
 
     def _next_step(self, body: dict[str, Any]) -> Step:
         own = self.scripts.get(_conversation_of(body))
@@ -196,19 +196,7 @@ class FakeProvider:
     def _prompt_usage(self, body: dict[str, Any]) -> tuple[int, int] | None:
         """(input tokens, cached tokens) of this request, when counting (see the module
         docstring). Called under the lock."""
-        if not self.count_prompt_tokens:
-            return None
-        tokens = prompt_tokens(body)
-        key = str(body.get("prompt_cache_key") or "")
-        previous = self._last_prompt.get(key, [])
-        common = 0
-        for a, b in zip(tokens, previous, strict=False):
-            if a != b:
-                break
-            common += 1
-        self._last_prompt[key] = tokens
-        cached = 0 if common < 1024 else 1024 + (common - 1024) // 128 * 128
-        return len(tokens), cached
+        return self.prompt_cache.usage(body) if self.count_prompt_tokens else None
 
     def close(self) -> None:
         self.server.shutdown()
@@ -331,13 +319,3 @@ def _refusal(body: dict[str, Any]) -> tuple[str, str] | None:
             )
     return None
 
-
-_TOKEN = re.compile(r"\w+|[^\w\s]")
-
-
-def prompt_tokens(body: dict[str, Any]) -> list[str]:
-    """A crude tokenisation of what a provider caches: instructions, tools, then the
-    input items in order (each serialised with sorted keys)."""
-    parts = [str(body.get("instructions") or ""), json.dumps(body.get("tools") or [], sort_keys=True)]
-    parts += [json.dumps(item, sort_keys=True) for item in body.get("input") or []]
-    return _TOKEN.findall("\n".join(parts))

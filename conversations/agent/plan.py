@@ -28,6 +28,7 @@ from conversations.agent.history import HistorySelection, select_history
 from conversations.agent.provider import is_offline
 from conversations.conf import platform_setting
 from conversations.models import Agent, Turn
+from conversations.models.turn import TurnStatus
 from conversations.services.turns import TURN_PLAN_FIELDS, turn_claim
 from tools.registry import ToolContext, definitions_for
 
@@ -121,7 +122,8 @@ def turn_plan_for(turn: Turn) -> TurnPlan:
     model = OFFLINE_MODEL if is_offline(agent) else (agent.model or platform_setting("DEFAULT_MODEL"))
     budget = agent.history_token_budget
     selection = select_history(
-        conversation_id=conversation.pk, current=turn.user_message, budget=budget
+        conversation_id=conversation.pk, current=turn.user_message, budget=budget,
+        previous=previous_selection(turn),
     )
     tool_names = list(agent.tools or [])
     return TurnPlan(
@@ -147,11 +149,33 @@ def turn_plan_for(turn: Turn) -> TurnPlan:
     )
 
 
+def previous_selection(turn: Turn) -> list[dict[str, Any]] | None:
+    """The history the conversation's previous turn sent (its recorded selection), so
+    this turn can send the same prefix again (see `history.py`, "Stable prefix")."""
+    if not platform_setting_or("STABLE_HISTORY_PREFIX", True):
+        return None
+    return (
+        Turn.objects.filter(conversation_id=turn.conversation_id, created_at__lte=turn.created_at)
+        .exclude(pk=turn.pk)
+        .exclude(status__in=[TurnStatus.QUEUED, TurnStatus.RUNNING])
+        .order_by("-created_at")
+        .values_list("history", flat=True)
+        .first()
+    ) or None
+
+
+def platform_setting_or(name: str, default: Any) -> Any:
+    return settings.SUPPORT_PLATFORM.get(name, default)
+
+
 def cache_key(agent_id: Any, conversation_id: Any) -> str:
-    """The `prompt_cache_key`: one per agent and conversation. A conversation's requests
-    share their prefix (instructions, tools, its stable history), other conversations'
-    do not, so one key per conversation keeps the provider's cache routing on the
-    requests that can hit (measured by `manage.py bench_prompt_cache`)."""
+    """The `prompt_cache_key`: one per agent and conversation by default. A
+    conversation's requests share their prefix (instructions, tools, its stable
+    history), other conversations' do not, so one key per conversation keeps the
+    provider's cache routing on the requests that can hit; `PROMPT_CACHE_KEY_SCOPE =
+    "agent"` shares one key per agent (compare with `manage.py bench_prompt_cache`)."""
+    if platform_setting_or("PROMPT_CACHE_KEY_SCOPE", "conversation") == "agent":
+        return f"agent-{agent_id}"
     return f"agent-{agent_id}-conv-{conversation_id}"
 
 
@@ -163,7 +187,7 @@ def safety_identifier(customer_kind: str, customer_id: str) -> str:
     digest = hmac.new(
         settings.SECRET_KEY.encode(), f"safety:{customer_kind}:{customer_id}".encode(), hashlib.sha256
     )
-    return "cust-" + digest.hexdigest()[:48]
+    return "sid-" + digest.hexdigest()[:48]
 
 
 def turn_claim_and_plan(

@@ -2,13 +2,15 @@
 
 Used by the built-in offline model, and by the test suite's scripted fake provider,
 to emit byte-exact Server-Sent Events whose payloads follow the official OpenAPI
-`ResponseStreamEvent` schemas. The platform's client never uses these: it parses what
+`ResponseStreamEvent` schemas; `PromptCache` simulates a provider's prompt cache for
+the fake provider and `manage.py bench_prompt_cache`. The platform's client never uses these: it parses what
 arrives with the official SDK.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -173,3 +175,37 @@ class EventWriter:
 
     def error(self, code: str, message: str) -> dict[str, Any]:
         return self.event("error", code=code, message=message, param=None)
+
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def prompt_tokens(request: dict[str, Any]) -> list[str]:
+    """A crude tokenisation of what a provider caches, in order: instructions, tools,
+    then each input item (serialised with sorted keys)."""
+    parts = [str(request.get("instructions") or ""), json.dumps(request.get("tools") or [], sort_keys=True)]
+    parts += [json.dumps(item, sort_keys=True) for item in request.get("input") or []]
+    return _TOKEN.findall("\n".join(parts))
+
+
+class PromptCache:
+    """A provider's prompt cache, simulated for tests and benchmarks: a request's cached
+    tokens are its longest common prefix with the previous request of the same
+    `prompt_cache_key`, counted as OpenAI documents it (nothing under 1,024 tokens, then
+    in steps of 128). Not thread-safe: callers hold their own lock."""
+
+    def __init__(self) -> None:
+        self.last: dict[str, list[str]] = {}
+
+    def usage(self, request: dict[str, Any]) -> tuple[int, int]:
+        """(input tokens, cached tokens) for this request; remembers it for the next."""
+        tokens = prompt_tokens(request)
+        key = str(request.get("prompt_cache_key") or "")
+        common = 0
+        for a, b in zip(tokens, self.last.get(key, []), strict=False):
+            if a != b:
+                break
+            common += 1
+        self.last[key] = tokens
+        cached = 0 if common < 1024 else 1024 + (common - 1024) // 128 * 128
+        return len(tokens), cached
