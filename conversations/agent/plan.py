@@ -50,7 +50,8 @@ class TurnPlan:
     tool_context: ToolContext
     max_tool_rounds: int
     capabilities: ModelCapabilities = UNKNOWN
-    metadata: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)  # added to each request's metadata
+    shrinkable: bool = True  # may retry with half the history after a context-length error
 
     @property
     def input_items(self) -> list[dict[str, Any]]:
