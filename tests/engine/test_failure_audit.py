@@ -75,3 +75,14 @@ def test_cached_tokens_are_kept_per_round(conversation, provider):
     assert turn.status == "completed"
     assert [(r["input_tokens"], r["cached_tokens"]) for r in turn.rounds] == [(900, 0), (1000, 896)]
     assert turn.cached_tokens == 896
+
+
+def test_the_turn_audit_page_shows_every_attempt_and_cached_tokens(conversation, provider, retries, admin_client):
+    provider.queue(status(500, "boom"), text("Finally.", usage=(1500, 5, 1280, 0)))
+    turn = answered(ask(conversation, "Hello"))
+
+    page = admin_client.get(f"/admin/conversations/turn/{turn.pk}/change/").content.decode()
+
+    rounds = page.split('id="cs-rounds"', 1)[1].split("</table>", 1)[0]
+    assert "500" in rounds and "200" in rounds and turn.response_ids[0] in rounds
+    assert '<td class="cs-cached">1280</td>' in rounds
