@@ -103,3 +103,26 @@ async def test_commentary_streams_as_progress_not_as_answer_text(bound, conversa
     assert all(e["turn"] == str(posted.turn.pk) for e in seen if e["type"] == "turn.commentary")
     turn = await Turn.objects.aget(pk=posted.turn.pk)
     assert turn.status == "completed"
+
+
+def test_the_offline_model_speaks_phase_when_asked_as_a_model_that_uses_it():
+    from tests.engine.test_spec import _offline_events
+    from tests.spec.openai_schema import assert_valid_event
+
+    request = {"model": "gpt-5.4", "stream": True, "input": [
+        {"type": "message", "role": "user", "content": "Where is order 1001? ada@example.com"}],
+        "tools": [{"type": "function", "name": "lookup_order", "description": "d", "strict": True, "parameters": {
+            "type": "object", "properties": {}, "required": [], "additionalProperties": False}}]}
+    events = _offline_events(request)
+    for event in events:
+        assert_valid_event(event)
+    done = [e["item"] for e in events if e["type"] == "response.output_item.done"]
+    assert done[0]["type"] == "message" and done[0]["phase"] == "commentary"
+    assert done[1]["type"] == "function_call"
+
+    answer = _offline_events({**request, "model": "gpt-5.4", "input": [
+        {"type": "message", "role": "user", "content": "What are your opening hours?"}]})
+    message = next(e["item"] for e in answer if e["type"] == "response.output_item.done")
+    assert message["phase"] == "final_answer"
+    plain = _offline_events({**request, "model": "offline-support-1", "input": request["input"]})
+    assert all("phase" not in e.get("item", {}) for e in plain)
