@@ -161,6 +161,8 @@ _round_attempts: contextvars.ContextVar[list[dict[str, Any]] | None] = contextva
 async def _attempt_started(request: httpx2.Request) -> None:
     attempts = _round_attempts.get()
     if attempts is not None:
+        if attempts and attempts[-1]["status"] is None and not attempts[-1]["error"]:
+            attempts[-1]["error"] = "no response (timeout or connection error; retried)"
         retry = request.headers.get("x-stainless-retry-count", "")
         attempts.append({"attempt": len(attempts) + 1, "retry_count": int(retry) if retry.isdigit() else None,
                          "status": None, "request_id": "", "error": ""})

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.engine.support import answered, ask
-from tests.fake_provider import calls, cut, cut_during, status, text
+from tests.fake_provider import calls, cut, cut_during, hang, status, text
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -86,3 +86,15 @@ def test_the_turn_audit_page_shows_every_attempt_and_cached_tokens(conversation,
     rounds = page.split('id="cs-rounds"', 1)[1].split("</table>", 1)[0]
     assert "500" in rounds and "200" in rounds and turn.response_ids[0] in rounds
     assert '<td class="cs-cached">1280</td>' in rounds
+
+
+def test_an_attempt_that_got_no_answer_is_recorded_before_the_retry(conversation, provider, settings, gates):
+    settings.SUPPORT_PLATFORM = {**settings.SUPPORT_PLATFORM, "PROVIDER_TIMEOUT_SECONDS": 0.5}
+    provider.queue(hang(5, gate=gates()), text("Second time lucky."))
+
+    turn = answered(ask(conversation, "Hello"))
+
+    assert turn.status == "completed", turn.error_message
+    first, second = turn.rounds[0]["attempts"]
+    assert first["status"] is None and "no response" in first["error"]
+    assert second["status"] == 200 and turn.rounds[0]["attempt_count"] == 2

@@ -115,6 +115,7 @@ def test_the_admin_form_shows_why(admin_client, default_agent):
     data = {name: form[name].value() for name in form.fields if form[name].value() is not None}
     data.update(model="gpt-5-mini", temperature="0.7", reasoning_effort="", tools=default_agent.tools,
                 model_capabilities="{}")
+    assert "What the model accepts" in page.content.decode()
     answer = admin_client.post(url, data)
     assert answer.status_code == 200  # the form again, with the error
     assert "gpt-5-mini does not accept a temperature" in answer.content.decode()

@@ -16,7 +16,9 @@ from django.contrib import admin
 from django.urls import path
 from django.utils.html import format_html_join
 
+from conversations.agent.capabilities import capabilities_for
 from conversations.agent.provider import is_offline
+from conversations.conf import platform_setting
 from conversations.console import permissions
 from conversations.console.admin.base import SuperuserManagedAdmin
 from conversations.console.agents import agent_model_problems, agent_save
@@ -76,13 +78,19 @@ class AgentAdmin(SuperuserManagedAdmin):
     list_display = ("name", "model_display", "tool_list", "history_token_budget", "max_tool_rounds", "is_default")
     list_filter = ("is_default",)
     search_fields = ("name", "model")
-    readonly_fields = ("tool_schemas", "provider_status", "default_flag")
+    readonly_fields = ("tool_schemas", "provider_status", "default_flag", "model_capabilities_summary")
     fieldsets = (
         (None, {"fields": ("name", "make_default", "model", "provider_status", "instructions")}),
         ("Tools", {"fields": ("tools", "tool_schemas")}),
-        ("Limits and sampling", {"fields": (
-            "history_token_budget", "max_tool_rounds", "max_output_tokens", "temperature", "reasoning_effort",
-        )}),
+        ("Limits and sampling", {
+            "description": "What the model accepts is checked at save against the capability table "
+            "(shown below): reasoning models such as GPT-5 mini take no temperature, GPT-5.1 and later "
+            "take one only with effort none, and each family has its own effort values.",
+            "fields": (
+                "history_token_budget", "max_tool_rounds", "max_output_tokens", "temperature", "reasoning_effort",
+                "model_capabilities_summary", "model_capabilities",
+            ),
+        }),
         ("Provider", {"classes": ("collapse",), "fields": ("provider_base_url", "provider_api_key_env")}),
     )
     change_form_template = "admin/conversations/agent/change_form.html"
@@ -119,6 +127,24 @@ class AgentAdmin(SuperuserManagedAdmin):
         if is_offline(obj):
             return "No provider key configured: this agent answers with the built-in offline demo model."
         return f"Provider key configured ({obj.provider_base_url or 'deployment base URL'})."
+
+    @admin.display(description="What the model accepts")
+    def model_capabilities_summary(self, obj: Agent) -> str:
+        model = obj.model or platform_setting("DEFAULT_MODEL")
+        try:
+            row = capabilities_for(model, obj.model_capabilities or None)
+        except (TypeError, ValueError) as exc:
+            return f"Invalid override: {exc}"
+        kind = f"reasoning (efforts {', '.join(row.efforts)}; default {row.default_effort or 'none sent'})" \
+            if row.reasoning else "not a reasoning model"
+        sampling = ", ".join(row.sampling) or "none"
+        if row.sampling and row.sampling_efforts:
+            sampling += f" (only with effort {', '.join(row.sampling_efforts)})"
+        known = f"table row {row.prefix!r}" if row.prefix else "not in the table: the safe default for unknown models"
+        return (
+            f"{model}: {kind}; sampling parameters: {sampling}; phase: {'yes' if row.phase else 'no'}; "
+            f"context {row.context_window:,} tokens, output up to {row.max_output_tokens:,} ({known})."
+        )
 
     @admin.display(description="Tool schemas")
     def tool_schemas(self, obj: Agent) -> str:
