@@ -781,7 +781,7 @@
       if (!view || !view.live) return;
       if (!view.commentary) {
         const node = el("li", { className: "commentary", "aria-live": "polite" });
-        view.commentary = { node, text: "", final: false };
+        view.commentary = { node, text: "", final: false, commentary: true };
         view.segments.push(view.commentary);
         this._append(node);
       }
@@ -894,7 +894,7 @@
       this.activeTurns.delete(message.turn);
       this._renderTyping();
       const view = this.turns.get(message.turn);
-      const draft = view && view.segments.find((s) => !s.final && s.text);
+      const draft = view && view.segments.find((s) => !s.final && s.text && !s.commentary);
       let node;
       if (draft) {
         draft.final = true;
