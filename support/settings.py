@@ -341,6 +341,13 @@ SUPPORT_PLATFORM = {
     "DEFAULT_MODEL": os.environ.get(
         "SUPPORT_DEFAULT_MODEL", "gpt-4.1-mini" if OPENAI_API_KEY else "offline-support-1"
     ),
+    # What models accept (conversations/agent/capabilities.py): a JSON object of model
+    # prefix -> fields, merged over the built-in table. Prompt caching: one
+    # prompt_cache_key per "conversation" (default) or per "agent"; the history keeps
+    # the previous turn's prefix (STABLE_HISTORY_PREFIX) so the provider's cache hits.
+    "MODEL_CAPABILITIES": os.environ.get("SUPPORT_MODEL_CAPABILITIES_JSON", ""),
+    "PROMPT_CACHE_KEY_SCOPE": os.environ.get("SUPPORT_PROMPT_CACHE_KEY_SCOPE", "conversation"),
+    "STABLE_HISTORY_PREFIX": os.environ.get("SUPPORT_STABLE_HISTORY_PREFIX", "1") != "0",
     # Customer sites allowed to embed the widget (websocket origins and CORS), beyond
     # the site's own ALLOWED_HOSTS: "shop.example.com", ".example.com", or "*".
     "WIDGET_ORIGINS": _env_list("SUPPORT_WIDGET_ORIGINS", ""),

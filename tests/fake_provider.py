@@ -11,11 +11,25 @@ request's `metadata.conversation`), so concurrent conversations can be scripted
 independently, then from the shared script (`queue`). A step can hold its stream open
 on a `gate` (a `threading.Event`) after `pause_after` text deltas, so a test can look at
 the platform mid-stream and then let it go on; `reset()` opens every gate.
+
+Like the real API (and independently of the platform's capability table, so a test
+of that table can fail), it refuses with HTTP 400: `temperature` / `top_p` sent to a
+reasoning model (o-series, GPT-5 family; GPT-5.1 and later take them with effort
+`none` only), and a reasoning input item without its encrypted content (with
+`store=False` nothing is persisted to look it up by). Reasoning output carries
+encrypted content only when the request asked for it in `include`.
+
+Prompt caching: with `count_prompt_tokens` on, a response reports `input_tokens` as
+the request's prompt size (a crude tokenisation of instructions, tools and input in
+order) and `cached_tokens` as its longest common prefix with the previous request of
+the same `prompt_cache_key`, counted as OpenAI does (nothing under 1,024 tokens, then
+in steps of 128).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections import deque
@@ -45,6 +59,9 @@ class Step:
     gate: threading.Event | None = None  # hold the stream open until set...
     pause_after: int = 0  # ...after this many text deltas
     trailing_reasoning: str | None = None  # a reasoning item after the calls (dangling)
+    phase: str | None = None  # the answer message's `phase` (None: no phase field)
+    commentary: str | None = None  # a `phase: commentary` message streamed first
+    cut_in: str = "text"  # where a cut stream stops: before_first_event | reasoning | tool_arguments | text
 
 
 def text(message: str, **kwargs: Any) -> Step:
@@ -70,10 +87,16 @@ def hang(seconds: float, gate: threading.Event | None = None) -> Step:
     return Step(kind="hang", delay=seconds, gate=gate)
 
 
-def cut(message: str = "This answer will be cut off half way", after_words: int = 3) -> Step:
-    step = text(message)
+def cut(message: str = "This answer will be cut off half way", after_words: int = 3, **kwargs: Any) -> Step:
+    step = text(message, **kwargs)
     step.kind = "cut"
     step.cut_after = after_words
+    return step
+
+
+def cut_during(where: str, *, reasoning: str | None = "gAAAA-cut", tool: str = "lookup_order") -> Step:
+    """A stream that breaks `before_first_event`, during `reasoning` or `tool_arguments`."""
+    step = Step(kind="cut", calls=[(tool, '{"order_number": "1001"}')], reasoning=reasoning, cut_in=where)
     return step
 
 
@@ -101,6 +124,8 @@ class FakeProvider:
         self.lock = threading.Lock()
         # Answers requests when no script applies (default: "OK"); gets the request body.
         self.responder: Callable[[dict[str, Any]], Step] | None = None
+        self.count_prompt_tokens = False
+        self.prompt_cache = wire.PromptCache()
         provider = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -115,6 +140,12 @@ class FakeProvider:
                 with provider.lock:
                     provider.requests.append(body)
                     step = provider._next_step(body)
+                    refusal = _refusal(body)
+                    if refusal is not None:
+                        step = status(400, refusal[1], error_code=refusal[0])
+                    prompt = provider._prompt_usage(body)
+                if prompt is not None and step.kind != "status":
+                    step.usage = (prompt[0], step.usage[1], prompt[1], step.usage[3])
                 provider._serve(self, body, step)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -151,6 +182,8 @@ class FakeProvider:
             self.requests.clear()
             self.events_sent.clear()
             self.responder = None
+            self.count_prompt_tokens = False
+            self.prompt_cache = wire.PromptCache()
 
     def _next_step(self, body: dict[str, Any]) -> Step:
         own = self.scripts.get(_conversation_of(body))
@@ -159,6 +192,11 @@ class FakeProvider:
         if self.script:
             return self.script.popleft()
         return self.responder(body) if self.responder else text("OK")
+
+    def _prompt_usage(self, body: dict[str, Any]) -> tuple[int, int] | None:
+        """(input tokens, cached tokens) of this request, when counting (see the module
+        docstring). Called under the lock."""
+        return self.prompt_cache.usage(body) if self.count_prompt_tokens else None
 
     def close(self) -> None:
         self.server.shutdown()
@@ -192,16 +230,27 @@ class FakeProvider:
         handler.send_header("transfer-encoding", "chunked")
         handler.end_headers()
         writer = wire.EventWriter(body)
+        encrypted = "reasoning.encrypted_content" in (body.get("include") or [])
+
+        def reasoning(content: str) -> list[dict[str, Any]]:
+            return list(writer.reasoning(content if encrypted else None))
+
         events = list(writer.created())
-        if step.kind == "calls":
+        if step.commentary is not None:
+            events += list(writer.message(re.findall(r"\S+\s*", step.commentary), phase="commentary"))
+        if step.kind == "calls" or (step.kind == "cut" and step.calls):
             if step.reasoning is not None:
-                events += list(writer.reasoning(step.reasoning))
+                events += reasoning(step.reasoning)
             for name, arguments in step.calls:
                 events += list(writer.function_call(name, arguments))
             if step.trailing_reasoning is not None:
-                events += list(writer.reasoning(step.trailing_reasoning))
+                events += reasoning(step.trailing_reasoning)
         else:
-            events += list(writer.message(step.words))
+            events += list(writer.message(step.words, phase=step.phase))
+        if step.kind == "cut" and step.calls:
+            stop = {"before_first_event": "response.created", "reasoning": "response.output_item.done",
+                    "tool_arguments": "response.function_call_arguments.delta"}[step.cut_in]
+            events = events[: next(i for i, e in enumerate(events) if e["type"] == stop)]
         usage = wire.usage(step.usage[0], step.usage[1], step.usage[2], step.usage[3])
         if step.kind == "failed":
             events.append(writer.failed(step.code, step.message, usage))
@@ -246,3 +295,27 @@ class FakeProvider:
 
 def _conversation_of(body: dict[str, Any]) -> str:
     return str((body.get("metadata") or {}).get("conversation", ""))
+
+
+_REASONING_MODEL = re.compile(r"^(o\d|gpt-5)(?!.*-chat)")
+_NONE_EFFORT_SAMPLING = re.compile(r"^gpt-5\.[1-9]")
+
+
+def _refusal(body: dict[str, Any]) -> tuple[str, str] | None:
+    """(code, message) of the 400 the real API answers to this request, if any."""
+    model = str(body.get("model", ""))
+    if _REASONING_MODEL.match(model):
+        effort = (body.get("reasoning") or {}).get("effort")
+        sampling_ok = bool(_NONE_EFFORT_SAMPLING.match(model)) and effort in (None, "none")
+        for param in ("temperature", "top_p"):
+            if param in body and not sampling_ok:
+                return "unsupported_parameter", (
+                    f"Unsupported parameter: '{param}' is not supported with this model."
+                )
+    for item in body.get("input") or []:
+        if isinstance(item, dict) and item.get("type") == "reasoning" and not item.get("encrypted_content"):
+            return "invalid_request_error", (
+                f"Item with id '{item.get('id')}' not found. Items are not persisted when `store` is set to false."
+            )
+    return None
+

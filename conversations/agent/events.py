@@ -56,6 +56,11 @@ def text_delta_event(conversation_id: str, turn_id: str, delta: str) -> dict[str
     return {"type": "text.delta", "conversation": conversation_id, "turn": turn_id, "delta": delta}
 
 
+def commentary_event(conversation_id: str, turn_id: str, delta: str) -> dict[str, Any]:
+    """Text of a `commentary` message ("Let me look that up"): progress, never the answer."""
+    return {"type": "turn.commentary", "conversation": conversation_id, "turn": turn_id, "delta": delta}
+
+
 def tool_started_event(
     conversation_id: str, turn_id: str, *, call_id: str, name: str, activity: str
 ) -> dict[str, Any]:

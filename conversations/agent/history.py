@@ -17,6 +17,18 @@ token count, from the model's real encoding, plus a fixed per-item framing overh
   the first answer;
 - the result is in chronological (`seq`) order, with `current` last.
 
+Stable prefix (prompt caching): given the previous turn's selection (`previous`, its
+recorded explanation), the selector first tries to send exactly that selection again,
+in the same order, followed by what came after it (the previous message, its answer,
+new items) and `current`. Then the request starts with the previous request's prompt,
+which the provider has cached. This holds while it fits the budget; when it does not,
+the selection is rebuilt from scratch under `REBUILD_SHARE` of the budget (recent,
+retrieved, fill, as above), leaving room for the following turns to extend it again.
+Extended items keep their recorded reason and score; new ones are "recent". A carried
+item that is gone, unpaired, or newer than `current` (a retry of an older message)
+forces a rebuild. Relevance retrieval therefore runs when the selection is rebuilt,
+not on every turn: the price of a prefix that does not change under the cache.
+
 Items are read newest first in pages, so the cost depends on the budget, not on the
 conversation's length; token counts are never recomputed here. The retriever is
 pluggable (`Retriever`); the default scores keyword overlap in SQL.
@@ -47,6 +59,7 @@ RECENT_SHARE = 0.6
 PAGE_SIZE = 200
 FILL_MISSES = 32
 RETRIEVE_LIMIT = 50
+REBUILD_SHARE = 0.5
 
 
 class Retriever(Protocol):
@@ -280,8 +293,68 @@ def select_history(
     current: Message,
     budget: int,
     retriever: Retriever | None = None,
+    previous: list[dict[str, Any]] | None = None,
 ) -> HistorySelection:
-    """Select the items to send for a turn answering `current`; see the module contract."""
+    """Select the items to send for a turn answering `current`; see the module contract.
+    `previous` is the previous turn's recorded selection (`Turn.history`), if any."""
+    if previous:
+        extended = _extend_previous(conversation_id, current, budget, previous)
+        if extended is not None:
+            return extended
+        rebuilt = _select(conversation_id, current, max(1, int(budget * REBUILD_SHARE)), retriever)
+        rebuilt.budget = budget
+        return rebuilt
+    return _select(conversation_id, current, budget, retriever)
+
+
+def _extend_previous(
+    conversation_id: Any, current: Message, budget: int, previous: list[dict[str, Any]]
+) -> HistorySelection | None:
+    """The previous selection, then what came after it, then `current`; None when that
+    does not fit the budget or the previous selection cannot be sent again."""
+    recorded = {entry["message_id"]: entry for entry in previous if entry.get("message_id") != current.pk}
+    if not recorded:
+        return None
+    rows = {row.id: row for row in _fetch(conversation_id, pk__in=list(recorded))}
+    if len(rows) != len(recorded) or any(row.seq > current.seq for row in rows.values()):
+        return None
+    calls = {r.call_id for r in rows.values() if r.kind == MessageKind.FUNCTION_CALL}
+    outputs = {r.call_id for r in rows.values() if r.kind == MessageKind.FUNCTION_OUTPUT}
+    if calls != outputs:
+        return None
+    carried = sorted(rows.values(), key=lambda row: row.seq)
+    last = carried[-1].seq
+    scanner = _Scanner(conversation_id, current)
+    newer: list[_Row] = []
+    for unit in scanner:
+        if unit.rows[0].seq <= last:
+            break
+        newer.extend(unit.rows)
+    newer.sort(key=lambda row: row.seq)
+    current_tokens = current.token_count + ITEM_OVERHEAD_TOKENS
+    tokens = current_tokens + sum(row.token_count + ITEM_OVERHEAD_TOKENS for row in (*carried, *newer))
+    if tokens > budget:
+        return None
+    items = []
+    for row in carried:
+        entry = recorded[row.id]
+        reason = entry.get("reason") if entry.get("reason") not in (None, "current") else "recent"
+        items.append(SelectedItem(row.id, row.seq, row.kind, row.token_count + ITEM_OVERHEAD_TOKENS, reason,
+                                  entry.get("score")))
+    items += [SelectedItem(row.id, row.seq, row.kind, row.token_count + ITEM_OVERHEAD_TOKENS, "recent")
+              for row in newer]
+    items.append(SelectedItem(current.pk, current.seq, current.kind, current_tokens, "current"))
+    input_items = [_row_input_item(row) for row in (*carried, *newer)]
+    input_items.append(to_input_item(current))
+    return HistorySelection(
+        items=items, input_items=input_items, budget=budget, tokens=tokens,
+        considered=len(rows) + scanner.considered, explanation=[item.explain() for item in items],
+    )
+
+
+def _select(
+    conversation_id: Any, current: Message, budget: int, retriever: Retriever | None
+) -> HistorySelection:
     retriever = retriever or default_retriever()
     current_tokens = current.token_count + ITEM_OVERHEAD_TOKENS
     remaining = budget - current_tokens
@@ -369,7 +442,11 @@ def input_item(
     if kind == MessageKind.USER:
         return {"type": "message", "role": "user", "content": text}
     if kind == MessageKind.ASSISTANT:
-        return {"type": "message", "role": "assistant", "content": text}
+        item = {"type": "message", "role": "assistant", "content": text}
+        phase = (metadata or {}).get("phase")
+        if phase:  # passed back unchanged (gpt-5.3-codex, gpt-5.4 and later rely on it)
+            item["phase"] = phase
+        return item
     if kind == MessageKind.STAFF:
         name = (metadata or {}).get("author_name", "A support agent")
         return {

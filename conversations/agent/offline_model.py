@@ -8,7 +8,10 @@ as a provider's would be. The model:
 - calls `handoff_to_human` when the customer asks for a person;
 - calls `search_knowledge_base` for questions when that tool is enabled, and answers
   from the passages it returns; otherwise answers from a small built-in FAQ;
-- streams its text word by word, and says it is the offline demo model.
+- streams its text word by word, and says it is the offline demo model;
+- asked as a model that uses `phase` (a replay naming gpt-5.4, say), marks its answer
+  `final_answer` and says what it is about to do as `commentary` before tool calls,
+  as those models do.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 import httpx2
 
 from conversations.agent import wire
+from conversations.agent.capabilities import capabilities_for
 from conversations.conf import platform_setting
 
 INTRO = "(Offline demo model) "
@@ -188,7 +192,11 @@ async def _stream(request: dict[str, Any]) -> AsyncIterator[bytes]:
     delay = platform_setting("OFFLINE_MODEL_WORD_DELAY")
     input_tokens = sum(len(json.dumps(i)) // 4 for i in request.get("input") or [])
     output_tokens = 0
+    phased = capabilities_for(str(request.get("model", ""))).phase
     if kind == "calls":
+        if phased:
+            for event in writer.message(_words("Let me check that for you."), phase="commentary"):
+                yield wire.sse(event)
         for name, arguments in decision:
             for event in writer.function_call(name, json.dumps(arguments)):
                 yield wire.sse(event)
@@ -196,7 +204,7 @@ async def _stream(request: dict[str, Any]) -> AsyncIterator[bytes]:
     else:
         words = _words(decision)
         output_tokens = len(words)
-        for event in writer.message(words):
+        for event in writer.message(words, phase="final_answer" if phased else None):
             yield wire.sse(event)
             if event["type"] == "response.output_text.delta" and delay:
                 await asyncio.sleep(delay)

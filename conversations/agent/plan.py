@@ -1,18 +1,34 @@
 """Everything a turn needs before its first model call, loaded in one database job
 (together with the claim): the agent's settings, the selected history, the tools, and
-the request builder."""
+the request builder.
+
+`TurnPlan.request` is the one request builder: real turns, replays and the agent's
+try-it panel all send what it builds. What a model accepts comes from the capability
+table (`capabilities.py`), never from the agent's form alone: sampling parameters only
+where the model takes them, `include: ["reasoning.encrypted_content"]` on every
+reasoning model. Each body carries a `prompt_cache_key` (stable per agent and
+conversation, so the provider routes a conversation's turns to the same cache) and a
+`safety_identifier` (a keyed HMAC of the customer's identity, never the raw id or
+email).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from django.conf import settings
+
 from conversations.agent.agents import agent_cached
+from conversations.agent.capabilities import UNKNOWN, ModelCapabilities, capabilities_for, describe
 from conversations.agent.history import HistorySelection, select_history
 from conversations.agent.provider import is_offline
 from conversations.conf import platform_setting
 from conversations.models import Agent, Turn
+from conversations.models.turn import TurnStatus
 from conversations.services.turns import TURN_PLAN_FIELDS, turn_claim
 from tools.registry import ToolContext, definitions_for
 
@@ -33,6 +49,9 @@ class TurnPlan:
     tool_definitions: list[dict[str, Any]]
     tool_context: ToolContext
     max_tool_rounds: int
+    capabilities: ModelCapabilities = UNKNOWN
+    metadata: dict[str, str] = field(default_factory=dict)  # added to each request's metadata
+    shrinkable: bool = True  # may retry with half the history after a context-length error
 
     @property
     def input_items(self) -> list[dict[str, Any]]:
@@ -41,6 +60,8 @@ class TurnPlan:
     def request(self, input_items: list[dict[str, Any]]) -> dict[str, Any]:
         """The exact body sent for one round (recorded verbatim on the Turn)."""
         agent = self.agent
+        caps = self.capabilities
+        effort = agent.reasoning_effort or ""
         body: dict[str, Any] = {
             "model": self.model,
             # A copy: the runner extends its list in later rounds, and the audit must keep
@@ -55,16 +76,21 @@ class TurnPlan:
             body["tools"] = self.tool_definitions
             body["tool_choice"] = "auto"
             body["parallel_tool_calls"] = True
-        if agent.temperature is not None and not agent.reasoning_effort:
+        if agent.temperature is not None and caps.accepts_sampling("temperature", effort):
             body["temperature"] = agent.temperature
         if agent.max_output_tokens:
-            body["max_output_tokens"] = agent.max_output_tokens
-        if agent.reasoning_effort:
-            body["reasoning"] = {"effort": agent.reasoning_effort}
-            # With store=False the provider keeps nothing; the encrypted reasoning must
-            # come back to us so the tool loop can pass it back.
+            body["max_output_tokens"] = min(agent.max_output_tokens, caps.max_output_tokens)
+        if caps.is_reasoning(effort):
+            if effort and effort in caps.efforts:
+                body["reasoning"] = {"effort": effort}
+            # With store=False the provider keeps nothing: the encrypted reasoning must
+            # come back to us so the tool loop can pass it back (never as a bare id).
             body["include"] = ["reasoning.encrypted_content"]
-        body["metadata"] = {"conversation": self.conversation_id, "turn": str(self.turn.id)}
+        body["prompt_cache_key"] = cache_key(agent.pk, self.conversation_id)
+        identifier = safety_identifier(self.tool_context.customer_kind, self.tool_context.customer_id)
+        if identifier:
+            body["safety_identifier"] = identifier
+        body["metadata"] = {"conversation": self.conversation_id, "turn": str(self.turn.id), **self.metadata}
         return body
 
     def audit(self) -> dict[str, Any]:
@@ -73,6 +99,7 @@ class TurnPlan:
             "history_budget": self.budget,
             "history_tokens": self.selection.tokens,
             "model": self.model,
+            "capabilities": describe(self.capabilities),
         }
 
     def shrunk(self) -> TurnPlan:
@@ -96,7 +123,8 @@ def turn_plan_for(turn: Turn) -> TurnPlan:
     model = OFFLINE_MODEL if is_offline(agent) else (agent.model or platform_setting("DEFAULT_MODEL"))
     budget = agent.history_token_budget
     selection = select_history(
-        conversation_id=conversation.pk, current=turn.user_message, budget=budget
+        conversation_id=conversation.pk, current=turn.user_message, budget=budget,
+        previous=previous_selection(turn),
     )
     tool_names = list(agent.tools or [])
     return TurnPlan(
@@ -118,7 +146,49 @@ def turn_plan_for(turn: Turn) -> TurnPlan:
             turn_id=str(turn.pk),
         ),
         max_tool_rounds=agent.max_tool_rounds,
+        capabilities=capabilities_for(model, agent.model_capabilities or None),
     )
+
+
+def previous_selection(turn: Turn) -> list[dict[str, Any]] | None:
+    """The history the conversation's previous turn sent (its recorded selection), so
+    this turn can send the same prefix again (see `history.py`, "Stable prefix")."""
+    if not platform_setting_or("STABLE_HISTORY_PREFIX", True):
+        return None
+    return (
+        Turn.objects.filter(conversation_id=turn.conversation_id, created_at__lte=turn.created_at)
+        .exclude(pk=turn.pk)
+        .exclude(status__in=[TurnStatus.QUEUED, TurnStatus.RUNNING])
+        .order_by("-created_at")
+        .values_list("history", flat=True)
+        .first()
+    ) or None
+
+
+def platform_setting_or(name: str, default: Any) -> Any:
+    return settings.SUPPORT_PLATFORM.get(name, default)
+
+
+def cache_key(agent_id: Any, conversation_id: Any) -> str:
+    """The `prompt_cache_key`: one per agent and conversation by default. A
+    conversation's requests share their prefix (instructions, tools, its stable
+    history), other conversations' do not, so one key per conversation keeps the
+    provider's cache routing on the requests that can hit; `PROMPT_CACHE_KEY_SCOPE =
+    "agent"` shares one key per agent (compare with `manage.py bench_prompt_cache`)."""
+    if platform_setting_or("PROMPT_CACHE_KEY_SCOPE", "conversation") == "agent":
+        return f"agent-{agent_id}"
+    return f"agent-{agent_id}-conv-{conversation_id}"
+
+
+def safety_identifier(customer_kind: str, customer_id: str) -> str:
+    """A stable, keyed hash of the customer's identity for the provider's abuse
+    detection: never the raw id or email, and not reversible without SECRET_KEY."""
+    if not customer_id:
+        return ""
+    digest = hmac.new(
+        settings.SECRET_KEY.encode(), f"safety:{customer_kind}:{customer_id}".encode(), hashlib.sha256
+    )
+    return "sid-" + digest.hexdigest()[:48]
 
 
 def turn_claim_and_plan(

@@ -4,9 +4,11 @@ that tell subscribers about it.
 `TurnProgress` is the runner's memory for one attempt. It coalesces text deltas into
 one `text.delta` event per flush interval (a provider streams a token at a time; a
 websocket frame per token is waste), publishes tool activity, accumulates usage and
-the audit (every request body exactly as sent, response ids, timings), and produces
-the audit dict the turn services store. Partial text is kept for the audit of a failed
-or cancelled attempt only: it is never an answer.
+the audit (every request body exactly as sent, response ids, timings, and per round
+its HTTP attempts, usage with cached tokens, where a cut stream stopped and the
+commentary it streamed), and produces the audit dict the turn services store. Partial
+text is kept for the audit of a failed or cancelled attempt only: it is never an
+answer. Commentary (`phase: commentary`) is published as `turn.commentary` events.
 """
 
 from __future__ import annotations
@@ -18,7 +20,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from conversations.agent.events import text_delta_event, tool_finished_event, tool_started_event
+from conversations.agent.events import (
+    commentary_event,
+    text_delta_event,
+    tool_finished_event,
+    tool_started_event,
+)
 from conversations.agent.pricing import cost_for
 from conversations.agent.provider import Usage
 from tools.registry import activity_for
@@ -43,6 +50,7 @@ class TurnProgress:
     started: float = field(default_factory=time.monotonic)
     requests: list[dict[str, Any]] = field(default_factory=list)
     response_ids: list[str] = field(default_factory=list)
+    rounds: list[dict[str, Any]] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     items: list[dict[str, Any]] = field(default_factory=list)
     partial: list[str] = field(default_factory=list)
@@ -73,6 +81,14 @@ class TurnProgress:
             await self.engine.publish(
                 self.conversation_id, text_delta_event(self.conversation_id, self.turn_id, text)
             )
+
+    async def commentary(self, delta: str) -> None:
+        started = time.monotonic()
+        await self.flush()
+        await self.engine.publish(
+            self.conversation_id, commentary_event(self.conversation_id, self.turn_id, delta)
+        )
+        self._callback_seconds += time.monotonic() - started
 
     async def tool_started(self, item: dict[str, Any]) -> None:
         started = time.monotonic()
@@ -115,6 +131,24 @@ class TurnProgress:
             self.response_ids.append(response_id)
         self.usage.add(usage)
 
+    def round_finished(self, outcome: Any, *, commentary: list[str] | None = None) -> None:
+        """One round's audit entry from its `RoundResult` or `ProviderFailure`."""
+        usage = outcome.usage
+        entry: dict[str, Any] = {
+            "response_id": outcome.response_id,
+            "attempts": list(outcome.attempts),
+            "attempt_count": len(outcome.attempts),
+            "input_tokens": usage.input_tokens,
+            "cached_tokens": usage.cached_tokens,
+            "output_tokens": usage.output_tokens,
+        }
+        code = getattr(outcome, "code", "")
+        if code:
+            entry.update(error_code=code, stream_phase=outcome.stream_phase)
+        if commentary:
+            entry["commentary"] = commentary
+        self.rounds.append(entry)
+
     def restart_text(self) -> None:
         """Forget streamed text (the round is sent again, e.g. with a smaller history)."""
         self.partial.clear()
@@ -128,6 +162,7 @@ class TurnProgress:
             **self.history,
             "requests": self.requests,
             "response_ids": self.response_ids,
+            "rounds": self.rounds,
             "input_tokens": usage.input_tokens,
             "cached_tokens": usage.cached_tokens,
             "output_tokens": usage.output_tokens,

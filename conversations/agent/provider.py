@@ -8,15 +8,28 @@ parsing code runs either way. `stream_round` sends one streamed `POST /responses
 the finished output items from `response.output_item.done`, and returns them with
 usage, or raises `ProviderFailure` with a stable error code. A stream that ends without a terminal event
 is a failure, never an answer (the SDK does not retry a stream that broke mid-way).
+
+The round's audit is kept whatever happens: the response id as soon as
+`response.created` carries it, every HTTP attempt (status, `x-request-id`, error), the
+SDK's retries included (observed by httpx event hooks on the client, reported to the
+round that is running through a context variable, so concurrent turns sharing a client
+keep their own), and the stream phase a cut happened in (`before_first_event`,
+`reasoning`, `tool_arguments`, `text`). A stream that broke after its first event is
+an interrupted stream, never "provider unreachable".
+
+Assistant messages may carry `phase`: text of a `commentary` message is streamed to
+`on_commentary` (progress, not the answer); only `final_answer` or phase-less text goes
+to `on_text_delta` and into the partial answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import weakref
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx2
@@ -48,12 +61,22 @@ class Usage:
         self.reasoning_tokens += other.reasoning_tokens
 
 
+class StreamPhase:
+    BEFORE_FIRST_EVENT = "before_first_event"
+    STARTED = "started"  # response.created arrived, no output yet
+    REASONING = "reasoning"
+    TOOL_ARGUMENTS = "tool_arguments"
+    TEXT = "text"
+    COMPLETE = "complete"
+
+
 @dataclass
 class RoundResult:
     response_id: str
     output: list[dict[str, Any]]
     usage: Usage
     text: str = ""
+    attempts: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -63,6 +86,8 @@ class ProviderFailure(Exception):
     partial_text: str = ""
     response_id: str = ""
     usage: Usage = field(default_factory=Usage)
+    stream_phase: str = ""
+    attempts: list[dict[str, Any]] = field(default_factory=list)
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
@@ -116,11 +141,45 @@ def client_for(agent: Any) -> AsyncOpenAI:
         if base_url:
             kwargs["base_url"] = base_url
         transport = _transports.get((base_url or "").rstrip("/"))
+        hooks = {"request": [_attempt_started], "response": [_attempt_answered]}
         if transport is not None:
-            kwargs["http_client"] = httpx2.AsyncClient(transport=transport())
+            kwargs["http_client"] = httpx2.AsyncClient(transport=transport(), event_hooks=hooks)
+        else:
+            kwargs["http_client"] = openai.DefaultAsyncHttpxClient(event_hooks=hooks)
         client = AsyncOpenAI(**kwargs)
         clients[cache_key] = client
     return client
+
+
+# The attempts of the round running in this task (set by `stream_round`; the SDK sends
+# each attempt from the awaiting task, so its httpx hooks see the same context).
+_round_attempts: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar(
+    "round_attempts", default=None
+)
+
+
+async def _attempt_started(request: httpx2.Request) -> None:
+    attempts = _round_attempts.get()
+    if attempts is not None:
+        if attempts and attempts[-1]["status"] is None and not attempts[-1]["error"]:
+            attempts[-1]["error"] = "no response (timeout or connection error; retried)"
+        retry = request.headers.get("x-stainless-retry-count", "")
+        attempts.append({"attempt": len(attempts) + 1, "retry_count": int(retry) if retry.isdigit() else None,
+                         "status": None, "request_id": "", "error": ""})
+
+
+async def _attempt_answered(response: httpx2.Response) -> None:
+    attempts = _round_attempts.get()
+    if attempts:
+        attempts[-1].update(status=response.status_code, request_id=response.headers.get("x-request-id", ""))
+
+
+def _note_attempt_error(attempts: list[dict[str, Any]], exc: BaseException) -> None:
+    """The SDK turns a failed attempt into an exception without a response: name it on
+    the attempt that has no status."""
+    for attempt in attempts:
+        if attempt["status"] is None and not attempt["error"]:
+            attempt["error"] = type(exc).__name__
 
 
 def model_label(model: str, agent: Any) -> str:
@@ -189,11 +248,25 @@ async def stream_round(
     request: dict[str, Any],
     on_text_delta: Callable[[str], Awaitable[None]],
     on_call_started: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+    on_commentary: Callable[[str], Awaitable[None]] | None = None,
 ) -> RoundResult:
     """Send one streamed request; see the module docstring for the contract."""
     partial: list[str] = []
     output: dict[int, dict[str, Any]] = {}
+    commentary_items: set[int] = set()
     terminal: Any = None
+    attempts: list[dict[str, Any]] = []
+    token = _round_attempts.set(attempts)
+    state = {"phase": StreamPhase.BEFORE_FIRST_EVENT, "response_id": ""}
+
+    def failure(code: str, message: str, cause: BaseException | None = None) -> ProviderFailure:
+        if cause is not None:
+            _note_attempt_error(attempts, cause)
+        return ProviderFailure(
+            code, message, "".join(partial), state["response_id"], stream_phase=state["phase"],
+            attempts=attempts,
+        )
+
     try:
         stream = await client.post(
             "/responses", body=_wire_body(request), cast_to=object, stream=True, stream_cls=_EventStream
@@ -202,13 +275,31 @@ async def stream_round(
             events = aiter(stream)
             async for event in events:
                 kind = event.get("type")
+                if state["phase"] == StreamPhase.BEFORE_FIRST_EVENT:
+                    state["phase"] = StreamPhase.STARTED
                 if kind == "response.output_text.delta":
+                    if event.get("output_index") in commentary_items:
+                        if on_commentary is not None:
+                            await on_commentary(event["delta"])
+                        continue
+                    state["phase"] = StreamPhase.TEXT
                     partial.append(event["delta"])
                     await on_text_delta(event["delta"])
+                elif kind == "response.created":
+                    state["response_id"] = (event.get("response") or {}).get("id", "")
                 elif kind == "response.output_item.added":
                     item = event.get("item") or {}
-                    if item.get("type") == "function_call" and on_call_started is not None:
-                        await on_call_started(_without_nulls(item))
+                    item_type = item.get("type")
+                    if item_type == "function_call":
+                        state["phase"] = StreamPhase.TOOL_ARGUMENTS
+                        if on_call_started is not None:
+                            await on_call_started(_without_nulls(item))
+                    elif item_type == "reasoning":
+                        state["phase"] = StreamPhase.REASONING
+                    elif item_type == "message":
+                        state["phase"] = StreamPhase.TEXT
+                        if item.get("phase") == "commentary":
+                            commentary_items.add(event.get("output_index"))
                 elif kind == "response.output_item.done":
                     output[event["output_index"]] = _without_nulls(event["item"])
                 elif kind in _TERMINAL:
@@ -217,18 +308,29 @@ async def stream_round(
             if terminal is not None:
                 await _drain(events)
     except openai.APIError as exc:
-        raise _failure_from_exception(exc, "".join(partial)) from exc
+        _note_attempt_error(attempts, exc)
+        if state["phase"] != StreamPhase.BEFORE_FIRST_EVENT and isinstance(exc, openai.APIConnectionError):
+            raise failure(TurnError.STREAM_INTERRUPTED, f"The stream broke during {state['phase']}.") from exc
+        mapped = _failure_from_exception(exc, "".join(partial))
+        raise replace(mapped, response_id=state["response_id"], stream_phase=state["phase"], attempts=attempts) from exc
     except httpx2.HTTPError as exc:
-        raise ProviderFailure(
-            TurnError.STREAM_INTERRUPTED, f"The stream broke: {exc}", "".join(partial)
-        ) from exc
+        raise failure(TurnError.STREAM_INTERRUPTED, f"The stream broke during {state['phase']}: {exc}", exc) from exc
+    finally:
+        _round_attempts.reset(token)
     if terminal is None:
-        raise ProviderFailure(
+        raise failure(
             TurnError.STREAM_INTERRUPTED,
-            "The provider's stream ended before the response was complete.",
-            "".join(partial),
+            f"The provider's stream ended during {state['phase']}, before the response was complete.",
         )
-    return _finish(terminal, output, "".join(partial))
+    try:
+        result = _finish(terminal, output, "".join(partial))
+    except ProviderFailure as failed:
+        failed.attempts = attempts
+        failed.stream_phase = StreamPhase.COMPLETE
+        failed.response_id = failed.response_id or state["response_id"]
+        raise
+    result.attempts = attempts
+    return result
 
 
 async def _drain(events: Any) -> None:

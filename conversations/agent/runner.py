@@ -12,12 +12,17 @@ retried once with half the history budget.
 The rounds run as a task guarded by the turn's lease (`LeaseKeeper`): a cancelled turn
 stops at once and is recorded as cancelled; a turn whose lease was lost stops and
 writes nothing, because the turn belongs to someone else now.
+
+`run_rounds` is the one turn loop: the console's replay (`console/replay.py`) runs it
+too, with the same plan and request builder, a progress whose events go nowhere, and
+a tool runner that answers from the recording instead of running tools.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +31,7 @@ from conversations.agent.events import turn_started_event
 from conversations.agent.lease import CANCEL, LOST, LeaseKeeper
 from conversations.agent.output import (
     answer_items,
+    commentary_texts,
     function_calls,
     output_input_item,
     passback_items,
@@ -49,6 +55,19 @@ logger = logging.getLogger(__name__)
 class Failure:
     code: str
     message: str
+
+
+# Runs one round's function calls: their outcomes (`ToolCallResult`s, in order), or a
+# Failure that ends the rounds.
+ToolRunner = Callable[[list[dict[str, Any]], "turn_plan.TurnPlan", TurnProgress, Any], Awaitable[Any]]
+
+
+async def run_tools(calls: list[dict[str, Any]], plan: turn_plan.TurnPlan, progress: TurnProgress, engine: Any) -> Any:
+    """The real tool runner: the registry's tools, concurrently, each under a timeout."""
+    return await execute_calls(
+        calls, plan.tool_context, allowed=plan.tool_names, executor=engine.tool_executor,
+        default_timeout=platform_setting("TOOL_TIMEOUT_SECONDS"), on_done=progress.tool_finished,
+    )
 
 
 async def run_next_turn(conversation_id: str, *, engine: Any, dispatched: bool = False) -> bool:
@@ -90,7 +109,7 @@ async def run_turn(plan: turn_plan.TurnPlan, *, engine: Any) -> None:
         return
 
     lease = LeaseKeeper(engine, turn_id, owner)
-    work = asyncio.create_task(_rounds(plan, progress, engine))
+    work = asyncio.create_task(run_rounds(plan, progress, engine))
     outcome: Failure | None
     with engine.running(turn_id, lease):
         try:
@@ -124,7 +143,9 @@ async def run_turn(plan: turn_plan.TurnPlan, *, engine: Any) -> None:
         progress.recorded("completed" if stored is not None else "lost")
 
 
-async def _rounds(plan: turn_plan.TurnPlan, progress: TurnProgress, engine: Any) -> Failure | None:
+async def run_rounds(
+    plan: turn_plan.TurnPlan, progress: TurnProgress, engine: Any, *, tools: ToolRunner = run_tools
+) -> Failure | None:
     """The model rounds of one turn. Returns None when the model answered (the items to
     store are in `progress`), or why the turn failed."""
     client = client_for(plan.agent)
@@ -136,10 +157,13 @@ async def _rounds(plan: turn_plan.TurnPlan, progress: TurnProgress, engine: Any)
         progress.request_sent(request)
         try:
             with progress.provider_call():
-                result = await stream_round(client, request, progress.text_delta, progress.tool_started)
+                result = await stream_round(
+                    client, request, progress.text_delta, progress.tool_started, progress.commentary
+                )
         except ProviderFailure as failure:
             progress.response_received(failure.response_id, failure.usage)
-            if failure.code == TurnError.CONTEXT_LENGTH and not shrunk:
+            progress.round_finished(failure)
+            if failure.code == TurnError.CONTEXT_LENGTH and not shrunk and plan.shrinkable:
                 shrunk = True
                 plan = await engine.db(plan.shrunk)
                 progress.history = plan.audit()
@@ -149,6 +173,7 @@ async def _rounds(plan: turn_plan.TurnPlan, progress: TurnProgress, engine: Any)
             return Failure(failure.code, failure.message)
         await progress.flush()
         progress.response_received(result.response_id, result.usage)
+        progress.round_finished(result, commentary=commentary_texts(result.output))
         progress.items += answer_items(result.output)
         calls = function_calls(result.output)
         if not calls:
@@ -159,10 +184,9 @@ async def _rounds(plan: turn_plan.TurnPlan, progress: TurnProgress, engine: Any)
                 f"The model was still calling tools after {plan.max_tool_rounds} rounds.",
             )
         progress.tool_rounds += 1
-        outcomes = await execute_calls(
-            calls, plan.tool_context, allowed=plan.tool_names, executor=engine.tool_executor,
-            default_timeout=platform_setting("TOOL_TIMEOUT_SECONDS"), on_done=progress.tool_finished,
-        )
+        outcomes = await tools(calls, plan, progress, engine)
+        if isinstance(outcomes, Failure):
+            return outcomes
         for call, outcome in zip(calls, outcomes, strict=True):
             progress.items += tool_items(call, outcome)
         produced += passback_items(result.output) + [output_input_item(o) for o in outcomes]

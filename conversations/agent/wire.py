@@ -2,13 +2,15 @@
 
 Used by the built-in offline model, and by the test suite's scripted fake provider,
 to emit byte-exact Server-Sent Events whose payloads follow the official OpenAPI
-`ResponseStreamEvent` schemas. The platform's client never uses these: it parses what
+`ResponseStreamEvent` schemas; `PromptCache` simulates a provider's prompt cache for
+the fake provider and `manage.py bench_prompt_cache`. The platform's client never uses these: it parses what
 arrives with the official SDK.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -92,14 +94,17 @@ class EventWriter:
         yield self.event("response.created", response=response)
         yield self.event("response.in_progress", response=response)
 
-    def message(self, words: list[str]) -> Iterator[dict[str, Any]]:
-        """A streamed assistant message, one delta per element of `words`."""
+    def message(self, words: list[str], phase: str | None = None) -> Iterator[dict[str, Any]]:
+        """A streamed assistant message, one delta per element of `words`; with `phase`
+        (`commentary` / `final_answer`) as the models that use it send it."""
         index = len(self.output)
         item_id = new_id("msg")
+        phased = {"phase": phase} if phase else {}
         yield self.event(
             "response.output_item.added",
             output_index=index,
-            item={"id": item_id, "type": "message", "status": "in_progress", "role": "assistant", "content": []},
+            item={"id": item_id, "type": "message", "status": "in_progress", "role": "assistant", "content": [],
+                  **phased},
         )
         part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
         yield self.event("response.content_part.added", item_id=item_id, output_index=index, content_index=0, part=part)
@@ -115,7 +120,8 @@ class EventWriter:
         )
         done_part = {**part, "text": text}
         yield self.event("response.content_part.done", item_id=item_id, output_index=index, content_index=0, part=done_part)
-        item = {"id": item_id, "type": "message", "status": "completed", "role": "assistant", "content": [done_part]}
+        item = {"id": item_id, "type": "message", "status": "completed", "role": "assistant", "content": [done_part],
+                **phased}
         self.output.append(item)
         yield self.event("response.output_item.done", output_index=index, item=item)
 
@@ -131,12 +137,15 @@ class EventWriter:
         self.output.append(item)
         yield self.event("response.output_item.done", output_index=index, item=item)
 
-    def reasoning(self, encrypted_content: str, summary: str = "") -> Iterator[dict[str, Any]]:
+    def reasoning(self, encrypted_content: str | None, summary: str = "") -> Iterator[dict[str, Any]]:
+        """A reasoning item; `encrypted_content` None when the request did not ask for it."""
         index = len(self.output)
         item_id = new_id("rs")
         summary_parts = [{"type": "summary_text", "text": summary}] if summary else []
         yield self.event("response.output_item.added", output_index=index, item={"id": item_id, "type": "reasoning", "summary": []})
-        item = {"id": item_id, "type": "reasoning", "summary": summary_parts, "encrypted_content": encrypted_content}
+        item = {"id": item_id, "type": "reasoning", "summary": summary_parts}
+        if encrypted_content is not None:
+            item["encrypted_content"] = encrypted_content
         self.output.append(item)
         yield self.event("response.output_item.done", output_index=index, item=item)
 
@@ -166,3 +175,37 @@ class EventWriter:
 
     def error(self, code: str, message: str) -> dict[str, Any]:
         return self.event("error", code=code, message=message, param=None)
+
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def prompt_tokens(request: dict[str, Any]) -> list[str]:
+    """A crude tokenisation of what a provider caches, in order: instructions, tools,
+    then each input item (serialised with sorted keys)."""
+    parts = [str(request.get("instructions") or ""), json.dumps(request.get("tools") or [], sort_keys=True)]
+    parts += [json.dumps(item, sort_keys=True) for item in request.get("input") or []]
+    return _TOKEN.findall("\n".join(parts))
+
+
+class PromptCache:
+    """A provider's prompt cache, simulated for tests and benchmarks: a request's cached
+    tokens are its longest common prefix with the previous request of the same
+    `prompt_cache_key`, counted as OpenAI documents it (nothing under 1,024 tokens, then
+    in steps of 128). Not thread-safe: callers hold their own lock."""
+
+    def __init__(self) -> None:
+        self.last: dict[str, list[str]] = {}
+
+    def usage(self, request: dict[str, Any]) -> tuple[int, int]:
+        """(input tokens, cached tokens) for this request; remembers it for the next."""
+        tokens = prompt_tokens(request)
+        key = str(request.get("prompt_cache_key") or "")
+        common = 0
+        for a, b in zip(tokens, self.last.get(key, []), strict=False):
+            if a != b:
+                break
+            common += 1
+        self.last[key] = tokens
+        cached = 0 if common < 1024 else 1024 + (common - 1024) // 128 * 128
+        return len(tokens), cached

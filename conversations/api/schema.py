@@ -34,12 +34,12 @@ ANSWER_MODES = (
     "Three ways to get the answer: poll the turn (the default); `?wait=N` to answer after the "
     "turn finished or N seconds passed (with the stored answer items); or `Accept: "
     "text/event-stream` to stream the conversation's events (the websocket's events: "
-    "message, turn.queued, turn.started, text.delta, tool.started, tool.finished, "
-    "turn.completed / turn.failed / turn.cancelled) until the turn ends."
+    "message, turn.queued, turn.started, text.delta, turn.commentary, tool.started, "
+    "tool.finished, turn.completed / turn.failed / turn.cancelled) until the turn ends."
 )
 
 STREAM_EVENT_TYPES = [
-    "message", "turn.queued", "turn.started", "text.delta", "tool.started", "tool.finished",
+    "message", "turn.queued", "turn.started", "text.delta", "turn.commentary", "tool.started", "tool.finished",
     "turn.completed", "turn.failed", "turn.cancelled", "conversation.updated", "stream.timeout",
 ]
 

@@ -1,15 +1,31 @@
-"""Saving an agent from the console, keeping exactly one default agent."""
+"""Saving an agent from the console, keeping exactly one default agent, and refusing
+settings its model cannot take (the capability table, `agent/capabilities.py`)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import transaction
 
+from conversations.agent.capabilities import agent_problems
+from conversations.conf import platform_setting
+from conversations.errors import InvalidInput
 from conversations.models import Agent
+
+
+def agent_model_problems(agent: Any) -> dict[str, str]:
+    """Field -> why the agent's settings cannot work with its model (empty when fine).
+    A blank model is checked against the deployment's default model."""
+    return agent_problems(agent, agent.model or platform_setting("DEFAULT_MODEL"))
 
 
 def agent_save(*, agent: Agent, make_default: bool) -> Agent:
     """Save the agent; with `make_default` it becomes the default and the previous
-    default stops being one, in one transaction (the one-default constraint holds)."""
+    default stops being one, in one transaction (the one-default constraint holds).
+    Raises `InvalidInput` (with the fields) when its model cannot take its settings."""
+    problems = agent_model_problems(agent)
+    if problems:
+        raise InvalidInput(" ".join(problems.values()), fields=problems)
     with transaction.atomic():
         if make_default:
             Agent.objects.filter(is_default=True).exclude(pk=agent.pk).update(is_default=False)

@@ -7,11 +7,16 @@ from django.db.models import Q
 
 
 class ReasoningEffort(models.TextChoices):
-    NONE = "", "Not a reasoning model"
-    MINIMAL = "minimal", "Minimal"
+    """The spec's `reasoning.effort` values; which ones a model accepts is in
+    `conversations/agent/capabilities.py`. Blank sends none (the model's default)."""
+
+    DEFAULT = "", "Model default (or not a reasoning model)"
+    NONE = "none", "None (no reasoning; GPT-5.1 and later)"
+    MINIMAL = "minimal", "Minimal (GPT-5, GPT-5 mini/nano)"
     LOW = "low", "Low"
     MEDIUM = "medium", "Medium"
     HIGH = "high", "High"
+    XHIGH = "xhigh", "Extra high (GPT-5.2 and later, codex-max)"
 
 
 class Agent(models.Model):
@@ -25,11 +30,28 @@ class Agent(models.Model):
     tools = models.JSONField(
         default=list, blank=True, help_text="Names of registry tools this agent may call."
     )
-    temperature = models.FloatField(null=True, blank=True)
+    temperature = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Sent only to models that accept it (GPT-4.1/4o; GPT-5.1 and later only with "
+        "reasoning effort none). Reasoning models such as GPT-5 mini refuse it: leave it blank.",
+    )
     reasoning_effort = models.CharField(
-        max_length=10, choices=ReasoningEffort.choices, blank=True, default=""
+        max_length=10,
+        choices=ReasoningEffort.choices,
+        blank=True,
+        default="",
+        help_text="Which values a model accepts depends on the model (checked at save). "
+        "Reasoning models always get their encrypted reasoning back, whatever is chosen here.",
     )
     max_output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    model_capabilities = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Override what the platform knows about this model, e.g. {"reasoning": true, '
+        '"efforts": ["low", "high"], "sampling": [], "phase": true, "context_window": 400000, '
+        '"max_output_tokens": 128000}. Blank uses the built-in table.',
+    )
     history_token_budget = models.PositiveIntegerField(
         default=8000, help_text="Tokens of conversation history sent with each request."
     )

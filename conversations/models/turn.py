@@ -84,6 +84,13 @@ class Turn(models.Model):
     history_budget = models.PositiveIntegerField(default=0)
     history_tokens = models.PositiveIntegerField(default=0)
     response_ids = models.JSONField(default=list, blank=True)
+    rounds = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Per model round: response id, every HTTP attempt (status, request id, "
+        "error; the SDK's retries included), usage with cached tokens, where a cut stream "
+        "stopped, and commentary the model streamed.",
+    )
     partial_text = models.TextField(
         blank=True, help_text="Text streamed before a failure; never shown as an answer."
     )

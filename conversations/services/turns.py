@@ -184,6 +184,7 @@ _AUDIT_FIELDS = (
     "history_budget",
     "history_tokens",
     "response_ids",
+    "rounds",
     "partial_text",
     "input_tokens",
     "cached_tokens",

@@ -209,6 +209,7 @@
     ".link-btn{border:0;background:none;color:var(--accent);text-decoration:underline;padding:0;font-size:12px}",
     ".tool{align-self:flex-start;font-size:13px;color:var(--muted);display:flex;align-items:center;gap:6px;padding:2px 6px}",
     ".tool .dot{width:8px;height:8px;border-radius:50%;background:var(--muted)}",
+    ".commentary{align-self:flex-start;font-size:13px;color:var(--muted);font-style:italic;padding:2px 6px}",
     ".tool.running .dot{background:var(--accent);animation:pulse 1s ease-in-out infinite}",
     ".tool.ok .dot{background:#16a34a}",
     ".tool.failed .dot{background:#dc2626}",
@@ -773,6 +774,23 @@
       this._followLog();
     }
 
+    /* The model's commentary ("Let me look that up"): progress, drawn as a muted line
+       that goes away with the turn's draft; never an answer bubble. */
+    _onCommentary(event) {
+      const view = this.turns.get(event.turn);
+      if (!view || !view.live) return;
+      if (!view.commentary) {
+        const node = el("li", { className: "commentary", "aria-live": "polite" });
+        view.commentary = { node, text: "", final: false, commentary: true };
+        view.segments.push(view.commentary);
+        this._append(node);
+      }
+      view.commentary.text += event.delta;
+      view.commentary.node.textContent = view.commentary.text;
+      view.current = null; // the answer, when it comes, starts its own bubble
+      this._followLog();
+    }
+
     _onToolStarted(event) {
       const view = this._turn(event.turn);
       view.current = null; // text after the tool call starts a new bubble below it
@@ -876,7 +894,7 @@
       this.activeTurns.delete(message.turn);
       this._renderTyping();
       const view = this.turns.get(message.turn);
-      const draft = view && view.segments.find((s) => !s.final && s.text);
+      const draft = view && view.segments.find((s) => !s.final && s.text && !s.commentary);
       let node;
       if (draft) {
         draft.final = true;
@@ -978,6 +996,7 @@
       for (const segment of view.segments) if (!segment.final) segment.node.remove();
       view.segments = view.segments.filter((s) => s.final);
       view.current = null;
+      view.commentary = null;
       if (tools) {
         for (const callId of view.calls) {
           const row = this.toolRows.get(callId);
@@ -1187,6 +1206,7 @@
     "turn.queued": SupportChat.prototype._onTurnQueued,
     "turn.started": SupportChat.prototype._onTurnStarted,
     "text.delta": SupportChat.prototype._onDelta,
+    "turn.commentary": SupportChat.prototype._onCommentary,
     "tool.started": SupportChat.prototype._onToolStarted,
     "tool.finished": SupportChat.prototype._onToolFinished,
     "turn.completed": SupportChat.prototype._onTurnCompleted,

@@ -135,3 +135,57 @@ def test_a_failing_provider_fails_the_replay_not_the_conversation(default_agent,
     replay = _finished(Replay.objects.get(turn=turn).pk)
     assert replay.status == "failed" and replay.error_code == "provider_error" and "boom" in replay.error_message
     assert _snapshot(conversation) == before
+
+
+def test_replay_runs_the_turn_loop_and_its_request_rules(default_agent, provider, agent_client):
+    """One loop and one request builder: a replay against a reasoning model gets what a
+    real turn of that model gets (no temperature, encrypted reasoning asked for and
+    passed back, the cache key and safety identifier), which the copied loop did not."""
+    conversation, turn = _answered_turn(provider)
+    reasoner = Agent.objects.create(
+        name="Reasoner", model="gpt-5-mini", temperature=0.7, instructions="Think first.",
+        tools=["lookup_order"],
+    )  # a row saved before the capability check existed
+    provider.reset()
+    provider.queue(calls(("lookup_order", ARGS), reasoning="gAAAA-replayed"), text("Shipped on Monday."))
+
+    agent_client.post(f"/admin/conversations/turn/{turn.pk}/replay/", {"agent": str(reasoner.pk)})
+    replay = _finished(Replay.objects.get(turn=turn).pk)
+
+    assert replay.status == "completed", replay.error_message
+    assert replay.answer == "Shipped on Monday."
+    first, second = provider.requests
+    real_turn_body = turn.requests[0]
+    for key in ("safety_identifier", "store", "stream"):
+        assert first[key] == real_turn_body[key]
+    assert first["prompt_cache_key"] == f"agent-{reasoner.pk}-conv-{conversation.pk}"
+    assert "temperature" not in first and first["include"] == ["reasoning.encrypted_content"]
+    assert [i["encrypted_content"] for i in second["input"] if i["type"] == "reasoning"] == ["gAAAA-replayed"]
+    assert replay.requests == provider.requests
+
+
+async def test_replay_publishes_nothing_to_the_conversation(live_engine, default_agent, provider):
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+    from channels.layers import get_channel_layer
+
+    from conversations.agent.events import group_name
+    from conversations.console.replay import replay_run
+
+    conversation, turn = await sync_to_async(_answered_turn)(provider)
+    provider.reset()
+    provider.queue(calls(("lookup_order", ARGS), commentary="Looking."), text("Shipped."))
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(group_name(conversation.pk), channel)
+
+    replay = await sync_to_async(lambda: Replay.objects.create(
+        turn=turn, model="gpt-4.1-mini", requests=turn.requests[:1],
+    ))()
+    await replay_run(replay.pk, engine=live_engine)
+
+    replay = await Replay.objects.aget(pk=replay.pk)
+    assert replay.status == "completed" and replay.answer == "Shipped."
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(layer.receive(channel), timeout=0.5)

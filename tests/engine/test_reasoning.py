@@ -16,9 +16,10 @@ ADA_1001 = {"order_number": "1001", "email": "ada@example.com"}
 
 @pytest.fixture
 def reasoning_agent(agent):
+    agent.model = "gpt-5-mini"
     agent.reasoning_effort = "low"
-    agent.temperature = 0.2
-    agent.save(update_fields=["reasoning_effort", "temperature"])
+    agent.temperature = 0.2  # a row saved before the capability check: never sent to gpt-5-mini
+    agent.save(update_fields=["model", "reasoning_effort", "temperature"])
     return agent
 
 

@@ -8,6 +8,7 @@ most one default.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from django import forms
@@ -15,10 +16,12 @@ from django.contrib import admin
 from django.urls import path
 from django.utils.html import format_html_join
 
+from conversations.agent.capabilities import capabilities_for
 from conversations.agent.provider import is_offline
 from conversations.authorization import Action, allowed, principal_of
+from conversations.conf import platform_setting
 from conversations.console.admin.base import SuperuserManagedAdmin
-from conversations.console.agents import agent_save
+from conversations.console.agents import agent_model_problems, agent_save
 from conversations.console.selectors import pretty_json
 from conversations.console.views import agent as views
 from conversations.models import Agent
@@ -56,6 +59,18 @@ class AgentForm(forms.ModelForm):
     def clean_tools(self) -> list[str]:
         return list(self.cleaned_data.get("tools") or [])
 
+    def clean(self) -> dict[str, Any]:
+        """Refuse settings the model cannot take (the same check `agent_save` makes)."""
+        cleaned = super().clean()
+        probe = copy.copy(self.instance)  # the instance gets the form's values only after clean()
+        for name in ("model", "temperature", "reasoning_effort", "max_output_tokens", "history_token_budget",
+                     "model_capabilities"):
+            if name in cleaned:
+                setattr(probe, name, cleaned[name])
+        for name, message in agent_model_problems(probe).items():
+            self.add_error(name if name in self.fields else None, message)
+        return cleaned
+
 
 @admin.register(Agent)
 class AgentAdmin(SuperuserManagedAdmin):
@@ -63,13 +78,19 @@ class AgentAdmin(SuperuserManagedAdmin):
     list_display = ("name", "model_display", "tool_list", "history_token_budget", "max_tool_rounds", "is_default")
     list_filter = ("is_default",)
     search_fields = ("name", "model")
-    readonly_fields = ("tool_schemas", "provider_status", "default_flag")
+    readonly_fields = ("tool_schemas", "provider_status", "default_flag", "model_capabilities_summary")
     fieldsets = (
         (None, {"fields": ("name", "make_default", "model", "provider_status", "instructions")}),
         ("Tools", {"fields": ("tools", "tool_schemas")}),
-        ("Limits and sampling", {"fields": (
-            "history_token_budget", "max_tool_rounds", "max_output_tokens", "temperature", "reasoning_effort",
-        )}),
+        ("Limits and sampling", {
+            "description": "What the model accepts is checked at save against the capability table "
+            "(shown below): reasoning models such as GPT-5 mini take no temperature, GPT-5.1 and later "
+            "take one only with effort none, and each family has its own effort values.",
+            "fields": (
+                "history_token_budget", "max_tool_rounds", "max_output_tokens", "temperature", "reasoning_effort",
+                "model_capabilities_summary", "model_capabilities",
+            ),
+        }),
         ("Provider", {"classes": ("collapse",), "fields": ("provider_base_url", "provider_api_key_env")}),
     )
     change_form_template = "admin/conversations/agent/change_form.html"
@@ -106,6 +127,24 @@ class AgentAdmin(SuperuserManagedAdmin):
         if is_offline(obj):
             return "No provider key configured: this agent answers with the built-in offline demo model."
         return f"Provider key configured ({obj.provider_base_url or 'deployment base URL'})."
+
+    @admin.display(description="What the model accepts")
+    def model_capabilities_summary(self, obj: Agent) -> str:
+        model = obj.model or platform_setting("DEFAULT_MODEL")
+        try:
+            row = capabilities_for(model, obj.model_capabilities or None)
+        except (TypeError, ValueError) as exc:
+            return f"Invalid override: {exc}"
+        kind = f"reasoning (efforts {', '.join(row.efforts)}; default {row.default_effort or 'none sent'})" \
+            if row.reasoning else "not a reasoning model"
+        sampling = ", ".join(row.sampling) or "none"
+        if row.sampling and row.sampling_efforts:
+            sampling += f" (only with effort {', '.join(row.sampling_efforts)})"
+        known = f"table row {row.prefix!r}" if row.prefix else "not in the table: the safe default for unknown models"
+        return (
+            f"{model}: {kind}; sampling parameters: {sampling}; phase: {'yes' if row.phase else 'no'}; "
+            f"context {row.context_window:,} tokens, output up to {row.max_output_tokens:,} ({known})."
+        )
 
     @admin.display(description="Tool schemas")
     def tool_schemas(self, obj: Agent) -> str:

@@ -156,6 +156,7 @@
 
   // --- streaming answer ---------------------------------------------------------------
   var streamingTurn = null;
+  var commentary = "", commentaryTurn = null;
   function showActivity(text) {
     if (!text) { activity.hidden = true; activity.textContent = ""; return; }
     activity.textContent = text;
@@ -209,6 +210,11 @@
         streamingState.textContent = "writing…";
         streamingText.textContent += event.delta;
         if (stick) toBottom();
+        break;
+      case "turn.commentary":
+        commentary = (commentaryTurn === event.turn ? commentary : "") + event.delta;
+        commentaryTurn = event.turn;
+        showActivity("AI (commentary, not shown as the answer): " + commentary);
         break;
       case "tool.started":
         showActivity("AI is running " + event.name + "…");
