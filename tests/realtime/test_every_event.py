@@ -6,8 +6,8 @@ widget's typing hints, reconnect and re-download the transcript on every keystro
 Here each event the system emits (every builder in `conversations.agent.events`, sent
 as the engine sends it) and the widget's typing hint reach each websocket consumer
 through the real ASGI stack; the socket must stay open and still relay what follows.
-The SSE stream, the group's third kind of member, is covered in
-tests/api/test_streaming.py.
+The API's Server-Sent Events stream, the group's other member, gets the same and must
+relay the engine's events, skip the typing hints and end with its turn's answer.
 """
 
 from __future__ import annotations
@@ -20,12 +20,17 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.test import AsyncClient
 
+from conversations.access import visitor_token_issue
 from conversations.agent import events
+from conversations.agent.engine import engine
 from conversations.models import Conversation
 from conversations.realtime.consumer import TYPING_MESSAGE_TYPE
 from conversations.services.conversations import conversation_create
 from conversations.services.messages import message_post
+from tests import fake_provider as fp
+from tests.api.sse import events as sse_events
 from tests.console.conftest import logged_in, make_staff
 from tests.realtime.test_consumer import path_for
 from tests.realtime.wsclient import WsClient, of_type
@@ -130,3 +135,34 @@ async def test_each_consumer_survives_every_event_type_and_keeps_relaying(door, 
         assert [e["role"] for e in client.events if e["type"] == "typing"] == ["visitor"]
     assert done["conversation"] == str(conversation.pk)
     await client.close()
+
+
+async def test_the_api_event_stream_relays_engine_events_skips_typing_and_ends_with_its_answer(
+    default_agent, provider
+):
+    engine.bind()  # turns run on this test's loop
+    conversation, message = await db(_conversation_with_a_message)()
+    await Conversation.objects.filter(pk=conversation.pk).aupdate(ai_paused=False)
+    answer = "Your order left this morning and arrives on Thursday."
+    provider.queue(fp.text(answer, delay=0.3, delta_delay=0.05))
+    headers = {"Authorization": f"Visitor {visitor_token_issue(conversation)}", "Accept": "text/event-stream"}
+    response = await AsyncClient().post(f"/api/v1/conversations/{conversation.pk}/messages",
+                                        {"text": "And the gift card?"}, content_type="application/json",
+                                        headers=headers)
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/event-stream")
+    chunks: list[str] = []
+    sent = False
+    async for chunk in response.streaming_content:
+        chunks.append(chunk.decode())
+        if not sent:  # the stream is open: now every kind of group message arrives
+            sent = True
+            await _send_everything(conversation, message)
+    received = list(sse_events(iter("".join(chunks).splitlines())))
+
+    # Then every engine event was relayed and no typing hint leaked into the stream
+    types = [e.get("type") for e in received]
+    assert None not in types and "typing" not in types, types
+    assert {e["type"] for e in samples(conversation, message).values()} <= set(types)
+    assert any(e.get("delta") == "still here" for e in received)
+    # and the stream still ended with its own turn's stored answer
+    assert types[-2:] == ["message", "turn.completed"] and received[-2]["message"]["text"] == answer
