@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -100,12 +101,15 @@ def warm_up(url: str) -> Any:
     return warm
 
 
-def many_waiters(url: str, pid: int, count: int) -> tuple[list[Any], list[dict[str, Any]], dict[str, Any]]:
+def many_waiters(
+    url: str, pid: int, count: int, *, probe: Callable[[list[Any], list[Any]], Any] | None = None,
+) -> tuple[list[Any], list[dict[str, Any]], dict[str, Any]]:
     """`count` clients post at once to the process at `url` and wait for their answers,
     half with `?wait=`, half streaming, every fourth hanging up mid-wait. While they
     wait (every turn running), the process's thread count is taken and it is asked for
     `/readyz`, a post and a poll. Returns (conversations, results, what was seen
-    meanwhile). The provider must answer slowly (ANSWER, a delta every 0.2 s)."""
+    meanwhile, with `probe(hung_up_conversations, waiting_conversations)`'s result).
+    The provider must answer slowly (ANSWER, a delta every 0.2 s)."""
     conversations = [conversation_create(channel="api") for _ in range(count)]
     plan = [("wait" if n % 2 else "sse", n % 4 == 0) for n in range(count)]
     hung_up = sum(1 for _, hang_up in plan if hang_up)
@@ -123,6 +127,9 @@ def many_waiters(url: str, pid: int, count: int) -> tuple[list[Any], list[dict[s
             await _off_loop(wait_for, all_answering, 60)
             await _off_loop(wait_for, lambda: sum(t.done() for t in tasks) == hung_up, 30)
             during["threads"] = threads_of(pid)
+            if probe is not None:
+                gone = [c for c, (_, hang_up) in zip(conversations, plan, strict=True) if hang_up]
+                during["probe"] = await _off_loop(probe, gone, [c for c in conversations if c not in gone])
             fresh = await _off_loop(conversation_create, channel="api")
             during["readyz"] = (await client.get("/readyz", timeout=10)).status_code
             during["post"] = (await client.post(f"/api/v1/conversations/{fresh.pk}/messages",

@@ -11,16 +11,35 @@ tests/api/test_waiting_clients.py runs the same in embedded mode.
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
+import redis
+from django.conf import settings
 
+from conversations.agent.events import group_name
 from tests import fake_provider as fp
 from tests.api.waiters import ANSWER, assert_all_answered, many_waiters, threads_of, visitor, warm_up
+from tests.conftest import wait_for
 from tests.scale.harness import POOL_MAX_SIZE
 
 pytestmark = [pytest.mark.scale, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 WAITERS = 4 * POOL_MAX_SIZE
+
+
+def group_members(gone: list[Any], waiting: list[Any]) -> tuple[list[int], list[int]]:
+    """How many channels are in each conversation's group, in Redis (this test process
+    subscribes to none of them), once the hung-up clients' memberships are gone."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"]
+
+    def members(conversation: Any) -> int:
+        return client.zcard(f"{prefix}:group:{group_name(conversation.pk)}")
+
+    wait_for(lambda: not any(members(c) for c in gone), timeout=15)
+    return [members(c) for c in gone], [members(c) for c in waiting]
 
 
 def test_many_more_waiting_clients_than_pool_connections_all_get_answers(scale):
@@ -32,9 +51,15 @@ def test_many_more_waiting_clients_than_pool_connections_all_get_answers(scale):
     scale.provider.responder = lambda body: fp.text(ANSWER, delta_delay=0.2)
 
     # When four times as many clients as the pool has connections post to one process and wait
-    conversations, results, during = many_waiters(web.url, web.pid, WAITERS)
+    pubsub = "pubsub" in settings.CHANNEL_LAYERS["default"]["BACKEND"]  # keeps no group keys
+    conversations, results, during = many_waiters(web.url, web.pid, WAITERS, probe=None if pubsub else group_members)
 
-    # Then (see assert_all_answered) nothing jammed and everyone got their answer
+    # Then a client that hung up left its conversation's group at once, while those that
+    # wait are still in theirs
+    if not pubsub:
+        gone, waiting = during["probe"]
+        assert set(gone) == {0} and set(waiting) == {1}, during["probe"]
+    # and (see assert_all_answered) nothing jammed and everyone got their answer
     assert_all_answered(conversations, results, during, threads_before=threads_before)
     # and afterwards the process is ready and serves as before
     assert httpx.get(f"{web.url}/readyz", timeout=10).status_code == 200
