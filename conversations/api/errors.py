@@ -6,8 +6,9 @@ a database that cannot be reached (or a pool with no connection to give) is the
 platform's `ServiceUnavailable`, a 503 with `Retry-After`, as on every other door
 (`conversations.errors.unavailable_error`); DRF's exceptions (validation, parse errors,
 authentication, throttling) and anything unexpected are mapped here. Unexpected
-exceptions are logged and answer a 500 with no internals. `not_found` / `server_error` give Django's 404/500 pages the same shape for
-API paths (URLs that match no view).
+exceptions are logged and answer a 500 with no internals. `not_found` /
+`server_error` give Django's 404/500 pages the same shape for API paths (URLs that
+match no view).
 """
 
 from __future__ import annotations
