@@ -2,10 +2,13 @@
 
 Every 4xx/5xx under `/api/` answers `{"error": {"code", "message", "fields"}}`:
 `PlatformError`s raised by services carry their own status, code and field details;
-DRF's exceptions (validation, parse errors, authentication, throttling) and anything
-unexpected are mapped here. Unexpected exceptions are logged and answer a 500 with no
-internals. `not_found` / `server_error` give Django's 404/500 pages the same shape for
-API paths (URLs that match no view).
+a database that cannot be reached (or a pool with no connection to give) is the
+platform's `ServiceUnavailable`, a 503 with `Retry-After`, as on every other door
+(`conversations.errors.unavailable_error`); DRF's exceptions (validation, parse errors,
+authentication, throttling) and anything unexpected are mapped here. Unexpected
+exceptions are logged and answer a 500 with no internals. `not_found` /
+`server_error` give Django's 404/500 pages the same shape for API paths (URLs that
+match no view).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from conversations.errors import PlatformError
+from conversations.errors import PlatformError, error_headers, unavailable_error
 
 logger = logging.getLogger(__name__)
 
@@ -63,9 +66,13 @@ def _validation_body(detail: Any) -> dict[str, Any]:
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF's EXCEPTION_HANDLER for the API views: always a Response in the one shape."""
     headers: dict[str, str] = {}
+    unavailable = unavailable_error(exc)
+    if unavailable is not None:
+        logger.warning("database unavailable: %s", exc)
+        exc = unavailable
     if isinstance(exc, PlatformError):
         set_rollback()
-        return Response(error_body(exc.code, exc.message, exc.fields), status=exc.status)
+        return Response(error_body(exc.code, exc.message, exc.fields), status=exc.status, headers=error_headers(exc))
     if isinstance(exc, Http404):
         exc = drf.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

@@ -7,26 +7,37 @@ carries the same events the websocket sends, and ends after the followed turn's
 terminal event (`turn.completed` — preceded by its stored items, the assistant's
 answer last — `turn.failed` or `turn.cancelled`).
 
+A waiting client holds no database connection: the view that posts runs on one of the
+engine's database threads (`views/answers.answering_view`), which gives its connection
+back when the view returns, and every later read is one short `engine.db` job. The
+subscription lives on the event loop; a view on another thread opens and closes it
+there (`loop`).
+
 The channel layer delivers at most once, so the database stays the truth: when the
 layer is silent for a moment, and before the terminal event, the stream reads what
 was stored and emits any item it has not sent (deduplicated by `seq`); a terminal
-event that was lost is rebuilt from the turn row. The turn runs on the engine, not in
-the request: a client that disconnects only ends its own subscription.
+event that was lost is rebuilt from the turn row. A read that finds the database
+unreachable is skipped (the next silence reads again). The group also carries typing
+hints (`conversation.typing`), which the stream ignores. The turn runs on the engine,
+not in the request: a client that disconnects only ends its own subscription.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
+from django.db import DatabaseError
 from django.http import StreamingHttpResponse
 
 from conversations.agent.engine import engine
 from conversations.agent.events import (
+    CHANNEL_MESSAGE_TYPE,
     group_name,
     message_event,
     turn_cancelled_event,
@@ -38,6 +49,8 @@ from conversations.models import Message, Turn
 from conversations.models.message import MessageKind
 from conversations.models.turn import TurnStatus
 
+logger = logging.getLogger(__name__)
+
 POLL_SECONDS = 2.0
 KEEPALIVE_SECONDS = 15.0
 TERMINAL_EVENTS = ("turn.completed", "turn.failed", "turn.cancelled")
@@ -46,19 +59,32 @@ KEEPALIVE: dict[str, Any] = {"type": "keepalive"}
 
 class Subscription:
     """One channel in the conversation's group. Opened from the (synchronous) view
-    before posting; received from and closed on the server's event loop."""
+    before posting; received from and closed on the server's event loop. `loop` is
+    that loop when the view runs on a thread of its own (an engine database thread),
+    where `async_to_sync` would start a private loop the layer's connections do not
+    belong to."""
 
-    def __init__(self, conversation_id: Any) -> None:
+    def __init__(self, conversation_id: Any, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.layer = get_channel_layer()
         self.group = group_name(conversation_id)
+        self.loop = loop
         self.channel: str | None = None
         self.closed = False
         self._pending: asyncio.Future[Any] | None = None
 
+    def _run_sync(self, coroutine: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+        if self.loop is None or not self.loop.is_running():
+            return async_to_sync(coroutine)()
+        return asyncio.run_coroutine_threadsafe(coroutine(), self.loop).result(timeout=30)
+
+    async def _open(self) -> None:
+        assert self.layer is not None
+        self.channel = await self.layer.new_channel()
+        await self.layer.group_add(self.group, self.channel)
+
     def open_sync(self) -> Subscription:
         if self.layer is not None:
-            self.channel = async_to_sync(self.layer.new_channel)()
-            async_to_sync(self.layer.group_add)(self.group, self.channel)
+            self._run_sync(self._open)
         return self
 
     async def receive(self, seconds: float) -> dict[str, Any] | None:
@@ -86,7 +112,7 @@ class Subscription:
 
     def close_sync(self) -> None:
         if not self.closed:
-            async_to_sync(self.aclose)()
+            self._run_sync(self.aclose)
 
 
 def _stored_since(conversation_id: str, turn_id: str, after_seq: int, internal: bool) -> tuple[Turn, list[Message]]:
@@ -133,7 +159,11 @@ async def follow_turn(
         return internal or event.get("message", {}).get("kind") != MessageKind.NOTE
 
     async def from_database() -> tuple[list[dict[str, Any]], bool]:
-        turn, messages = await engine.db(_stored_since, conversation_id, turn_id, after_seq, internal)
+        try:
+            turn, messages = await engine.db(_stored_since, conversation_id, turn_id, after_seq, internal)
+        except DatabaseError:  # unreachable for a moment: keep following the events
+            logger.warning("stream could not read conversation %s", conversation_id, exc_info=True)
+            return [], False
         events = [e for e in map(message_event, messages) if emit_message(e)]
         if turn.is_finished:
             events.append(_terminal_event(turn, messages))
@@ -169,6 +199,8 @@ async def follow_turn(
                     last_sent = loop.time()
                     yield KEEPALIVE
                 continue
+            if received.get("type") != CHANNEL_MESSAGE_TYPE:
+                continue  # typing hints and anything else that is not an engine event
             event = received.get("event") or {}
             kind = event.get("type")
             if kind == "message":
@@ -187,6 +219,26 @@ async def follow_turn(
                 yield event
     finally:
         await subscription.aclose()
+
+
+def release_request_thread() -> None:
+    """Let the request's thread go while its response streams.
+
+    Under ASGI, Django gives each request a thread of its own for its synchronous
+    parts (the middleware, `ThreadSensitiveContext`) and keeps it until the request
+    ends: for a client waiting a minute, a parked thread per waiter. Once the body
+    streams, every middleware has run; the thread is shut down here, and the rest of
+    the request's synchronous work (closing the response) gets a fresh one for a
+    moment. Relies on asgiref's per-context executor map; if that is not there, the
+    thread simply stays parked."""
+    get_context = getattr(SyncToAsync, "thread_sensitive_context", None)
+    executors = getattr(SyncToAsync, "context_to_thread_executor", None)
+    context = get_context.get(None) if get_context is not None else None
+    if context is None or executors is None or getattr(context, "_executor", None) is not None:
+        return  # no per-request thread, or one its owner manages
+    executor = executors.pop(context, None)
+    if executor is not None:
+        executor.shutdown(wait=False)
 
 
 def sse_frame(event: dict[str, Any]) -> bytes:
@@ -213,6 +265,7 @@ class _SubscribedResponse(StreamingHttpResponse):
 
 def event_stream_response(subscription: Subscription, events: AsyncIterator[dict[str, Any]]) -> StreamingHttpResponse:
     async def frames() -> AsyncIterator[bytes]:
+        release_request_thread()
         async for event in events:
             yield sse_frame(event)
 
@@ -228,14 +281,22 @@ def waited_json_response(
     body: Callable[[], dict[str, Any]],
     *,
     status: int,
+    fallback: dict[str, Any],
 ) -> StreamingHttpResponse:
-    """Wait for the turn without holding a thread, then answer `body()` as JSON (read
-    from the database once the turn ended or the wait ran out)."""
+    """Wait for the turn without holding a thread or a connection, then answer `body()`
+    as JSON (read from the database once the turn ended or the wait ran out). The status
+    was sent when the wait began, so if that read finds the database unreachable the
+    answer is `fallback`: what the post stored, its turn as it was then (poll it)."""
 
     async def content() -> AsyncIterator[bytes]:
+        release_request_thread()
         async for _event in events:
             pass
-        data = await engine.db(body)
+        try:
+            data = await engine.db(body)
+        except DatabaseError:
+            logger.warning("wait could not read its answer; answering the stored post", exc_info=True)
+            data = fallback
         yield json.dumps(data, separators=(",", ":")).encode()
 
     return _SubscribedResponse(content(), subscription, content_type="application/json", status=status)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from conversations.api.views.answers import answering_view
 from conversations.api.views.conversations import (
     ConversationCollectionView,
     ConversationDetailView,
@@ -23,10 +24,11 @@ urlpatterns = [
     path(CONVERSATION, ConversationDetailView.as_view(), name="api-conversation"),
     path(f"{CONVERSATION}/handoff", ConversationHandoffView.as_view(), name="api-conversation-handoff"),
     path(f"{CONVERSATION}/handback", ConversationHandbackView.as_view(), name="api-conversation-handback"),
-    path(f"{CONVERSATION}/messages", MessageCollectionView.as_view(), name="api-messages"),
+    # Posts that wait for their turn's answer are served without holding a thread.
+    path(f"{CONVERSATION}/messages", answering_view(MessageCollectionView), name="api-messages"),
     path(f"{CONVERSATION}/turns", TurnCollectionView.as_view(), name="api-turns"),
     path(TURN, TurnDetailView.as_view(), name="api-turn"),
-    path(f"{TURN}/retry", TurnRetryView.as_view(), name="api-turn-retry"),
+    path(f"{TURN}/retry", answering_view(TurnRetryView), name="api-turn-retry"),
     path(f"{TURN}/cancel", TurnCancelView.as_view(), name="api-turn-cancel"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -6,6 +6,11 @@ function as the console's HTTP views; anyone else is refused before the handshak
 completes. It relays the conversation's group events (`conversations.agent.events`)
 unchanged and accepts nothing from the browser: staff act through the console's HTTP
 actions. Events are hints; the page catches up by `seq` from the database.
+
+The group also carries the widget's typing hints (`conversation.typing`, see
+`conversations.realtime.consumer`); the console does not show them, so this socket
+ignores them deliberately. Channels closes a consumer on a message type it has no
+handler for, so every type the group can carry has one here.
 """
 
 from __future__ import annotations
@@ -59,3 +64,6 @@ class StaffConversationConsumer(AsyncJsonWebsocketConsumer):
 
     async def conversation_event(self, message: dict[str, Any]) -> None:
         await self.send_json(message["event"])
+
+    async def conversation_typing(self, message: dict[str, Any]) -> None:
+        """Typing hints from the widget: not shown in the console."""

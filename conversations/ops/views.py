@@ -71,9 +71,14 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 def _database_check() -> None:
     close_old_connections()
-    with connections["default"].cursor() as cursor:
-        cursor.execute("SELECT 1")
-        cursor.fetchone()
+    try:
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    finally:
+        # A thread of the loop's default executor: give the pool its connection back
+        # now, not at this thread's next check.
+        connections["default"].close()
 
 
 async def _channel_layer_check() -> None:

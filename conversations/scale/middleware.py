@@ -3,10 +3,13 @@
 When PostgreSQL is unreachable (restarting, failing over, a network cut) or the
 process's connection pool cannot hand out a connection in time, Django raises
 `OperationalError` or `InterfaceError`. That is not a bug in the request: it is a
-temporary condition the client should retry, so the answer is a 503 with `Retry-After`,
-as JSON for API clients (the platform's error shape: code, message, fields) and as a
-short page for people. Nothing needs restarting when the database returns: the next
-checkout from the pool connects again.
+temporary condition the client should retry, so the answer is the platform's
+`ServiceUnavailable` (`conversations.errors`): a 503 with `Retry-After`, as JSON in the
+API's error shape (`{"error": {"code": "service_unavailable", "message", "fields"}}`)
+for API clients and as a short page for people. The API's own exception handler, the
+widget's session endpoint and the console's try-it panel answer the same. Nothing
+needs restarting when the database returns: the next checkout from the pool connects
+again.
 """
 
 from __future__ import annotations
@@ -15,15 +18,13 @@ import json
 import logging
 from typing import Any
 
-from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.utils.deprecation import MiddlewareMixin
 from django.utils.html import escape
 
-logger = logging.getLogger(__name__)
+from conversations.errors import ServiceUnavailable, error_body, error_headers, unavailable_error
 
-RETRY_AFTER_SECONDS = 5
-MESSAGE = "The service is briefly unavailable (its database cannot be reached). Please retry in a few seconds."
+logger = logging.getLogger(__name__)
 
 
 def _wants_json(request: HttpRequest) -> bool:
@@ -37,16 +38,17 @@ def _wants_json(request: HttpRequest) -> bool:
 
 
 def database_unavailable_response(request: HttpRequest) -> HttpResponse:
+    error = ServiceUnavailable()
     if _wants_json(request):
-        body = json.dumps({"code": "service_unavailable", "message": MESSAGE, "fields": {}})
-        response = HttpResponse(body, status=503, content_type="application/json")
+        response = HttpResponse(json.dumps(error_body(error)), status=error.status, content_type="application/json")
     else:
         page = (
             "<!doctype html><meta charset=utf-8><title>Service unavailable</title>"
-            f"<h1>Service unavailable</h1><p>{escape(MESSAGE)}</p>"
+            f"<h1>Service unavailable</h1><p>{escape(error.message)}</p>"
         )
-        response = HttpResponse(page, status=503, content_type="text/html; charset=utf-8")
-    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        response = HttpResponse(page, status=error.status, content_type="text/html; charset=utf-8")
+    for name, value in error_headers(error).items():
+        response[name] = value
     response["Cache-Control"] = "no-store"
     return response
 
@@ -59,7 +61,7 @@ class DatabaseUnavailableMiddleware(MiddlewareMixin):
     inside the view."""
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> Any:
-        if not isinstance(exception, OperationalError | InterfaceError):
+        if unavailable_error(exception) is None:
             return None
         logger.warning("database unavailable for %s %s: %s", request.method, request.path, exception)
         return database_unavailable_response(request)

@@ -97,12 +97,14 @@ def turn_claim(*, conversation_id: Any, owner: str, check_first: bool = True) ->
     if check_first and not Turn.objects.filter(conversation_id=conversation_id, status=TurnStatus.QUEUED).exists():
         return None
     with transaction.atomic():
-        now = timezone.now()  # after any wait for the write lock
         # Claims of one conversation queue on its row. (SQLite has no row locks: its
         # IMMEDIATE transactions already let one writer in at a time.)
         row_locks = connection.features.has_select_for_update
         if row_locks and not Conversation.objects.select_for_update().filter(pk=conversation_id).exists():
             return None
+        # Read the clock only now, after any wait for the lock: a turn that was finishing
+        # held it and took its finish time before committing, so this start follows it.
+        now = timezone.now()
         turns = list(
             Turn.objects.filter(
                 conversation_id=conversation_id, status__in=[TurnStatus.RUNNING, TurnStatus.QUEUED]
@@ -126,7 +128,9 @@ def turn_claim(*, conversation_id: Any, owner: str, check_first: bool = True) ->
             return None
         turn = waiting[0]
         fields = {
-            "status": TurnStatus.RUNNING, "lease_owner": owner, "lease_expires_at": _lease_deadline(), "started_at": now,
+            # Not `now`: an expired turn failed just above finished after it.
+            "status": TurnStatus.RUNNING, "lease_owner": owner, "lease_expires_at": _lease_deadline(),
+            "started_at": timezone.now(),
         }
         if not Turn.objects.filter(pk=turn.pk, status=TurnStatus.QUEUED).update(**fields):
             return None

@@ -23,7 +23,15 @@ from django.views.decorators.http import require_GET
 
 from conversations.access import conversation_for_visitor, visitor_token_conversation_id, visitor_token_issue
 from conversations.conf import platform_setting
-from conversations.errors import InvalidInput, PayloadTooLarge, PermissionDenied, PlatformError
+from conversations.errors import (
+    InvalidInput,
+    PayloadTooLarge,
+    PermissionDenied,
+    PlatformError,
+    error_body,
+    error_headers,
+    unavailable_error,
+)
 from conversations.models import Conversation
 from conversations.models.conversation import Channel
 from conversations.ratelimit import rate_limit_hit
@@ -46,8 +54,7 @@ def _cors(response: HttpResponse, origin: str | None) -> HttpResponse:
 
 
 def _error(exc: PlatformError) -> JsonResponse:
-    body = {"error": {"code": exc.code, "message": exc.message, "fields": exc.fields}}
-    return JsonResponse(body, status=exc.status)
+    return JsonResponse(error_body(exc), status=exc.status, headers=error_headers(exc))
 
 
 def _body(request: HttpRequest) -> dict[str, Any]:
@@ -123,13 +130,16 @@ def widget_session(request: HttpRequest) -> HttpResponse:
         return _cors(response, origin)
     try:
         conversation, status = _start_or_resume(_body(request), request.META.get("REMOTE_ADDR", ""))
+        # A fresh token each time slides the token's expiry while the visitor keeps coming back.
+        payload = session_payload(conversation, visitor_token_issue(conversation))
     except PlatformError as exc:
-        response = _error(exc)
-        if isinstance(exc, Throttled):
-            response["Retry-After"] = str(int(exc.retry_after) + 1)
-        return _cors(response, origin)
-    # A fresh token each time slides the token's expiry while the visitor keeps coming back.
-    payload = session_payload(conversation, visitor_token_issue(conversation))
+        return _cors(_error(exc), origin)
+    except Exception as exc:
+        # The database away is a 503 the embedding page may read (so: with CORS headers).
+        unavailable = unavailable_error(exc)
+        if unavailable is None:
+            raise
+        return _cors(_error(unavailable), origin)
     return _cors(JsonResponse(payload, status=status), origin)
 
 

@@ -48,7 +48,7 @@ def test_database_outage_answers_503_json_for_api_clients(staff_client):
     with database_unreachable():
         response = staff_client.get(PAGE, headers={"accept": "application/json"})
     assert response.status_code == 503
-    assert response.json()["code"] == "service_unavailable"
+    assert response.json()["error"]["code"] == "service_unavailable"
     assert response["Retry-After"] == "5"
     assert staff_client.get(PAGE).status_code == 200  # back by itself
 

@@ -83,7 +83,7 @@ def test_postgres_unreachable_gives_503_then_recovers_by_itself(scale, admin_use
         html = httpx.get(web2.url + page, cookies=cookies, timeout=20)
         # Then requests get a clear 503, quickly, in the shape the client asked for
         assert api.status_code == 503 and html.status_code == 503
-        assert api.json()["code"] == "service_unavailable" and api.headers["retry-after"]
+        assert api.json()["error"]["code"] == "service_unavailable" and api.headers["retry-after"]
         assert "Service unavailable" in html.text and html.headers["content-type"].startswith("text/html")
         assert time.monotonic() - started < 10
         # and a message arriving meanwhile (stored by a process that still reaches the

@@ -82,7 +82,7 @@ class MessageCollectionView(ApiView):
                 fields={"client_id": "differs from the Idempotency-Key header"},
             )
         mode, wait = self.answer_mode()
-        subscription = subscribe_if(mode, conversation.pk)
+        subscription = subscribe_if(mode, conversation.pk, request)
         result = run_subscribed(subscription, lambda: message_post(
             conversation=conversation, text=data["text"], client_id=client_id or header,
             metadata=data.get("metadata"), actor=principal,

@@ -100,7 +100,7 @@ class TurnRetryView(ApiView):
         conversation = conversation_for_principal(principal, conversation_id, Action.RETRY)
         turn = _turn(conversation, turn_id)
         mode, wait = self.answer_mode()
-        subscription = subscribe_if(mode, conversation.pk)
+        subscription = subscribe_if(mode, conversation.pk, request)
         new = run_subscribed(subscription, lambda: turn_retry(
             turn=turn, actor=principal, trigger=_TRIGGERS[principal.kind]
         ))

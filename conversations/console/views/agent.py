@@ -17,7 +17,7 @@ from conversations.agent.provider import model_label
 from conversations.authorization import Action, playground_owner_id
 from conversations.console.replay import model_for
 from conversations.console.views import staff_authorize
-from conversations.errors import PlatformError
+from conversations.errors import InvalidInput, PlatformError, error_body, error_headers
 from conversations.models import Agent, Conversation, Message
 from conversations.models.conversation import Channel, CustomerKind
 from conversations.models.message import CUSTOMER_VISIBLE_KINDS
@@ -46,7 +46,9 @@ def _playground(request: Any, agent: Agent, conversation_id: Any) -> Conversatio
 
 
 def _error(exc: PlatformError) -> JsonResponse:
-    return JsonResponse({"error": exc.message, "code": exc.code, "fields": exc.fields}, status=exc.status)
+    """The platform's one error shape; a database outage reaches the outage middleware
+    and answers the same shape (503, Retry-After)."""
+    return JsonResponse(error_body(exc), status=exc.status, headers=error_headers(exc))
 
 
 def try_start(model_admin: Any, request: Any, agent_id: Any) -> JsonResponse:
@@ -79,9 +81,9 @@ def try_message(model_admin: Any, request: Any, agent_id: Any, conversation_id: 
     try:
         body = json.loads(request.body or b"{}")
     except ValueError:
-        return JsonResponse({"error": "Malformed JSON.", "code": "invalid"}, status=400)
+        return _error(InvalidInput("Malformed JSON."))
     if not isinstance(body, dict):
-        return JsonResponse({"error": "Expected a JSON object.", "code": "invalid"}, status=400)
+        return _error(InvalidInput("Expected a JSON object."))
     try:
         posted = message_post(
             conversation=conversation, text=body.get("text"), client_id=body.get("client_id", ""),

@@ -32,7 +32,7 @@
       body: JSON.stringify(body || {})
     }).then(function (response) {
       return response.json().catch(function () { return {}; }).then(function (data) {
-        if (!response.ok) throw new Error(data.error || ("HTTP " + response.status));
+        if (!response.ok) throw new Error((data.error && data.error.message) || ("HTTP " + response.status));
         return data;
       });
     });
