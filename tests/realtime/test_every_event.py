@@ -60,6 +60,7 @@ def samples(conversation: Conversation, message: Any) -> dict[str, dict[str, Any
         "turn_queued_event": events.turn_queued_event(turn),
         "turn_started_event": events.turn_started_event(turn, model_label="GPT-4.1 mini"),
         "text_delta_event": events.text_delta_event(cid, str(turn.id), "Your order"),
+        "commentary_event": events.commentary_event(cid, str(turn.id), "Let me look that up."),
         "tool_started_event": events.tool_started_event(
             cid, str(turn.id), call_id="call_1", name="lookup_order", activity="Looking up your order..."
         ),
