@@ -7,8 +7,9 @@ format is recognised from its content:
   or one object per JSONL line; messages are grouped by `thread_id` across files;
 - anything else in a `.jsonl` file is read as Chat Completions messages keyed by
   conversation (see `chat_format`).
-A line that is not valid JSON, or not a usable object, is reported with its file and
-line number and skipped; the rest of the file still imports.
+A line that is not valid JSON, nested deeper than `MAX_JSON_DEPTH`, or not a usable
+object, is reported with its file and line number and skipped; the rest of the file still
+imports.
 
 Chat histories are read in two passes so memory stays proportional to the number of
 conversations, not messages: the first pass records where each conversation's lines
@@ -39,6 +40,29 @@ class FileContents:
     assistants: list[dict[str, Any]] = field(default_factory=list)
     threads: list[tuple[str, str, ThreadLoader]] = field(default_factory=list)  # (source, id, loader)
     problems: list[Problem] = field(default_factory=list)
+
+
+# Deeper than any real export; a hostile line could otherwise exhaust the recursion
+# limit in the JSON decoder (RecursionError) or in whatever walks the value later.
+MAX_JSON_DEPTH = 100
+
+
+def _loads(raw: bytes | str) -> Any:
+    """`json.loads`, with nesting deeper than `MAX_JSON_DEPTH` a `ValueError`."""
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth >= MAX_JSON_DEPTH:
+                    raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+                stack.append((child, depth + 1))
+    return value
 
 
 def expand_paths(paths: list[str | Path]) -> list[Path]:
@@ -128,7 +152,7 @@ class _ChatIndex:
                 if not raw.strip():
                     continue
                 try:
-                    line = json.loads(raw)
+                    line = _loads(raw)
                     if not isinstance(line, dict):
                         raise ValueError("a line must be a JSON object")
                     key = conversation_key(line)
@@ -154,7 +178,7 @@ class _ChatIndex:
                 if handle is None:
                     handle = handles[file_index] = self.files[file_index].open("rb")
                 handle.seek(offset)
-                line = json.loads(handle.readline())
+                line = _loads(handle.readline())
                 name = self.files[file_index].name
                 if name not in origins:
                     origins.append(name)
@@ -196,7 +220,7 @@ def _first_object(path: Path) -> Any:
         for raw in handle:
             if raw.strip():
                 try:
-                    return json.loads(raw)
+                    return _loads(raw)
                 except ValueError:
                     continue
     return None
@@ -220,7 +244,7 @@ def files_read(paths: list[str | Path], handles: dict[int, BinaryIO]) -> FileCon
                 chats.add_file(path, contents.problems)
             continue
         try:
-            document = json.loads(path.read_bytes())
+            document = _loads(path.read_bytes())
         except ValueError as exc:
             line = exc.lineno if isinstance(exc, json.JSONDecodeError) else None
             contents.problems.append(Problem("file", path.name, f"invalid JSON: {exc}", line, path.name))
@@ -240,7 +264,7 @@ def _read_export_lines(path: Path, export: _AssistantsExport, problems: list[Pro
             if not raw.strip():
                 continue
             try:
-                obj = json.loads(raw)
+                obj = _loads(raw)
             except ValueError as exc:
                 problems.append(Problem("line", "?", _json_reason(exc), number, path.name))
                 continue
