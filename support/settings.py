@@ -368,6 +368,10 @@ SUPPORT_PLATFORM = {
     # "provider" = the provider's embeddings endpoint (EMBEDDINGS_MODEL).
     "KNOWLEDGE_EMBEDDINGS": os.environ.get("SUPPORT_KNOWLEDGE_EMBEDDINGS", ""),
     "EMBEDDINGS_MODEL": os.environ.get("SUPPORT_EMBEDDINGS_MODEL", "text-embedding-3-small"),
+    # Knowledge uploads: text extracted from one file, and PDF pages and reading time.
+    "KNOWLEDGE_MAX_CHARS": _env_int("SUPPORT_KNOWLEDGE_MAX_CHARS", 1_000_000),
+    "KNOWLEDGE_MAX_PDF_PAGES": _env_int("SUPPORT_KNOWLEDGE_MAX_PDF_PAGES", 1000),
+    "KNOWLEDGE_EXTRACT_SECONDS": _env_float("SUPPORT_KNOWLEDGE_EXTRACT_SECONDS", 30.0),
     # Operations (conversations/ops/): prices add to conversations/agent/pricing.py's table.
     "PRICES": _env_prices("SUPPORT_PRICES_JSON"),
     "METRICS_ALLOWED_IPS": _env_list("SUPPORT_METRICS_ALLOWED_IPS", "127.0.0.0/8,::1"),
