@@ -299,8 +299,8 @@ LOGGING = {
 # (conversations/api/views/base.py); only what DRF and drf-spectacular read globally is here.
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    # Proxies in front of the app whose X-Forwarded-For is trusted (for per-address limits).
-    "NUM_PROXIES": _env_int("SUPPORT_API_NUM_PROXIES", 0),
+    # Client addresses come from conversations.clientaddr (SUPPORT_NUM_PROXIES), not DRF.
+    "NUM_PROXIES": 0,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Support platform API",
@@ -339,6 +339,10 @@ SUPPORT_PLATFORM = {
     # Customer sites allowed to embed the widget (websocket origins and CORS), beyond
     # the site's own ALLOWED_HOSTS: "shop.example.com", ".example.com", or "*".
     "WIDGET_ORIGINS": _env_list("SUPPORT_WIDGET_ORIGINS", ""),
+    # Reverse proxies in front of daphne whose X-Forwarded-For entries are trusted: the
+    # client address is the N-th entry from the right (conversations/clientaddr.py).
+    # SUPPORT_API_NUM_PROXIES is the older name of the same setting.
+    "NUM_PROXIES": _env_int("SUPPORT_NUM_PROXIES", _env_int("SUPPORT_API_NUM_PROXIES", 0)),
     # Input rules.
     "MAX_MESSAGE_CHARS": _env_int("SUPPORT_MAX_MESSAGE_CHARS", 8000),
     # Turn runner.

@@ -22,6 +22,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from conversations.access import conversation_for_visitor, visitor_token_conversation_id, visitor_token_issue
+from conversations.clientaddr import request_client_address
 from conversations.conf import platform_setting
 from conversations.errors import InvalidInput, PayloadTooLarge, PermissionDenied, PlatformError
 from conversations.models import Conversation
@@ -122,7 +123,7 @@ def widget_session(request: HttpRequest) -> HttpResponse:
         response["Allow"] = "POST, OPTIONS"
         return _cors(response, origin)
     try:
-        conversation, status = _start_or_resume(_body(request), request.META.get("REMOTE_ADDR", ""))
+        conversation, status = _start_or_resume(_body(request), request_client_address(request))
     except PlatformError as exc:
         response = _error(exc)
         if isinstance(exc, Throttled):
