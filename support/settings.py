@@ -96,6 +96,32 @@ SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = _env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = _env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 
+# --- HTTPS (docs/security.md, "Production settings") -----------------------------------
+# DJANGO_HTTPS: the site is served over https, by daphne or by a TLS-terminating proxy.
+# On by default whenever DEBUG is off: http is redirected to https (probes excepted),
+# cookies are Secure, and browsers are told to use https only (HSTS).
+HTTPS = _env_bool("DJANGO_HTTPS", not DEBUG)
+# Behind a TLS-terminating proxy: the header it sets on https requests, e.g.
+# "X-Forwarded-Proto" (value https) or "X-Forwarded-Ssl=on". The proxy must overwrite
+# it on every request; a client could otherwise claim https.
+_PROXY_SSL_HEADER = os.environ.get("DJANGO_PROXY_SSL_HEADER", "").strip()
+if _PROXY_SSL_HEADER:
+    _name, _, _value = _PROXY_SSL_HEADER.partition("=")
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _name.strip().upper().replace("-", "_"), _value.strip() or "https")
+SECURE_SSL_REDIRECT = HTTPS
+# Load balancers and scrapers probe over plain http inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+SESSION_COOKIE_HTTPONLY = True
+# Nothing reads the CSRF cookie from JavaScript (pages take the token from the form).
+CSRF_COOKIE_HTTPONLY = True
+SECURE_HSTS_SECONDS = _env_int("DJANGO_HSTS_SECONDS", 31_536_000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = _env_bool("DJANGO_HSTS_PRELOAD", True)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
 INSTALLED_APPS = [
     "daphne",
     "django.contrib.admin",

@@ -33,7 +33,7 @@ from conversations.models.turn import TurnTrigger
 from conversations.ops.metrics import websocket_closed, websocket_opened
 from conversations.realtime import catchup, protocol
 from conversations.realtime.catchup import STAFF, VISITOR, Viewer
-from conversations.realtime.origins import header, is_own_origin
+from conversations.realtime.origins import scope_is_own_origin
 from conversations.services.conversations import conversation_handoff
 from conversations.services.messages import message_post, staff_reply_post
 from conversations.services.turns import turn_retry
@@ -92,7 +92,7 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
                 conversation_id=conversation_id,
                 token=(query.get("token") or [""])[0],
                 user=self.scope.get("user"),
-                staff_origin=is_own_origin(header(self.scope, b"origin")),
+                staff_origin=scope_is_own_origin(self.scope),
             )
         except (PlatformError, ValueError):
             await self.send_json(protocol.error_event("not_found", "Conversation not found."))

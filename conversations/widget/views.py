@@ -29,7 +29,7 @@ from conversations.models import Conversation
 from conversations.models.conversation import Channel
 from conversations.ratelimit import rate_limit_hit
 from conversations.realtime.catchup import model_info
-from conversations.realtime.origins import origin_allowed
+from conversations.realtime.origins import request_origin_allowed
 from conversations.services.conversations import conversation_create
 
 MAX_BODY_BYTES = 4096
@@ -110,7 +110,7 @@ def _start_or_resume(data: dict[str, Any], client_ip: str) -> tuple[Conversation
 def widget_session(request: HttpRequest) -> HttpResponse:
     """Start (no token) or resume (`{"token": ...}`) the visitor's conversation."""
     origin = request.headers.get("Origin")
-    if origin and not origin_allowed(origin):
+    if origin and not request_origin_allowed(request, origin):
         return _error(PermissionDenied(
             "This site may not embed the chat widget; add it to SUPPORT_WIDGET_ORIGINS.",
             code="origin_not_allowed",
