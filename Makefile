@@ -28,7 +28,7 @@ setup: $(VENV)/.installed
 
 run: setup
 	$(PY) manage.py collectstatic --noinput -v0
-	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) support.asgi:application
+	$(PY) -m support.serve -b $(HOST) -p $(PORT) support.asgi:application
 
 test: $(VENV)/.installed
 	$(PY) -m pytest

@@ -369,6 +369,10 @@ SUPPORT_PLATFORM = {
     # client address is the N-th entry from the right (conversations/clientaddr.py).
     # SUPPORT_API_NUM_PROXIES is the older name of the same setting.
     "NUM_PROXIES": _env_int("SUPPORT_NUM_PROXIES", _env_int("SUPPORT_API_NUM_PROXIES", 0)),
+    # Customer websockets open at once per visitor conversation and per client address,
+    # per web process (0 = no limit).
+    "WS_MAX_PER_VISITOR": _env_int("SUPPORT_WS_MAX_PER_VISITOR", 10),
+    "WS_MAX_PER_ADDRESS": _env_int("SUPPORT_WS_MAX_PER_ADDRESS", 200),
     # Input rules.
     "MAX_MESSAGE_CHARS": _env_int("SUPPORT_MAX_MESSAGE_CHARS", 8000),
     # Turn runner.
