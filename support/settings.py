@@ -15,6 +15,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from conversations.secretfiles import write_secret
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("SUPPORT_VAR_DIR", BASE_DIR / "var"))
 
@@ -87,7 +89,8 @@ def _secret_key() -> str:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     path = VAR_DIR / "secret.key"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
+        write_secret(path, secrets.token_urlsafe(50))
+    path.chmod(0o600)  # also one written before secrets were kept private
     return path.read_text().strip()
 
 
@@ -146,6 +149,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "conversations.ops.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "conversations.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -373,6 +377,8 @@ SUPPORT_PLATFORM = {
     # per web process (0 = no limit).
     "WS_MAX_PER_VISITOR": _env_int("SUPPORT_WS_MAX_PER_VISITOR", 10),
     "WS_MAX_PER_ADDRESS": _env_int("SUPPORT_WS_MAX_PER_ADDRESS", 200),
+    # Content-Security-Policy of every page (conversations/csp.py); blank sends none.
+    "CSP": os.environ.get("SUPPORT_CSP"),  # unset: the default policy
     # Input rules.
     "MAX_MESSAGE_CHARS": _env_int("SUPPORT_MAX_MESSAGE_CHARS", 8000),
     # Turn runner.
