@@ -10,7 +10,7 @@ runs daphne's own command line with three changes:
 
 - a request must arrive whole (request line, headers and body) within
   `SUPPORT_HTTP_REQUEST_SECONDS` (60) of its first line, or it is answered 408 and closed;
-- a connection idle for `SUPPORT_HTTP_IDLE_SECONDS` (20) between requests, or between
+- a connection idle for `SUPPORT_HTTP_IDLE_SECONDS` (60) between requests, or between
   the bytes of one, is closed (Twisted's idle timeout; never while a response streams);
 - a websocket frame or message over daphne's size limits (1 MiB by default) closes the
   socket with 1009 (message too big) instead of dropping it;
@@ -42,7 +42,7 @@ def _seconds(name: str, default: float) -> float:
 
 
 REQUEST_SECONDS = _seconds("SUPPORT_HTTP_REQUEST_SECONDS", 60.0)
-IDLE_SECONDS = _seconds("SUPPORT_HTTP_IDLE_SECONDS", 20.0)
+IDLE_SECONDS = _seconds("SUPPORT_HTTP_IDLE_SECONDS", 60.0)
 MAX_PENDING_FRAMES = int(_seconds("SUPPORT_WS_MAX_PENDING_FRAMES", 200))
 CLOSE_TOO_MANY_FRAMES = 4429  # as conversations.realtime.protocol
 
