@@ -58,3 +58,14 @@ def test_the_access_log_names_the_client_address(behind_one_proxy):
     httpx.get(f"{behind_one_proxy.url}/api/v1/nowhere", headers={"X-Forwarded-For": f"10.9.9.9, {REAL}"})
 
     assert f"{REAL} GET /api/v1/nowhere 404" in behind_one_proxy.log_tail()
+
+
+def test_rotating_forged_entries_does_not_escape_the_api_anonymous_limit(demo):
+    with web_process({"SUPPORT_NUM_PROXIES": "1", "SUPPORT_API_RATE_ANONYMOUS": "2/hour"}) as web:
+        statuses = [
+            httpx.post(f"{web.url}/api/v1/conversations", json={},
+                       headers={"X-Forwarded-For": f"198.51.100.{n}, {REAL}"}).status_code
+            for n in range(3)
+        ]
+
+    assert statuses == [201, 201, 429]
