@@ -90,7 +90,10 @@ def _secret_key() -> str:
     path = VAR_DIR / "secret.key"
     if not path.exists():
         write_secret(path, secrets.token_urlsafe(50))
-    path.chmod(0o600)  # also one written before secrets were kept private
+    try:
+        path.chmod(0o600)  # also one written before secrets were kept private
+    except OSError:  # not ours to change (a read-only or shared checkout): leave it
+        pass
     return path.read_text().strip()
 
 
