@@ -28,7 +28,7 @@ setup: $(VENV)/.installed
 
 run: setup
 	$(PY) manage.py collectstatic --noinput -v0
-	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) support.asgi:application
+	$(PY) -m support.serve -b $(HOST) -p $(PORT) support.asgi:application
 
 test: $(VENV)/.installed
 	$(PY) -m pytest
@@ -54,7 +54,7 @@ lint: $(VENV)/.installed
 bench: setup
 	$(PY) manage.py bench_engine
 	$(PY) manage.py bench_retrieval
-	DJANGO_DEBUG=false $(PY) manage.py bench_api
+	DJANGO_DEBUG=false DJANGO_HTTPS=false $(PY) manage.py bench_api
 
 bench-widget: $(VENV)/.installed
 	$(PY) bench/widget_load.py --clients 1000

@@ -135,7 +135,7 @@ def child_scale(args: argparse.Namespace) -> dict[str, Any]:
         "SUPPORT_CHANNEL_LAYER": args.layer,
         "SUPPORT_SKIP_DOTENV": "1", "SUPPORT_VAR_DIR": var_dir, "DJANGO_SECRET_KEY": "bench-" + os.urandom(16).hex(),
         "OPENAI_API_KEY": "bench-key", "OPENAI_BASE_URL": provider_url, "OPENAI_TIMEOUT_SECONDS": "60",
-        "SUPPORT_DEFAULT_MODEL": "gpt-4.1-mini", "DJANGO_DEBUG": "false", "LOG_LEVEL": "WARNING",
+        "SUPPORT_DEFAULT_MODEL": "gpt-4.1-mini", "DJANGO_DEBUG": "false", "DJANGO_HTTPS": "false", "SUPPORT_WS_MAX_PER_ADDRESS": "0", "LOG_LEVEL": "WARNING",
     }
     # This process only creates conversations and listens: it never runs or sweeps turns.
     os.environ.update({**common, "SUPPORT_SWEEP_INTERVAL_SECONDS": "0", "DATABASE_POOL_MAX_SIZE": "4"})
@@ -242,7 +242,7 @@ def child_embedded(args: argparse.Namespace) -> dict[str, Any]:
     os.environ.update({
         "SUPPORT_SKIP_DOTENV": "1", "SUPPORT_VAR_DIR": tempfile.mkdtemp(prefix="bench-embedded-"),
         "OPENAI_API_KEY": "bench-key", "OPENAI_BASE_URL": provider_url, "OPENAI_TIMEOUT_SECONDS": "60",
-        "SUPPORT_DEFAULT_MODEL": "gpt-4.1-mini", "DJANGO_DEBUG": "false", "LOG_LEVEL": "WARNING",
+        "SUPPORT_DEFAULT_MODEL": "gpt-4.1-mini", "DJANGO_DEBUG": "false", "DJANGO_HTTPS": "false", "SUPPORT_WS_MAX_PER_ADDRESS": "0", "LOG_LEVEL": "WARNING",
     })
     try:
         import django

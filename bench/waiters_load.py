@@ -121,7 +121,7 @@ def main() -> int:
         "SUPPORT_REDIS_PREFIX": f"benchw{os.getpid()}", "SUPPORT_SKIP_DOTENV": "1", "SUPPORT_VAR_DIR": var_dir,
         "DJANGO_SECRET_KEY": "bench-" + os.urandom(16).hex(), "OPENAI_API_KEY": "bench-key",
         "OPENAI_BASE_URL": provider_url, "OPENAI_TIMEOUT_SECONDS": "60", "SUPPORT_DEFAULT_MODEL": "gpt-4.1-mini",
-        "DJANGO_DEBUG": "false", "LOG_LEVEL": "WARNING",
+        "DJANGO_DEBUG": "false", "DJANGO_HTTPS": "false", "LOG_LEVEL": "WARNING",
     }
     os.environ.update({**common, "SUPPORT_SWEEP_INTERVAL_SECONDS": "0", "DATABASE_POOL_MAX_SIZE": "2",
                        "DJANGO_SETTINGS_MODULE": "support.settings"})

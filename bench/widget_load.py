@@ -379,6 +379,7 @@ def main() -> None:
             "SUPPORT_DEFAULT_MODEL": "gpt-4.1-mini",
             "SUPPORT_DELTA_FLUSH_SECONDS": str(args.flush),
             "SUPPORT_WIDGET_SESSION_RATE": "",  # the benchmark opens every conversation from one address
+            "SUPPORT_WS_MAX_PER_ADDRESS": "0",
             "LOG_LEVEL": "WARNING",
             **({"SUPPORT_DB_THREADS": str(args.db_threads)} if args.db_threads else {}),
         })

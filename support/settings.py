@@ -15,6 +15,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from conversations.secretfiles import write_secret
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("SUPPORT_VAR_DIR", BASE_DIR / "var"))
 
@@ -87,7 +89,11 @@ def _secret_key() -> str:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     path = VAR_DIR / "secret.key"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
+        write_secret(path, secrets.token_urlsafe(50))
+    try:
+        path.chmod(0o600)  # also one written before secrets were kept private
+    except OSError:  # not ours to change (a read-only or shared checkout): leave it
+        pass
     return path.read_text().strip()
 
 
@@ -95,6 +101,32 @@ DEBUG = _env_bool("DJANGO_DEBUG", True)
 SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = _env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = _env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+
+# --- HTTPS (docs/security.md, "Production settings") -----------------------------------
+# DJANGO_HTTPS: the site is served over https, by daphne or by a TLS-terminating proxy.
+# On by default whenever DEBUG is off: http is redirected to https (probes excepted),
+# cookies are Secure, and browsers are told to use https only (HSTS).
+HTTPS = _env_bool("DJANGO_HTTPS", not DEBUG)
+# Behind a TLS-terminating proxy: the header it sets on https requests, e.g.
+# "X-Forwarded-Proto" (value https) or "X-Forwarded-Ssl=on". The proxy must overwrite
+# it on every request; a client could otherwise claim https.
+_PROXY_SSL_HEADER = os.environ.get("DJANGO_PROXY_SSL_HEADER", "").strip()
+if _PROXY_SSL_HEADER:
+    _name, _, _value = _PROXY_SSL_HEADER.partition("=")
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _name.strip().upper().replace("-", "_"), _value.strip() or "https")
+SECURE_SSL_REDIRECT = HTTPS
+# Load balancers and scrapers probe over plain http inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+SESSION_COOKIE_HTTPONLY = True
+# Nothing reads the CSRF cookie from JavaScript (pages take the token from the form).
+CSRF_COOKIE_HTTPONLY = True
+SECURE_HSTS_SECONDS = _env_int("DJANGO_HSTS_SECONDS", 31_536_000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = _env_bool("DJANGO_HSTS_PRELOAD", True)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
 
 INSTALLED_APPS = [
     "daphne",
@@ -120,6 +152,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "conversations.ops.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "conversations.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -304,8 +337,8 @@ LOGGING = {
 # (conversations/api/views/base.py); only what DRF and drf-spectacular read globally is here.
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    # Proxies in front of the app whose X-Forwarded-For is trusted (for per-address limits).
-    "NUM_PROXIES": _env_int("SUPPORT_API_NUM_PROXIES", 0),
+    # Client addresses come from conversations.clientaddr (SUPPORT_NUM_PROXIES), not DRF.
+    "NUM_PROXIES": 0,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Support platform API",
@@ -351,6 +384,16 @@ SUPPORT_PLATFORM = {
     # Customer sites allowed to embed the widget (websocket origins and CORS), beyond
     # the site's own ALLOWED_HOSTS: "shop.example.com", ".example.com", or "*".
     "WIDGET_ORIGINS": _env_list("SUPPORT_WIDGET_ORIGINS", ""),
+    # Reverse proxies in front of daphne whose X-Forwarded-For entries are trusted: the
+    # client address is the N-th entry from the right (conversations/clientaddr.py).
+    # SUPPORT_API_NUM_PROXIES is the older name of the same setting.
+    "NUM_PROXIES": _env_int("SUPPORT_NUM_PROXIES", _env_int("SUPPORT_API_NUM_PROXIES", 0)),
+    # Customer websockets open at once per visitor conversation and per client address,
+    # per web process (0 = no limit).
+    "WS_MAX_PER_VISITOR": _env_int("SUPPORT_WS_MAX_PER_VISITOR", 10),
+    "WS_MAX_PER_ADDRESS": _env_int("SUPPORT_WS_MAX_PER_ADDRESS", 200),
+    # Content-Security-Policy of every page (conversations/csp.py); blank sends none.
+    "CSP": os.environ.get("SUPPORT_CSP"),  # unset: the default policy
     # Input rules.
     "MAX_MESSAGE_CHARS": _env_int("SUPPORT_MAX_MESSAGE_CHARS", 8000),
     # Turn runner.
@@ -380,6 +423,10 @@ SUPPORT_PLATFORM = {
     # "provider" = the provider's embeddings endpoint (EMBEDDINGS_MODEL).
     "KNOWLEDGE_EMBEDDINGS": os.environ.get("SUPPORT_KNOWLEDGE_EMBEDDINGS", ""),
     "EMBEDDINGS_MODEL": os.environ.get("SUPPORT_EMBEDDINGS_MODEL", "text-embedding-3-small"),
+    # Knowledge uploads: text extracted from one file, and PDF pages and reading time.
+    "KNOWLEDGE_MAX_CHARS": _env_int("SUPPORT_KNOWLEDGE_MAX_CHARS", 1_000_000),
+    "KNOWLEDGE_MAX_PDF_PAGES": _env_int("SUPPORT_KNOWLEDGE_MAX_PDF_PAGES", 1000),
+    "KNOWLEDGE_EXTRACT_SECONDS": _env_float("SUPPORT_KNOWLEDGE_EXTRACT_SECONDS", 30.0),
     # Operations (conversations/ops/): prices add to conversations/agent/pricing.py's table.
     "PRICES": _env_prices("SUPPORT_PRICES_JSON"),
     "METRICS_ALLOWED_IPS": _env_list("SUPPORT_METRICS_ALLOWED_IPS", "127.0.0.0/8,::1"),

@@ -1,7 +1,8 @@
 """Per-caller API rate limits (429 + Retry-After), on `conversations.ratelimit`.
 
 A fixed window per caller: API keys by key (each key may carry its own rate), visitors
-by their conversation, staff by user, anonymous callers by address.
+by their conversation, staff by user, anonymous callers by address (the one
+`conversations.clientaddr` decides).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
 from conversations.api.principals import ANONYMOUS, Principal
+from conversations.clientaddr import request_client_address
 from conversations.conf import platform_setting
 from conversations.ratelimit import rate_limit_hit
 
@@ -30,7 +32,7 @@ class PrincipalRateThrottle(BaseThrottle):
         principal = request.auth if isinstance(request.auth, Principal) else ANONYMOUS
         ident = principal.throttle_ident
         if principal.kind == "anonymous":
-            ident = f"anonymous:{self.get_ident(request)}"
+            ident = f"anonymous:{request_client_address(request)}"
         self.retry_after = rate_limit_hit(f"api:{ident}", rate_for(principal))
         return self.retry_after is None
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.urls import path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from conversations.api.views.answers import answering_view
 from conversations.api.views.conversations import (
@@ -31,7 +31,8 @@ urlpatterns = [
     path(f"{TURN}/retry", answering_view(TurnRetryView), name="api-turn-retry"),
     path(f"{TURN}/cancel", TurnCancelView.as_view(), name="api-turn-cancel"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # The split view serves the page's script at ?script, so the page has no inline script (CSP).
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     # Swagger UI's assets, served by the project itself so the docs work offline.
     re_path(r"^docs/assets/(?P<path>.+)$", docs_asset, name="api-docs-assets"),
 ]

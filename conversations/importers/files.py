@@ -16,8 +16,9 @@ the directory given. Each file's format is recognised from its content:
   or a `file` object names it) is a vector-store file for the knowledge base;
 - anything else in a line-per-object file is read as Chat Completions messages keyed by
   conversation (see `chat_format`).
-A line that is not valid JSON, or not a usable object, is reported with its file and
-line number and skipped; the rest of the file still imports.
+A line that is not valid JSON, nested deeper than `MAX_JSON_DEPTH`, or not a usable
+object, is reported with its file and line number and skipped; the rest of the file still
+imports.
 
 Chat histories are read in two passes so memory stays proportional to the number of
 conversations, not messages: the first pass records where each conversation's lines
@@ -63,6 +64,32 @@ class FileContents:
     conflicts: list[Conflict] = field(default_factory=list)
     files: list[KnowledgeFile] = field(default_factory=list)
     notes: Counter[str] = field(default_factory=Counter)
+
+
+# Deeper than any real export; a hostile line could otherwise exhaust the recursion
+# limit in the JSON decoder (RecursionError) or in whatever walks the value later.
+MAX_JSON_DEPTH = 100
+
+
+def _loads(raw: bytes | str) -> Any:
+    """`json.loads`, with nesting deeper than `MAX_JSON_DEPTH` a `ValueError`."""
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+    opened = raw.count(b"{") + raw.count(b"[") if isinstance(raw, bytes) else raw.count("{") + raw.count("[")
+    if opened <= MAX_JSON_DEPTH:
+        return value  # too few brackets to nest that deep: skip the walk (imports read many lines)
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth >= MAX_JSON_DEPTH:
+                    raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+                stack.append((child, depth + 1))
+    return value
 
 
 @dataclass(frozen=True)
@@ -261,7 +288,7 @@ class _ChatIndex:
                 if not raw.strip():
                     continue
                 try:
-                    line = json.loads(raw)
+                    line = _loads(raw)
                     if not isinstance(line, dict):
                         raise ValueError("a line must be a JSON object")
                     key = conversation_key(line)
@@ -287,7 +314,7 @@ class _ChatIndex:
                 if handle is None:
                     handle = handles[file_index] = self.files[file_index].open("rb")
                 handle.seek(offset)
-                line = json.loads(handle.readline())
+                line = _loads(handle.readline())
                 name = self.names[file_index]
                 if name not in origins:
                     origins.append(name)
@@ -330,7 +357,7 @@ def _first_object(path: Path) -> Any:
         for raw in handle:
             if raw.strip():
                 try:
-                    return json.loads(raw)
+                    return _loads(raw)
                 except ValueError:
                     continue
     return None
@@ -358,11 +385,10 @@ def files_read(paths: list[str | Path], handles: dict[int, BinaryIO]) -> FileCon
                 chats.add_file(path, name, contents.problems)
             continue
         try:
-            document = json.loads(path.read_bytes())
-        except (ValueError, RecursionError) as exc:
+            document = _loads(path.read_bytes())
+        except ValueError as exc:
             line = exc.lineno if isinstance(exc, json.JSONDecodeError) else None
-            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-            contents.problems.append(Problem("file", name, f"invalid JSON: {reason}", line, name))
+            contents.problems.append(Problem("file", name, f"invalid JSON: {exc}", line, name))
             continue
         for obj in document if isinstance(document, list) else [document]:
             export.add(obj, name, None, contents.problems)
@@ -387,7 +413,7 @@ def _read_export_lines(path: Path, name: str, export: _AssistantsExport, problem
             if not raw.strip():
                 continue
             try:
-                obj = json.loads(raw)
+                obj = _loads(raw)
             except ValueError as exc:
                 problems.append(Problem("line", "?", _json_reason(exc), number, name))
                 continue

@@ -60,6 +60,10 @@ class DocumentForm(forms.ModelForm):
 @admin.register(Document)
 class DocumentAdmin(admin.ModelAdmin):
     form = DocumentForm
+
+    class Media:
+        css = {"all": ["admin-extra/platform.css"]}
+
     list_display = ["title", "source_format", "passage_count", "is_active", "updated_at"]
     list_filter = ["is_active", "source_format"]
     search_fields = ["title"]
@@ -98,7 +102,7 @@ class DocumentAdmin(admin.ModelAdmin):
         if obj.pk is None:
             return "-"
         rows = format_html_join(
-            "", "<tr><td>{}</td><td>{}</td><td style=\"white-space: pre-wrap\">{}</td><td>{}</td></tr>",
+            "", "<tr><td>{}</td><td>{}</td><td class=\"platform-pre\">{}</td><td>{}</td></tr>",
             ((p.position, p.heading, p.text, p.token_count) for p in obj.passages.all()),
         )
         return format_html(

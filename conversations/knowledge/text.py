@@ -3,7 +3,12 @@
 Formats: Markdown and plain text are decoded as UTF-8; HTML is reduced to text with the
 standard library's `html.parser` (scripts, styles and other non-content elements are
 dropped, headings become Markdown headings so they still split passages, nothing is ever
-rendered); PDF text is extracted with `pypdf`.
+rendered); PDF text is extracted with `pypdf` in a child process (`pdf_extract.py`).
+
+Limits (hostile files): at most `MAX_UPLOAD_BYTES` in, at most `KNOWLEDGE_MAX_CHARS`
+characters of text out whatever the format, and for PDFs at most `KNOWLEDGE_MAX_PDF_PAGES`
+pages within `KNOWLEDGE_EXTRACT_SECONDS`. A file over a limit is an `InvalidInput` whose
+message says which limit, never a server error.
 
 Splitting: Markdown headings (`#` to `######`, outside code fences) start sections; a
 section's paragraphs (blank-line separated) are packed into passages of at most
@@ -13,14 +18,15 @@ is split at sentence ends, and a sentence longer than that at word boundaries.
 
 from __future__ import annotations
 
-import io
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import PurePath
 
 from conversations.agent.tokens import count_tokens, get_encoding
+from conversations.conf import platform_setting
 from conversations.errors import InvalidInput, PayloadTooLarge
+from conversations.knowledge.pdf_extract import PdfLimits, PdfRejected, pdf_text
 
 PASSAGE_TOKENS = 300
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -138,18 +144,30 @@ def html_to_text(html: str) -> tuple[str, str]:
 
 
 def _pdf_to_text(data: bytes) -> tuple[str, str]:
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
-
+    limits = PdfLimits(
+        max_pages=platform_setting("KNOWLEDGE_MAX_PDF_PAGES"),
+        max_chars=platform_setting("KNOWLEDGE_MAX_CHARS"),
+        seconds=platform_setting("KNOWLEDGE_EXTRACT_SECONDS"),
+    )
     try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise InvalidInput("The PDF is password-protected.", fields={"upload": "encrypted PDF"})
-        pages = [page.extract_text() or "" for page in reader.pages]
-        title = str((reader.metadata or {}).get("/Title") or "").strip()
-    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
-        raise InvalidInput(f"The PDF could not be read ({type(exc).__name__}).", fields={"upload": "unreadable PDF"})
-    return "\n\n".join(p.strip() for p in pages if p.strip()), title
+        return pdf_text(data, limits)
+    except PdfRejected as exc:
+        reasons = {
+            "encrypted": ("The PDF is password-protected.", "encrypted PDF"),
+            "pages": (f"The PDF has {exc.detail} pages; the limit is {limits.max_pages}.", "too many pages"),
+            "chars": (_too_long_message(), "too much text"),
+            "limit": ("The PDF expands beyond what the platform reads (a compression bomb or a "
+                      "malformed file); it was not imported.", "PDF over limits"),
+            "timeout": (f"Reading the PDF took longer than {limits.seconds:g} seconds; it was not "
+                        "imported. Split it, or paste its text.", "PDF too slow to read"),
+        }
+        message, field = reasons.get(exc.code, ("The PDF could not be read.", "unreadable PDF"))
+        raise InvalidInput(message, fields={"upload": field}) from None
+
+
+def _too_long_message() -> str:
+    return (f"The document has more than {platform_setting('KNOWLEDGE_MAX_CHARS'):,} characters of "
+            "text; split it into smaller documents.")
 
 
 def _decode(data: bytes) -> str:
@@ -182,6 +200,8 @@ def extract(name: str, data: bytes) -> ExtractedDocument:
             first = next((m for m in map(_HEADING.match, text.splitlines()) if m), None)
             title = first.group(2) if first else ""
     text = text.replace("\x00", "").strip()
+    if len(text) > platform_setting("KNOWLEDGE_MAX_CHARS"):
+        raise InvalidInput(_too_long_message(), fields={"upload": "too much text"})
     if not text:
         raise InvalidInput(
             "No text could be extracted from the file (a scanned PDF has none).",

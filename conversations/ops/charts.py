@@ -88,9 +88,15 @@ class Series:
 def _legend(series: Sequence[Series]) -> str:
     items = []
     for s in series:
-        shape = "ops-key-bar" if s.kind == "bar" else ("ops-key-dash" if s.dashed else "ops-key-line")
+        # SVG presentation attributes, not a style attribute: the page's CSP allows no inline CSS.
+        if s.kind == "bar":
+            mark = f'<rect x="0" y="0" width="14" height="10" rx="2" fill="{s.color}"/>'
+        else:
+            dash = ' stroke-dasharray="3 2"' if s.dashed else ""
+            mark = f'<line x1="0" y1="5" x2="14" y2="5" stroke="{s.color}" stroke-width="2"{dash}/>'
         items.append(
-            f'<span class="ops-key"><i class="{shape}" style="--key:{s.color}"></i>{escape(s.name)}</span>'
+            f'<span class="ops-key"><svg class="ops-key-mark" width="14" height="10" aria-hidden="true">'
+            f'{mark}</svg>{escape(s.name)}</span>'
         )
     return f'<div class="ops-legend">{"".join(items)}</div>'
 

@@ -3,7 +3,8 @@
 An id sent by the proxy in front (`X-Request-ID`, letters, digits, `-_.:` only, at most
 100 characters) is kept so one id follows a request across systems; otherwise a new one
 is made. One access line per request is logged at info level with the method, the path
-without its query string (query strings can hold tokens), the status and the duration.
+without its query string (query strings can hold tokens), the status, the duration and
+the client address (`conversations.clientaddr`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse
 
+from conversations.clientaddr import request_client_address
 from conversations.ops.logcontext import request_id_var
 
 logger = logging.getLogger("support.request")
@@ -69,12 +71,15 @@ class RequestIdMiddleware:
         response["X-Request-ID"] = request.request_id  # type: ignore[attr-defined]
         if request.path in _QUIET_PATHS and response.status_code < 400:
             return
+        client = request_client_address(request)
         logger.info(
-            "%s %s %s",
+            "%s %s %s %s",
+            client or "-",
             request.method,
             request.path,
             response.status_code,
             extra={
+                "client": client,
                 "method": request.method,
                 "path": request.path,
                 "status": response.status_code,

@@ -2,9 +2,8 @@
 
 `/metrics` answers only clients on an allowed network (`SUPPORT_METRICS_ALLOWED_IPS`,
 loopback by default) or presenting `Authorization: Bearer <SUPPORT_METRICS_TOKEN>`.
-Behind a reverse proxy on the same host every request comes from loopback, so there
-either block `/metrics` at the proxy, run daphne with `--proxy-headers`, or set a token
-and an empty allowed list.
+The address is the client's as `conversations.clientaddr` decides it: behind a reverse
+proxy set `SUPPORT_NUM_PROXIES`, or every request seems to come from the proxy (loopback).
 
 `/healthz` says the process answers HTTP. `/readyz` says it can do its work: the
 database answers a query and the channel layer carries a message; otherwise 503 with
@@ -26,6 +25,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from conversations.clientaddr import request_client_address
 from conversations.conf import platform_setting
 from conversations.ops.metrics import render_metrics
 
@@ -38,7 +38,7 @@ def metrics_allowed(request: HttpRequest) -> bool:
     if token and header.startswith("Bearer ") and hmac.compare_digest(header[7:].encode(), token.encode()):
         return True
     try:
-        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+        address = ipaddress.ip_address(request_client_address(request))
     except ValueError:
         return False
     for network in platform_setting("METRICS_ALLOWED_IPS"):

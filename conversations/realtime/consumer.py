@@ -33,7 +33,8 @@ from conversations.models.turn import TurnTrigger
 from conversations.ops.metrics import websocket_closed, websocket_opened
 from conversations.realtime import catchup, protocol
 from conversations.realtime.catchup import STAFF, VISITOR, Viewer
-from conversations.realtime.origins import header, is_own_origin
+from conversations.realtime.origins import scope_is_own_origin
+from conversations.realtime.socketlimits import socket_acquire, socket_release
 from conversations.services.conversations import conversation_handoff
 from conversations.services.messages import message_post, staff_reply_post
 from conversations.services.turns import turn_retry
@@ -69,6 +70,7 @@ def _handoff(viewer: Viewer, reason: str) -> None:
 
 class ConversationConsumer(AsyncJsonWebsocketConsumer):
     viewer: Viewer | None = None
+    slots: list[str] | None = None
 
     # --- connection -------------------------------------------------------------------
     async def connect(self) -> None:
@@ -93,11 +95,16 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
                 conversation_id=conversation_id,
                 token=(query.get("token") or [""])[0],
                 user=self.scope.get("user"),
-                staff_origin=is_own_origin(header(self.scope, b"origin")),
+                staff_origin=scope_is_own_origin(self.scope),
             )
         except (PlatformError, ValueError):
             await self.send_json(protocol.error_event("not_found", "Conversation not found."))
             await self.close(code=protocol.CLOSE_NOT_FOUND)
+            return
+        self.slots = socket_acquire(self.scope, viewer)
+        if self.slots is None:
+            await self.send_json(protocol.error_event("too_many_sockets", "Too many open connections."))
+            await self.close(code=protocol.CLOSE_TOO_MANY_SOCKETS)
             return
         self.viewer = viewer
         websocket_opened()
@@ -112,6 +119,8 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         await self._catch_up(after or 0)
 
     async def disconnect(self, code: int) -> None:
+        socket_release(self.slots)
+        self.slots = None
         if self.viewer is not None:
             websocket_closed()
         if self.group:

@@ -1,50 +1,110 @@
-"""Which web origins may talk to the platform's customer-facing doors.
+"""Which web origins may talk to the platform's browser-facing doors.
 
-The site's own hosts (`ALLOWED_HOSTS`) always may. Customer sites that embed the
-widget are listed in `SUPPORT_PLATFORM["WIDGET_ORIGINS"]` (env `SUPPORT_WIDGET_ORIGINS`,
-comma-separated; `shop.example.com`, `.example.com` for a domain and its subdomains,
-`https://shop.example.com:8443` to pin scheme and port, or `*` for any site).
-The websocket handshake and the widget's session endpoint apply the same list. Only
-the site's own origins may use a staff session over the websocket.
+An origin is compared as scheme + host + port, never by host name alone: a page on
+another port or scheme of the platform's host is another origin.
+
+- The platform's **own origin** is the one a request reached it at: its scheme (https
+  when the connection is TLS, or `SECURE_PROXY_SSL_HEADER` says a TLS proxy took it) and
+  its `Host` (which must be in `ALLOWED_HOSTS`), like Django's CSRF origin check; the
+  origins in `CSRF_TRUSTED_ORIGINS`, which Django already trusts with staff sessions,
+  count too. Only the own origin may use a staff session: the staff socket
+  `ws/staff/conversations/<id>/`, and the staff role on the customer socket.
+- **Embedding sites** (`SUPPORT_WIDGET_ORIGINS`, comma-separated) may use the widget
+  doors (the customer socket, `POST /widget/session` with CORS). Entries:
+  `https://shop.example.com` (that origin; a port other than the scheme's default must be
+  written, `https://shop.example.com:8443`), `https://*.example.com` (any subdomain, not
+  the domain itself), `*` (any site). An entry without a scheme (`shop.example.com`,
+  `.example.com` for the domain and its subdomains) is the older form and means that
+  host over https on port 443 only.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlsplit
 
-from channels.security.websocket import OriginValidator
+from channels.security.websocket import WebsocketDenier
 from django.conf import settings
+from django.http import HttpRequest
 from django.http.request import split_domain_port, validate_host
 
 from conversations.conf import platform_setting
 
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
-def own_hosts() -> list[str]:
+
+@dataclass(frozen=True)
+class Origin:
+    scheme: str
+    host: str
+    port: int
+
+
+def parse_origin(value: str | None) -> Origin | None:
+    """An `Origin` header (or an allow-list entry with a scheme) as scheme, host, port;
+    None for "null", a missing value, or anything that is not an http(s) origin."""
+    if not value or value == "null":
+        return None
+    try:
+        parts = urlsplit(value.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        return None
+    return Origin(scheme, parts.hostname.lower().rstrip("."), port or _DEFAULT_PORTS[scheme])
+
+
+def _entry_matches(entry: str, origin: Origin) -> bool:
+    entry = entry.strip().lower()
+    if entry == "*":
+        return True
+    if "://" not in entry:  # older host-only form: https on the default port
+        return origin.scheme == "https" and origin.port == 443 and validate_host(origin.host, [entry])
+    wildcard = "://*." in entry
+    allowed = parse_origin(entry.replace("://*.", "://", 1))
+    if allowed is None or (allowed.scheme, allowed.port) != (origin.scheme, origin.port):
+        return False
+    if wildcard:
+        return origin.host.endswith("." + allowed.host)
+    return origin.host == allowed.host
+
+
+def _own(origin: Origin, *, secure: bool, host: str | None) -> bool:
+    if host:
+        domain, port = split_domain_port(host)
+        scheme = "https" if secure else "http"
+        if (domain and validate_host(domain, _allowed_hosts())
+                and origin == Origin(scheme, domain, int(port) if port else _DEFAULT_PORTS[scheme])):
+            return True
+    return any(parse_origin(trusted) == origin for trusted in settings.CSRF_TRUSTED_ORIGINS)
+
+
+def _allowed_hosts() -> list[str]:
     hosts = list(settings.ALLOWED_HOSTS)
     if settings.DEBUG and not hosts:
         hosts = ["localhost", "127.0.0.1", "[::1]"]
     return hosts
 
 
-def allowed_origins() -> list[str]:
-    return own_hosts() + list(platform_setting("WIDGET_ORIGINS"))
+def _embedding_site(origin: Origin) -> bool:
+    return any(_entry_matches(entry, origin) for entry in platform_setting("WIDGET_ORIGINS"))
 
 
-def origin_allowed(origin: str | None) -> bool:
-    """True if a request with this `Origin` header may use the widget doors."""
-    if not origin:
+# --- HTTP ---------------------------------------------------------------------------------
+
+
+def request_origin_allowed(request: HttpRequest, value: str | None) -> bool:
+    """True if a browser request with this `Origin` may use the widget's HTTP door."""
+    origin = parse_origin(value)
+    if origin is None:
         return False
-    validator = OriginValidator(None, allowed_origins())
-    return validator.valid_origin(urlparse(origin))
+    return _own(origin, secure=request.is_secure(), host=request.get_host()) or _embedding_site(origin)
 
 
-def is_own_origin(origin: str | None) -> bool:
-    """True if `origin` is one of the site's own hosts (not merely an embedding site)."""
-    if not origin:
-        return False
-    domain, _port = split_domain_port(urlparse(origin).netloc)
-    return bool(domain) and validate_host(domain, own_hosts())
+# --- websockets -----------------------------------------------------------------------------
 
 
 def header(scope: dict[str, Any], name: bytes) -> str | None:
@@ -54,13 +114,47 @@ def header(scope: dict[str, Any], name: bytes) -> str | None:
     return None
 
 
-class WidgetOriginValidator(OriginValidator):
-    """`OriginValidator` over `allowed_origins()`, read per connection so settings
-    changes (and test overrides) apply without rebuilding the application."""
+def _scope_secure(scope: dict[str, Any]) -> bool:
+    if scope.get("scheme") in ("wss", "https"):
+        return True
+    proxy_header = settings.SECURE_PROXY_SSL_HEADER
+    if proxy_header:
+        name, expected = proxy_header
+        name = name.removeprefix("HTTP_").replace("_", "-").lower().encode()
+        return (header(scope, name) or "").split(",")[0].strip() == expected
+    return False
+
+
+def scope_is_own_origin(scope: dict[str, Any]) -> bool:
+    """True if a websocket handshake comes from a page of the platform's own origin."""
+    origin = parse_origin(header(scope, b"origin"))
+    return origin is not None and _own(origin, secure=_scope_secure(scope), host=header(scope, b"host"))
+
+
+def scope_origin_allowed(scope: dict[str, Any]) -> bool:
+    """True if a websocket handshake may open the customer socket (own or embedding site)."""
+    origin = parse_origin(header(scope, b"origin"))
+    if origin is None:
+        return "*" in platform_setting("WIDGET_ORIGINS") and header(scope, b"origin") is None
+    return scope_is_own_origin(scope) or _embedding_site(origin)
+
+
+class WebsocketOriginGuard:
+    """Refuses a websocket handshake from an origin that may not open it (403 from
+    daphne): the staff socket only from the own origin, others from the own origin or
+    an embedding site. Settings are read per connection, so test overrides apply."""
+
+    STAFF_PREFIX = "/ws/staff/"
 
     def __init__(self, application: Any) -> None:
-        super().__init__(application, [])
+        self.application = application
 
-    def valid_origin(self, parsed_origin: Any) -> bool:
-        self.allowed_origins = allowed_origins()
-        return super().valid_origin(parsed_origin)
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        if scope["type"] == "websocket":
+            if scope.get("path", "").startswith(self.STAFF_PREFIX):
+                allowed = scope_is_own_origin(scope)
+            else:
+                allowed = scope_origin_allowed(scope)
+            if not allowed:
+                return await WebsocketDenier.as_asgi()(scope, receive, send)
+        return await self.application(scope, receive, send)

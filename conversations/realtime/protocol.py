@@ -24,6 +24,7 @@ from conversations import customer_view
 # Close codes (4000-4999 are the application's).
 CLOSE_NOT_FOUND = 4404  # unknown conversation, bad or expired token, or not yours
 CLOSE_TOO_MANY_FRAMES = 4429  # kept flooding after `rate_limited` errors
+CLOSE_TOO_MANY_SOCKETS = 4429  # this visitor or address already holds its most sockets
 
 # Frame allowances: a person types a few messages a minute; the widget sends typing
 # hints at most every few seconds. Bursts are allowed, sustained floods are not.

@@ -22,6 +22,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from conversations.access import conversation_for_visitor, visitor_token_conversation_id, visitor_token_issue
+from conversations.clientaddr import request_client_address
 from conversations.conf import platform_setting
 from conversations.errors import (
     InvalidInput,
@@ -36,7 +37,7 @@ from conversations.models import Conversation
 from conversations.models.conversation import Channel
 from conversations.ratelimit import rate_limit_hit
 from conversations.realtime.catchup import model_info
-from conversations.realtime.origins import origin_allowed
+from conversations.realtime.origins import request_origin_allowed
 from conversations.services.conversations import conversation_create
 
 MAX_BODY_BYTES = 4096
@@ -116,7 +117,7 @@ def _start_or_resume(data: dict[str, Any], client_ip: str) -> tuple[Conversation
 def widget_session(request: HttpRequest) -> HttpResponse:
     """Start (no token) or resume (`{"token": ...}`) the visitor's conversation."""
     origin = request.headers.get("Origin")
-    if origin and not origin_allowed(origin):
+    if origin and not request_origin_allowed(request, origin):
         return _error(PermissionDenied(
             "This site may not embed the chat widget; add it to SUPPORT_WIDGET_ORIGINS.",
             code="origin_not_allowed",
@@ -129,7 +130,7 @@ def widget_session(request: HttpRequest) -> HttpResponse:
         response["Allow"] = "POST, OPTIONS"
         return _cors(response, origin)
     try:
-        conversation, status = _start_or_resume(_body(request), request.META.get("REMOTE_ADDR", ""))
+        conversation, status = _start_or_resume(_body(request), request_client_address(request))
         # A fresh token each time slides the token's expiry while the visitor keeps coming back.
         payload = session_payload(conversation, visitor_token_issue(conversation))
     except PlatformError as exc:

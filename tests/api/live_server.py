@@ -39,6 +39,7 @@ class DaphneServer:
             "DJANGO_SETTINGS_MODULE": "support.settings",
             "SUPPORT_SKIP_DOTENV": "1",
             "DJANGO_DEBUG": "false",
+            "DJANGO_HTTPS": "false",  # plain http on loopback
             "DJANGO_SECRET_KEY": settings.SECRET_KEY,
             "DATABASE_URL": database_url(),
             "OPENAI_API_KEY": "",

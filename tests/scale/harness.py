@@ -241,6 +241,8 @@ def cluster_env(*, database: dict[str, Any], proxy: TcpProxy, redis_url: str, re
         "SUPPORT_VAR_DIR": str(var_dir),
         "DJANGO_SECRET_KEY": secret_key,  # one deployment, one key: sessions work on every process
         "DJANGO_DEBUG": "false",
+        "DJANGO_HTTPS": "false",  # plain http on loopback
+        "SUPPORT_WS_MAX_PER_ADDRESS": "0",  # many test sockets share one address
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
         "LOG_LEVEL": "INFO",
     })

@@ -26,7 +26,8 @@ ANSWER = "Your grinder left our warehouse this morning and arrives on Tuesday."
 async def _watch_until_answer(url: str, ready: asyncio.Event) -> list[dict[str, Any]]:
     """Every event a widget socket receives until the stored answer arrives."""
     events: list[dict[str, Any]] = []
-    async with connect(url, origin="http://127.0.0.1") as socket:
+    origin = url.replace("ws://", "http://").split("/ws/")[0]
+    async with connect(url, origin=origin) as socket:
         async with asyncio.timeout(30):
             async for frame in socket:
                 event = json.loads(frame)

@@ -38,6 +38,7 @@ class DaphneServer:
             "SUPPORT_VAR_DIR": str(self.var_dir),
             "DJANGO_STATIC_ROOT": str(self.var_dir / "static"),
             "DJANGO_DEBUG": "false",
+            "DJANGO_HTTPS": "false",  # plain http on loopback
             "DJANGO_SECRET_KEY": "browser-tests-only-" + "k" * 40,
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
             "OPENAI_API_KEY": "",

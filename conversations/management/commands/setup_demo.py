@@ -14,6 +14,7 @@ from django.utils import timezone
 from conversations.console.permissions import support_groups_sync
 from conversations.knowledge.demo import demo_articles_seed
 from conversations.models import Agent
+from conversations.secretfiles import write_secret
 from tools.models import DemoOrder
 
 INSTRUCTIONS = """You are the customer support assistant of Northwind Goods, an online shop.
@@ -78,5 +79,5 @@ class Command(BaseCommand):
         password = secrets.token_urlsafe(12)
         User.objects.create_superuser("admin", "admin@example.com", password)
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
-        (settings.VAR_DIR / "admin-password.txt").write_text(password + "\n")
+        write_secret(settings.VAR_DIR / "admin-password.txt", password + "\n")
         self.stdout.write(self.style.SUCCESS(f"Staff login created: admin / {password} (also saved in var/admin-password.txt)"))

@@ -10,7 +10,7 @@ the figure is the API's own latency rather than model time competing for the CPU
 `--run-turns` keeps it attached. Everything the benchmark creates is deleted at the
 end. Run it on the database you want to measure (SQLite by default):
 
-    DJANGO_DEBUG=false python manage.py bench_api
+    DJANGO_DEBUG=false DJANGO_HTTPS=false python manage.py bench_api
 """
 
 from __future__ import annotations
