@@ -23,6 +23,9 @@ from conversations.models.message import CUSTOMER_VISIBLE_KINDS, MessageKind
 # Close codes (4000-4999 are the application's).
 CLOSE_NOT_FOUND = 4404  # unknown conversation, bad or expired token, or not yours
 CLOSE_TOO_MANY_FRAMES = 4429  # kept flooding after `rate_limited` errors
+# Live delivery broke (the channel layer lost Redis, or cannot reach it to join the
+# conversation's group): reconnect soon with `after=<last seq>` and catch up.
+CLOSE_LIVE_DELIVERY_LOST = 4503
 
 # Frame allowances: a person types a few messages a minute; the widget sends typing
 # hints at most every few seconds. Bursts are allowed, sustained floods are not.
