@@ -28,6 +28,7 @@ import httpx
 import redis
 
 from conversations.agent.events import group_name
+from conversations.realtime.redis_layer import LOST_MESSAGE_TYPE
 from conversations.scale.procfile import free_port, process_env, run_once, spawn
 
 # What the daphne processes run with: short leases and sweeps so faults resolve in
@@ -280,6 +281,9 @@ class EventRecorder:
             except Exception:  # Redis away: a real client reconnects; so do we
                 self.errors += 1
                 await asyncio.sleep(0.1)
+                continue
+            if message.get("type") == LOST_MESSAGE_TYPE:  # the layer lost Redis: told, not silent
+                self.errors += 1
                 continue
             self.events.append({**message["event"], "_received": time.time()})
 
