@@ -127,6 +127,7 @@ class Customer:
     duplicates: int = 0
     posted: list[str] = field(default_factory=list)
     timeline: list[tuple[float, float]] = field(default_factory=list)  # (posted at, answered at)
+    finished: bool = False  # its last message was answered (or given up on) before the run ended
 
 
 @dataclass
@@ -252,6 +253,7 @@ async def rest_customer(run: Run, customer: Customer) -> None:
                 if not customer.probe:
                     run.latencies[customer.door].append(time.monotonic() - started)
             await asyncio.sleep(1.0 if customer.probe else run.think * random.uniform(0.5, 1.5))
+    customer.finished = True
 
 
 async def widget_customer(run: Run, customer: Customer, drain_until: list[float]) -> None:
@@ -344,6 +346,7 @@ async def widget_customer(run: Run, customer: Customer, drain_until: list[float]
                     await asyncio.wait_for(answered.wait(), 1.0)
             # A visitor may send one message per 2 s sustained (docs/widget.md).
             await asyncio.sleep(2.0 if customer.probe else run.think * random.uniform(0.5, 1.5))
+        customer.finished = True
         await asyncio.sleep(max(0.0, drain_until[0] - time.monotonic()))
     finally:
         receiver.cancel()
@@ -405,9 +408,10 @@ def verify_mixed(customers: list[Customer]) -> dict[str, Any]:
         answers = [seq for seq, kind, _ in items if kind == "assistant"]
         for client_id in customer.posted:
             if client_id not in users:
-                not_stored[customer.door] += 1
+                not_stored[customer.door if customer.finished else f"{customer.door} (run ended first)"] += 1
             elif any(a > users[client_id] for a in answers) and client_id not in customer.answered:
-                lost[customer.door] += 1
+                # A customer still waiting when the run was cut off has not lost it yet.
+                lost[customer.door if customer.finished else f"{customer.door} (run ended first)"] += 1
         if customer.door == "widget":
             lost["widget items"] += len({seq for seq, _, _ in items} - customer.seen)
         counts = (Message.objects.filter(conversation_id=customer.conversation_id, kind="user")
@@ -467,9 +471,10 @@ def child_mixed(args: Any) -> dict[str, Any]:
         wait_ready(ports, webs)
         key, raw = api_key_create(client=ApiClient.objects.create(name="bench"), name="bench",
                                   scopes=[Scope.READ, Scope.WRITE])
+        doors = [d for d in args.doors.split(",") if d in DOORS] or list(DOORS)
         customers = []
-        for n in range(args.conversations + len(DOORS)):
-            door = DOORS[n % len(DOORS)]
+        for n in range(args.conversations + len(doors)):
+            door = doors[n % len(doors)]
             conversation_id, token = _create(door, key)
             customers.append(Customer(door=door, conversation_id=conversation_id, token=token,
                                       base_url=f"http://127.0.0.1:{ports[n % len(ports)]}",
@@ -484,8 +489,8 @@ def child_mixed(args: Any) -> dict[str, Any]:
         summary["database"] = verify_mixed(customers)
         summary["latency_p50_p99_s"] = {
             door: [round(percentile(summary["latencies"].get(door, []), q) or 0, 3) for q in (50, 99)]
-            for door in DOORS}
-        summary["answers"] = {door: len(summary["latencies"].get(door, [])) for door in DOORS}
+            for door in doors}
+        summary["answers"] = {door: len(summary["latencies"].get(door, [])) for door in doors}
         del summary["latencies"]
         summary["logs"] = {f"web{i}": tail(Path(var_dir) / f"web{i}.log") for i in range(len(webs))}
         return summary
@@ -537,7 +542,7 @@ async def drive_mixed(args: Any, customers: list[Customer], api_key: str, ports:
     for task in tasks:
         task.cancel()
     errors = dict(run.errors)
-    return {"conversations": sum(1 for c in customers if not c.probe), "doors": list(DOORS),
+    return {"conversations": sum(1 for c in customers if not c.probe), "doors": sorted({c.door for c in customers}),
             "errors": errors, "unfinished_customers": unfinished, "recovery": outages,
             "latencies": dict(run.latencies), "processes": sampler.report(),
             "posted": sum(len(c.posted) for c in customers if not c.probe)}

@@ -346,6 +346,7 @@ def main() -> int:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/5")
     parser.add_argument("--layer", default="redis", choices=["redis", "redis-pubsub"],
                         help="SUPPORT_CHANNEL_LAYER for scale mode")
+    parser.add_argument("--doors", default="poll,wait,sse,widget", help="mixed mode: the doors the load uses")
     parser.add_argument("--child", choices=["scale", "embedded", "mixed"], help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -375,7 +376,7 @@ def main() -> int:
     if results:
         print_table(results, args)
     if mixed is not None:
-        print(f"\nmixed doors ({args.layer} layer), {mixed['conversations']} conversations over {args.processes} "
+        print(f"\nmixed doors {mixed['doors']} ({args.layer} layer), {mixed['conversations']} conversations over {args.processes} "
               f"processes; think ~{args.think:.0f} s; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         for key in ("posted", "answers", "latency_p50_p99_s", "errors", "database", "recovery",
                     "unfinished_customers", "processes"):
