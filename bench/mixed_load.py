@@ -3,7 +3,7 @@
 Conversations are split evenly over four doors, each customer posting, getting the
 stored answer and thinking (`--think`, ±50 %) before the next message:
 
-- `poll`: `POST .../messages`, then `GET .../messages?after=<seq>` every 0.5 s;
+- `poll`: `POST .../messages`, then `GET .../messages?after=<seq>` every second;
 - `wait`: `POST .../messages?wait=25`, then polling if the wait ran out;
 - `sse`: `POST` with `Accept: text/event-stream` until the turn's end, then polling
   if the stream ended without the answer;
@@ -45,6 +45,7 @@ from typing import Any
 from conversations.scale.procfile import free_port
 
 DOORS = ("poll", "wait", "sse", "widget")
+POLL_SECONDS = 1.0  # a polling client asks once a second while it waits for an answer
 PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)), Path("/usr/bin"))
 
 
@@ -178,7 +179,7 @@ async def _poll_answer(http: Any, run: Run, customer: Customer, user_seq: int, d
                 run.errors[f"{customer.door} poll HTTP {response.status_code}"] += 1
         except Exception as exc:
             run.errors[f"{customer.door} poll {type(exc).__name__}"] += 1
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(POLL_SECONDS)
     return None
 
 
@@ -304,6 +305,8 @@ async def widget_customer(run: Run, customer: Customer, drain_until: list[float]
 
     async def socket_loop() -> None:
         attempt = 0
+        # Pages open over the ramp-up, not all in the same second.
+        await asyncio.sleep(random.uniform(0, 1 if customer.probe else min(run.think, 30.0)))
         url = f"{customer.base_url.replace('http', 'ws')}/ws/conversations/{customer.conversation_id}/?token={customer.token}"
         while time.monotonic() < drain_until[0]:
             code = None
