@@ -379,7 +379,7 @@ def main() -> int:
         print(f"\nmixed doors {mixed['doors']} ({args.layer} layer), {mixed['conversations']} conversations over {args.processes} "
               f"processes; think ~{args.think:.0f} s; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         for key in ("posted", "answers", "latency_p50_p99_s", "errors", "database", "recovery",
-                    "unfinished_customers", "processes"):
+                    "readyz_failures", "unfinished_customers", "processes"):
             print(f"  {key}: {mixed.get(key)}")
         results["mixed"] = mixed
     for mode, summary in results.items():
