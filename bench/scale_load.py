@@ -9,6 +9,14 @@ engine in this benchmark's own process (so the load generator shares its core). 
 use the same fake provider (bench/fake_llm.py: `--latency` seconds per answer in
 `--deltas` streamed deltas) and the same load (bench/load.py). Each mode runs in a
 child process of its own; the parent prints one table. Nothing is asserted: it prints.
+
+`--modes mixed` (bench/mixed_load.py) is scale mode with the load split over the four
+doors (REST poll, REST `?wait=`, SSE, widget sockets) on a PostgreSQL cluster and a
+redis-server of its own, with a Redis restart and a 5 s PostgreSQL stop during the
+load; it prints errors, lost and duplicated messages, answer latency per door and the
+recovery times:
+
+    .venv/bin/python bench/scale_load.py --modes mixed --conversations 2000 --think 120 --duration 90
 """
 
 from __future__ import annotations
@@ -338,7 +346,8 @@ def main() -> int:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/5")
     parser.add_argument("--layer", default="redis", choices=["redis", "redis-pubsub"],
                         help="SUPPORT_CHANNEL_LAYER for scale mode")
-    parser.add_argument("--child", choices=["scale", "embedded"], help=argparse.SUPPRESS)
+    parser.add_argument("--doors", default="poll,wait,sse,widget", help="mixed mode: the doors the load uses")
+    parser.add_argument("--child", choices=["scale", "embedded", "mixed"], help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.chdir(BASE_DIR)
@@ -346,7 +355,12 @@ def main() -> int:
     if args.child:
         if args.child == "embedded" and args.embedded_conversations:
             args.conversations = args.embedded_conversations
-        summary = child_scale(args) if args.child == "scale" else child_embedded(args)
+        if args.child == "mixed":
+            from bench.mixed_load import child_mixed
+
+            summary = child_mixed(args)
+        else:
+            summary = child_scale(args) if args.child == "scale" else child_embedded(args)
         Path(args.out).write_text(json.dumps(summary, default=str))
         return 0
     results = {}
@@ -358,7 +372,16 @@ def main() -> int:
         subprocess.run([sys.executable, __file__, *argv, "--child", mode, "--out", str(out)], check=True)
         results[mode] = json.loads(out.read_text())
         out.unlink()
-    print_table(results, args)
+    mixed = results.pop("mixed", None)
+    if results:
+        print_table(results, args)
+    if mixed is not None:
+        print(f"\nmixed doors {mixed['doors']} ({args.layer} layer), {mixed['conversations']} conversations over {args.processes} "
+              f"processes; think ~{args.think:.0f} s; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        for key in ("posted", "answers", "latency_p50_p99_s", "errors", "database", "recovery",
+                    "readyz_failures", "unfinished_customers", "processes"):
+            print(f"  {key}: {mixed.get(key)}")
+        results["mixed"] = mixed
     for mode, summary in results.items():
         for name, text in summary.get("logs", {}).items():
             if text.strip():

@@ -255,11 +255,12 @@ if REDIS_URL:
     if os.environ.get("SUPPORT_CHANNEL_LAYER", "redis") == "redis-pubsub":
         # Redis Pub/Sub: events are pushed to subscribed processes (no per-message
         # round trips, no capacity), at most once. Faster (docs/deployment.md has the
-        # figures) but channels_redis calls it beta, and after a Redis restart it
-        # resubscribes by itself, so consumers are not told that events were missed.
+        # figures) but channels_redis calls it beta. channels_redis's layer, except
+        # that losing Redis closes the live streams (4503) instead of resubscribing
+        # silently (conversations/realtime/pubsub_layer.py).
         CHANNEL_LAYERS = {
             "default": {
-                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                "BACKEND": "conversations.realtime.pubsub_layer.RedisPubSubChannelLayer",
                 "CONFIG": {"hosts": [_redis_host], "prefix": f"{REDIS_PREFIX}:asgi"},
             }
         }

@@ -5,7 +5,9 @@ AuthMiddlewareStack) and authorises with `conversation_for_staff`, the same acce
 function as the console's HTTP views; anyone else is refused before the handshake
 completes. It relays the conversation's group events (`conversations.agent.events`)
 unchanged and accepts nothing from the browser: staff act through the console's HTTP
-actions. Events are hints; the page catches up by `seq` from the database.
+actions. Events are hints; the page catches up by `seq` from the database. When the
+channel layer loses its broker (`layer.lost`), or cannot join the group, the socket
+closes with 4503 and the page reconnects and catches up.
 
 The group also carries the widget's typing hints (`conversation.typing`, see
 `conversations.realtime.consumer`); the console does not show them, so this socket
@@ -27,6 +29,7 @@ from conversations.ops.metrics import websocket_closed, websocket_opened
 from conversations.presenters import conversation_state
 
 CLOSE_NOT_FOUND = 4404
+CLOSE_LIVE_DELIVERY_LOST = 4503  # conversations.realtime.protocol: reconnect and catch up
 
 
 class StaffConversationConsumer(AsyncJsonWebsocketConsumer):
@@ -42,8 +45,13 @@ class StaffConversationConsumer(AsyncJsonWebsocketConsumer):
         except NotFound:
             await self.close(code=CLOSE_NOT_FOUND)
             return
+        try:
+            await self.channel_layer.group_add(group_name(conversation.pk), self.channel_name)
+        except Exception:
+            await self.accept()
+            await self.close(code=CLOSE_LIVE_DELIVERY_LOST)
+            return
         self.group = group_name(conversation.pk)
-        await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         websocket_opened()
         self.counted = True
@@ -67,3 +75,7 @@ class StaffConversationConsumer(AsyncJsonWebsocketConsumer):
 
     async def conversation_typing(self, message: dict[str, Any]) -> None:
         """Typing hints from the widget: not shown in the console."""
+
+    async def layer_lost(self, message: dict[str, Any]) -> None:
+        """The channel layer lost its broker: close so the page reconnects and catches up."""
+        await self.close(code=CLOSE_LIVE_DELIVERY_LOST)

@@ -7,7 +7,10 @@ proxy set `SUPPORT_NUM_PROXIES`, or every request seems to come from the proxy (
 
 `/healthz` says the process answers HTTP. `/readyz` says it can do its work: the
 database answers a query and the channel layer carries a message; otherwise 503 with
-which check failed (the exception class only, never connection strings).
+which check failed (the exception class only, never connection strings). The Redis
+layers check with a message on a channel of its own, so readiness follows Redis itself
+(it is 200 again as soon as Redis answers) rather than waiting behind the process's
+shared receive loop.
 """
 
 from __future__ import annotations
@@ -85,6 +88,10 @@ async def _channel_layer_check() -> None:
     layer = get_channel_layer()
     if layer is None:
         raise RuntimeError("no channel layer configured")
+    check = getattr(layer, "readiness_check", None)
+    if check is not None:  # the Redis layers: a round trip of its own, off the shared receive path
+        await check()
+        return
     channel = await layer.new_channel("readyz.")
     await layer.send(channel, {"type": "readyz.ping"})
     message = await layer.receive(channel)

@@ -10,7 +10,10 @@ frames into service calls: `message` -> `message_post` (staff: `staff_reply_post
 Frames from the channel layer are only hints (it delivers at most once), so each
 connection tracks the highest `seq` it has delivered: a stored item is sent once, in
 seq order, and a gap in the stream is filled from the database before the item that
-revealed it. docs/widget.md documents the protocol.
+revealed it. If the channel layer loses its broker (`layer.lost`, see
+`redis_layer.py`), or cannot join the group at connect, the socket closes with 4503 so
+the client reconnects and catches up: live delivery is never silently broken.
+docs/widget.md documents the protocol.
 """
 
 from __future__ import annotations
@@ -108,10 +111,15 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             return
         self.viewer = viewer
         websocket_opened()
-        self.group = group_name(viewer.conversation.pk)
         # Join before reading, so nothing stored between the read and the join is missed;
         # events that arrive meanwhile wait in the channel and are de-duplicated by seq.
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        try:
+            await self.channel_layer.group_add(group_name(viewer.conversation.pk), self.channel_name)
+        except Exception:
+            logger.warning("could not join the conversation's group; closing with 4503", exc_info=True)
+            await self.close(code=protocol.CLOSE_LIVE_DELIVERY_LOST)
+            return
+        self.group = group_name(viewer.conversation.pk)
         await self.send_json(
             await engine.db(catchup.connection_state, viewer.conversation.pk, role=viewer.role)
         )
@@ -189,6 +197,11 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         except Exception:
             # One bad event must not take the connection down; the client can resume.
             logger.exception("could not relay %s", event.get("type"))
+
+    async def layer_lost(self, message: dict[str, Any]) -> None:
+        """The channel layer lost its broker: events may be missing and the group
+        membership may be gone. Close, so the client reconnects and catches up."""
+        await self.close(code=protocol.CLOSE_LIVE_DELIVERY_LOST)
 
     async def conversation_typing(self, message: dict[str, Any]) -> None:
         if self.viewer is None or message.get("sender") == self.channel_name:

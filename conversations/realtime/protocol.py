@@ -25,6 +25,9 @@ from conversations import customer_view
 CLOSE_NOT_FOUND = 4404  # unknown conversation, bad or expired token, or not yours
 CLOSE_TOO_MANY_FRAMES = 4429  # kept flooding after `rate_limited` errors
 CLOSE_TOO_MANY_SOCKETS = 4429  # this visitor or address already holds its most sockets
+# Live delivery broke (the channel layer lost Redis, or cannot reach it to join the
+# conversation's group): reconnect soon with `after=<last seq>` and catch up.
+CLOSE_LIVE_DELIVERY_LOST = 4503
 
 # Frame allowances: a person types a few messages a minute; the widget sends typing
 # hints at most every few seconds. Bursts are allowed, sustained floods are not.

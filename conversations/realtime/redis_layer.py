@@ -26,19 +26,46 @@ takes a process's waiting messages in one round trip.
   in order; only an empty queue falls back to channels_redis's blocking pop. A message
   taken this way is in the process's memory, not in Redis's backup queue: if the
   process dies it is lost, which an event hint may be (clients catch up by `seq`).
+- Losing Redis is detected, not suffered (guarantee 8). When a command fails because
+  Redis is unreachable, restarted or hung, events may have been missed and a restarted
+  Redis has forgotten every group. The layer then (once per outage) drops its idle
+  pooled connections, so nobody is handed a dead one afterwards, and puts a
+  `layer.lost` message (`LOST_MESSAGE_TYPE`) in the queue of every channel of this
+  process that joined a group: each consumer learns its live stream broke and closes
+  with 4503, and its client reconnects and catches up by `seq`. A process's receive
+  loop never raises for an outage: it waits (backing off to a second) until Redis
+  answers again, so no consumer dies with a 1011. `group_discard` during an outage is
+  a no-op (the membership died with Redis, or expires). A pool that is merely busy
+  ("No connection available") is not an outage.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+import uuid
 from collections import defaultdict, deque
 from typing import Any
 
 from channels_redis.core import RedisChannelLayer as _ChannelsRedisLayer
 from redis.asyncio import BlockingConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 logger = logging.getLogger(__name__)
+
+# The message a consumer gets when the layer lost Redis: its live stream has a hole and
+# its group membership may be gone. Consumers handle it as `layer_lost`.
+LOST_MESSAGE_TYPE = "layer.lost"
+_OUTAGE_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+_POOL_BUSY = "No connection available."
+_RETRY_MAX_SECONDS = 1.0
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether `exc` means Redis is away (not a busy local pool, not a bug)."""
+    return isinstance(exc, _OUTAGE_ERRORS) and str(exc) != _POOL_BUSY
 
 # KEYS: the channels' message keys. ARGV: one message per key, then one capacity per
 # key, then the enqueue time, the key expiry in seconds, and the cut-off score below
@@ -73,11 +100,98 @@ class RedisChannelLayer(_ChannelsRedisLayer):
         self._enqueue_script: Any = None
         # Messages taken from a process queue and not yet handed out, per queue.
         self._prefetched: defaultdict[str, deque[tuple[Any, dict[str, Any]]]] = defaultdict(deque)
+        # This process's channels that joined groups: who must hear of an outage.
+        self._members: dict[str, set[str]] = {}
+        self._healthy = True
 
+    # --- outages ----------------------------------------------------------------------
+    async def _outage(self, exc: BaseException) -> list[str]:
+        """Redis failed a command: tell every member channel of this process (once per
+        channel: it leaves the register), and on the first failure of an outage drop
+        the idle pooled connections, which would otherwise be handed out dead."""
+        if self._healthy:
+            self._healthy = False
+            logger.warning("channel layer lost Redis (%s); closing %s live streams", type(exc).__name__,
+                           len(self._members))
+            for index in range(self.ring_size):
+                try:
+                    await self.connection(index).connection_pool.disconnect(inuse_connections=False)
+                except Exception:  # a pool of a closed loop: nothing to keep alive there
+                    logger.debug("could not drop pooled connections", exc_info=True)
+        members, self._members = list(self._members), {}
+        for channel in members:
+            self.receive_buffer[channel].put_nowait({"type": LOST_MESSAGE_TYPE})
+        return members
+
+    async def _guarded(self, call: Any) -> Any:
+        try:
+            result = await call
+        except Exception as exc:
+            if is_outage(exc):
+                await self._outage(exc)
+            raise
+        self._healthy = True
+        return result
+
+    def _is_local(self, channel: str) -> bool:
+        return "!" in channel and self.client_prefix in channel
+
+    async def group_add(self, group: str, channel: str) -> None:
+        # Registered first: an outage noticed while this add is in flight must reach it.
+        if self._is_local(channel):
+            self._members.setdefault(channel, set()).add(group)
+        await self._guarded(super().group_add(group, channel))
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        groups = self._members.get(channel)
+        if groups is not None:
+            groups.discard(group)
+            if not groups:
+                del self._members[channel]
+        try:
+            await self._guarded(super().group_discard(group, channel))
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            # The membership died with Redis, or expires after group_expiry.
+
+    async def send(self, channel: str, message: dict[str, Any]) -> None:
+        await self._guarded(super().send(channel, message))
+
+    async def readiness_check(self) -> None:
+        """One message through Redis and back, on a channel of its own: it does not
+        queue behind this process's consumers on the shared receive path."""
+        channel = f"readyz.{uuid.uuid4().hex}"
+        await self.send(channel, {"type": "readyz.ping"})
+        message = await self.receive(channel)
+        if message.get("type") != "readyz.ping":
+            raise RuntimeError("channel layer returned another message")
+
+    # --- receiving --------------------------------------------------------------------
     async def receive_single(self, channel: str) -> tuple[Any, dict[str, Any]]:
         # channels_redis calls this under its receive lock: one caller per layer at a time.
         if "!" not in channel:
-            return await super().receive_single(channel)
+            return await self._guarded(super().receive_single(channel))
+        delay = 0.05
+        while True:
+            asked_redis = not self._prefetched[channel]
+            try:
+                result = await self._receive_process_queue(channel)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                if await self._outage(exc):
+                    # The notices are in the members' buffers; an empty fan-out releases
+                    # the receive lock so their consumers see them now.
+                    return [], {}
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX_SECONDS)
+                continue
+            if asked_redis:  # a prefetched message proves nothing about Redis
+                self._healthy = True
+            return result
+
+    async def _receive_process_queue(self, channel: str) -> tuple[Any, dict[str, Any]]:
         waiting = self._prefetched[channel]
         if not waiting:
             taken = await self.connection(self.consistent_hash(channel)).zpopmin(self.prefix + channel, self.prefetch)
@@ -90,6 +204,7 @@ class RedisChannelLayer(_ChannelsRedisLayer):
 
     async def flush(self) -> None:
         self._prefetched.clear()
+        self._members.clear()
         await super().flush()
 
     def create_pool(self, index: int) -> BlockingConnectionPool:
@@ -102,6 +217,9 @@ class RedisChannelLayer(_ChannelsRedisLayer):
         )
 
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        await self._guarded(self._group_send(group, message))
+
+    async def _group_send(self, group: str, message: dict[str, Any]) -> None:
         assert self.require_valid_group_name(group), "Group name not valid"
         key = self._group_key(group)
         connection = self.connection(self.consistent_hash(group))

@@ -659,6 +659,9 @@
         this._start(this.t("conversationGone"));
         return;
       }
+      // 4503: the server's live delivery broke (its broker restarted) and it will work
+      // again at once; reconnect on the first backoff step and catch up by seq.
+      if (event.code === 4503) this._attempt = 0;
       this._setStatus(navigator.onLine === false ? this.t("offline") : this.t("reconnecting"));
       this._later(() => this._connect());
     }

@@ -38,10 +38,15 @@ def _closed_port() -> int:
 
 
 @pytest.mark.django_db
-def test_readyz_is_503_when_the_channel_layer_is_unreachable(settings):
+@pytest.mark.parametrize("backend", [
+    "channels_redis.core.RedisChannelLayer",
+    "conversations.realtime.redis_layer.RedisChannelLayer",  # its own readiness_check
+    "conversations.realtime.pubsub_layer.RedisPubSubChannelLayer",
+])
+def test_readyz_is_503_when_the_channel_layer_is_unreachable(settings, backend):
     settings.CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": backend,
             "CONFIG": {"hosts": [f"redis://127.0.0.1:{_closed_port()}/0"]},
         }
     }

@@ -28,6 +28,7 @@ import httpx
 import redis
 
 from conversations.agent.events import group_name
+from conversations.realtime.redis_layer import LOST_MESSAGE_TYPE
 from conversations.scale.procfile import free_port, process_env, run_once, spawn
 
 # What the daphne processes run with: short leases and sweeps so faults resolve in
@@ -283,6 +284,9 @@ class EventRecorder:
                 self.errors += 1
                 await asyncio.sleep(0.1)
                 continue
+            if message.get("type") == LOST_MESSAGE_TYPE:  # the layer lost Redis: told, not silent
+                self.errors += 1
+                continue
             self.events.append({**message["event"], "_received": time.time()})
 
     def subscribe(self, conversation_id: Any) -> None:
@@ -384,3 +388,50 @@ def pg_connections(database_name: str) -> dict[str, dict[str, int]]:
         for app, state, count in cursor.fetchall():
             counts.setdefault(app, {})[state] = count
     return counts
+
+
+class RedisServer:
+    """A redis-server of the test's own on a free loopback port (no persistence: a
+    restart comes back empty, as after a crash). Restarting it interrupts nobody else,
+    unlike the shared server on 6379."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.directory = directory
+        self.popen: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def up(self) -> bool:
+        try:
+            return bool(redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5).ping())
+        except redis.RedisError:
+            return False
+
+    def start(self) -> None:
+        log = (self.directory / "redis.log").open("ab")
+        self.popen = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+             "--appendonly", "no", "--dir", str(self.directory)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        _wait(self.up, 15, "the test's Redis did not start")
+
+    def stop(self) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=10)
+
+    def restart(self, down_seconds: float = 0.3) -> float:
+        """Stop (every connection dropped, every key gone), stay down, start again on the
+        same port. Returns the monotonic time Redis answered again."""
+        self.stop()
+        time.sleep(down_seconds)
+        self.start()
+        return time.monotonic()
