@@ -48,6 +48,7 @@ from conversations.conf import platform_setting
 from conversations.models import Message, Turn
 from conversations.models.message import MessageKind
 from conversations.models.turn import TurnStatus
+from conversations.realtime.redis_layer import LOST_MESSAGE_TYPE
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +101,17 @@ class Subscription:
             return None
         task, self._pending = self._pending, None
         return task.result()
+
+    async def rejoin(self) -> None:
+        """Join the group again after the layer lost its broker (a restarted Redis has
+        forgotten every group). Best effort: while Redis is still away the stream goes
+        on from the database."""
+        if self.layer is None or self.channel is None:
+            return
+        try:
+            await self.layer.group_add(self.group, self.channel)
+        except Exception:
+            logger.info("could not rejoin %s after the channel layer lost its broker", self.group)
 
     async def aclose(self) -> None:
         if self.closed:
@@ -187,6 +199,11 @@ async def follow_turn(
                 yield {"type": "stream.timeout", "conversation": conversation_id, "turn": turn_id}
                 return
             received = await subscription.receive(min(POLL_SECONDS, remaining))
+            if received is not None and received.get("type") == LOST_MESSAGE_TYPE:
+                # Events may have been missed and the group forgotten: join again and
+                # read what was stored meanwhile now, rather than at the next silence.
+                await subscription.rejoin()
+                received = None
             if received is None:
                 events, finished = await from_database()
                 for event in events:

@@ -167,3 +167,37 @@ async def test_the_api_event_stream_relays_engine_events_skips_typing_and_ends_w
     assert any(e.get("delta") == "still here" for e in received)
     # and the stream still ended with its own turn's stored answer
     assert types[-2:] == ["message", "turn.completed"] and received[-2]["message"]["text"] == answer
+
+
+async def test_the_api_event_stream_rejoins_its_group_when_the_layer_loses_its_broker(default_agent, provider):
+    engine.bind()
+    conversation, message = await db(_conversation_with_a_message)()
+    await Conversation.objects.filter(pk=conversation.pk).aupdate(ai_paused=False)
+    provider.queue(fp.text("It arrives on Thursday.", delay=1.0, delta_delay=0.05))
+    headers = {"Authorization": f"Visitor {visitor_token_issue(conversation)}", "Accept": "text/event-stream"}
+    response = await AsyncClient().post(f"/api/v1/conversations/{conversation.pk}/messages",
+                                        {"text": "When?"}, content_type="application/json", headers=headers)
+    layer = get_channel_layer()
+    group = events.group_name(conversation.pk)
+    chunks: list[str] = []
+    lost = marked = False
+    async for chunk in response.streaming_content:
+        chunks.append(chunk.decode())
+        if not lost:
+            lost = True
+            # Given a broker that restarted: it forgot the group, and the layer tells the
+            # stream's channel so (as the Redis layers do)
+            channels = list(layer.groups.get(group, {}))
+            assert channels, "the stream joined its conversation's group"
+            layer.groups.pop(group, None)
+            for channel in channels:
+                await layer.send(channel, {"type": "layer.lost"})
+        elif not marked and layer.groups.get(group):
+            # When a live event is published once the stream has handled the notice
+            marked = True
+            marker = events.text_delta_event(str(conversation.pk), "00000000-0000-4000-8000-000000000003", "rejoined")
+            await layer.group_send(group, {"type": events.CHANNEL_MESSAGE_TYPE, "event": marker})
+    received = list(sse_events(iter("".join(chunks).splitlines())))
+    # Then the stream is in the group again and relays it, and still ends with its answer
+    assert any(e.get("delta") == "rejoined" for e in received), [e.get("type") for e in received]
+    assert [e.get("type") for e in received][-2:] == ["message", "turn.completed"]
