@@ -14,7 +14,7 @@ from django.core.management import call_command
 from conversations.agent.engine import engine
 from tests.fake_provider import FakeProvider
 
-pytest_plugins = ["tests.scale_mode"]
+pytest_plugins = ["tests.scale_mode", "tests.browser"]
 
 
 @pytest.fixture(scope="session")

@@ -14,10 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.browser import CHROMIUM
 from tests.widget.server import DaphneServer, free_port
 
-CHROMIUM = "/usr/bin/chromium"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
@@ -46,13 +45,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaphneServer]:
     yield daphne
     daphne.stop()
 
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with playwright_sync.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

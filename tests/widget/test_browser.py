@@ -11,10 +11,9 @@ from typing import Any
 
 import pytest
 
+from tests.browser import CHROMIUM, LAUNCH_ARGS  # noqa: F401 (other modules import them from here)
 from tests.widget.server import BASE_DIR, DaphneServer
 
-CHROMIUM = "/usr/bin/chromium"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 ARTIFACTS = BASE_DIR / "test-artifacts"
 
 pytestmark = [
@@ -47,19 +46,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaphneServer]:
     daphne.stop()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with playwright_sync.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def context(browser: Any) -> Iterator[Any]:
-    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
-    yield ctx
-    ctx.close()
 
 
 class Widget:

@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
+from tests.browser import CHROMIUM
 from tests.scale.harness import RedisServer
 from tests.widget.server import DaphneServer
-from tests.widget.test_browser import CHROMIUM, LAUNCH_ARGS, ROOT, Widget, expect, playwright_sync
+from tests.widget.test_browser import ROOT, Widget, expect
 
 pytestmark = [
     pytest.mark.browser,
@@ -43,19 +44,6 @@ RECORD_STATUS = f"""() => {{
 }}"""
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with playwright_sync.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def context(browser: Any) -> Iterator[Any]:
-    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
-    yield ctx
-    ctx.close()
 
 
 @pytest.fixture(scope="module")

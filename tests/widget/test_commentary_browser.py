@@ -16,8 +16,8 @@ from tests.widget.server import DaphneServer
 from tests.widget.test_browser import ROOT, Widget, expect
 
 pytestmark = test_browser.pytestmark  # browser, slow, skipped without chromium
-browser = test_browser.browser  # the same fixtures
-context = test_browser.context
+
+
 
 
 @pytest.fixture(scope="module")
