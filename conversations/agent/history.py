@@ -59,7 +59,17 @@ RECENT_SHARE = 0.6
 PAGE_SIZE = 200
 FILL_MISSES = 32
 RETRIEVE_LIMIT = 50
-REBUILD_SHARE = 0.5
+REBUILD_SHARE = 0.6
+# Items retrieved for the current message that a carried selection lacks are sent after
+# it, in up to this share of the budget (reason "recalled", for this turn only); the
+# carried part must fit the rest. 0 turns it off: retrieval then runs only at rebuilds.
+RECALL_SHARE = 0.1
+# The alternative measured by `bench_history_prefix` (off by default, see the figures
+# in docs/architecture.md): rebuild a carried selection when one of the
+# `RECALL_CHECK_TOP` best items a fresh selection retrieves (None: any), scoring at least
+# `RECALL_CHECK_MARGIN` times their median, is missing from it.
+RECALL_CHECK_TOP: int | None = 0
+RECALL_CHECK_MARGIN = 0.0
 
 
 class Retriever(Protocol):
@@ -298,13 +308,81 @@ def select_history(
     """Select the items to send for a turn answering `current`; see the module contract.
     `previous` is the previous turn's recorded selection (`Turn.history`), if any."""
     if previous:
-        extended = _extend_previous(conversation_id, current, budget, previous)
-        if extended is not None:
-            return extended
+        carried_budget = budget - int(budget * RECALL_SHARE)
+        extended = _extend_previous(conversation_id, current, carried_budget, previous)
+        if extended is not None and not _recall_missing(conversation_id, current, budget, retriever, extended):
+            return _with_recalled(conversation_id, current, budget, retriever, extended) if RECALL_SHARE else extended
         rebuilt = _select(conversation_id, current, max(1, int(budget * REBUILD_SHARE)), retriever)
         rebuilt.budget = budget
         return rebuilt
     return _select(conversation_id, current, budget, retriever)
+
+
+def _recall_missing(
+    conversation_id: Any, current: Message, budget: int, retriever: Retriever | None, extended: HistorySelection
+) -> bool:
+    """Whether a fresh selection for `current` retrieves a strong hit that the carried
+    selection lacks: one of its `RECALL_CHECK_TOP` best-scored "retrieved" items, scoring
+    at least `RECALL_CHECK_MARGIN` times the median retrieved score, whose content is not
+    already carried (a repeated question's earlier copy is as good as the one carried)."""
+    if RECALL_CHECK_TOP == 0:
+        return False
+    fresh = _select(conversation_id, current, budget, retriever)
+    hits = [(item, sent) for item, sent in zip(fresh.items, fresh.input_items, strict=True)
+            if item.reason == "retrieved"]
+    if not hits:
+        return False
+    scores = sorted(item.score or 0.0 for item, _ in hits)
+    floor = RECALL_CHECK_MARGIN * scores[len(scores) // 2]
+    hits.sort(key=lambda pair: -(pair[0].score or 0.0))
+    strong = hits if RECALL_CHECK_TOP is None else hits[:RECALL_CHECK_TOP]
+    carried_ids = {item.message_id for item in extended.items}
+    carried_content = {_content(sent) for sent in extended.input_items}
+    return any(
+        item.message_id not in carried_ids and (item.score or 0.0) >= floor and _content(sent) not in carried_content
+        for item, sent in strong
+    )
+
+
+def _with_recalled(
+    conversation_id: Any, current: Message, budget: int, retriever: Retriever | None, extended: HistorySelection
+) -> HistorySelection:
+    """`extended` with the items retrieved for `current` that it lacks, best first while
+    they fit `budget`, placed (chronologically among themselves) before `current`."""
+    retriever = retriever or default_retriever()
+    remaining = budget - extended.tokens
+    chosen = {item.message_id for item in extended.items}
+    # A repeated question's earlier copy says nothing the carried copy does not.
+    contents = {_content(sent) for sent in extended.input_items}
+    recalled: list[tuple[_Row, float]] = []
+    hits = retriever.retrieve(
+        conversation_id=conversation_id, query=current.text, before_seq=current.seq, limit=RETRIEVE_LIMIT
+    )
+    for unit, score in _retrieved_units(conversation_id, hits):
+        if remaining <= ITEM_OVERHEAD_TOKENS:
+            break
+        if any(row.id in chosen for row in unit.rows) or unit.tokens > remaining:
+            continue
+        if len(unit.rows) == 1 and _content(_row_input_item(unit.rows[0])) in contents:
+            continue
+        remaining -= unit.tokens
+        chosen.update(row.id for row in unit.rows)
+        recalled += [(row, score) for row in unit.rows]
+    if not recalled:
+        return extended
+    recalled.sort(key=lambda pair: pair[0].seq)
+    block = [SelectedItem(row.id, row.seq, row.kind, row.token_count + ITEM_OVERHEAD_TOKENS, "recalled", score)
+             for row, score in recalled]
+    items = [*extended.items[:-1], *block, extended.items[-1]]
+    input_items = [*extended.input_items[:-1], *(_row_input_item(row) for row, _ in recalled), extended.input_items[-1]]
+    return HistorySelection(
+        items=items, input_items=input_items, budget=budget, tokens=sum(item.tokens for item in items),
+        considered=extended.considered + len(hits), explanation=[item.explain() for item in items],
+    )
+
+
+def _content(input_item: dict[str, Any]) -> str:
+    return str(input_item.get("content") or input_item.get("arguments") or input_item.get("output") or "")
 
 
 def _extend_previous(
@@ -312,7 +390,10 @@ def _extend_previous(
 ) -> HistorySelection | None:
     """The previous selection, then what came after it, then `current`; None when that
     does not fit the budget or the previous selection cannot be sent again."""
-    recorded = {entry["message_id"]: entry for entry in previous if entry.get("message_id") != current.pk}
+    recorded = {
+        entry["message_id"]: entry for entry in previous
+        if entry.get("message_id") != current.pk and entry.get("reason") != "recalled"
+    }
     if not recorded:
         return None
     rows = {row.id: row for row in _fetch(conversation_id, pk__in=list(recorded))}
