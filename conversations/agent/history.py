@@ -15,19 +15,31 @@ token count, from the model's real encoding, plus a fixed per-item framing overh
   (they are answered by their own turns); answers the model gave to earlier messages
   after `current` was stored (two quick messages) are sent, so the second turn sees
   the first answer;
-- the result is in chronological (`seq`) order, with `current` last.
+- the result is in chronological (`seq`) order, with `current` last; the one exception
+  is the recalled block of a carried turn (below), which follows the carried items.
 
 Stable prefix (prompt caching): given the previous turn's selection (`previous`, its
 recorded explanation), the selector first tries to send exactly that selection again,
 in the same order, followed by what came after it (the previous message, its answer,
 new items) and `current`. Then the request starts with the previous request's prompt,
-which the provider has cached. This holds while it fits the budget; when it does not,
-the selection is rebuilt from scratch under `REBUILD_SHARE` of the budget (recent,
-retrieved, fill, as above), leaving room for the following turns to extend it again.
-Extended items keep their recorded reason and score; new ones are "recent". A carried
-item that is gone, unpaired, or newer than `current` (a retry of an older message)
-forces a rebuild. Relevance retrieval therefore runs when the selection is rebuilt,
-not on every turn: the price of a prefix that does not change under the cache.
+which the provider has cached. This holds while it fits the budget less
+`RECALL_SHARE`; when it does not, the selection is rebuilt from scratch under
+`REBUILD_SHARE` of the budget (recent, retrieved, fill, as above), leaving room for the
+following turns to extend it again. Extended items keep their recorded reason and
+score; new ones are "recent". A carried item that is gone, unpaired, or newer than
+`current` (a retry of an older message) forces a rebuild.
+
+Recall on carried turns: retrieval still runs for every message. The items retrieved
+for `current` that the carried selection lacks (and whose content it does not already
+carry: a repeated question's earlier copy adds nothing) are sent, best first while they
+fit the rest of the budget, in a recalled block after the carried items and before
+`current`: reason "recalled", with the retriever's score, chronological among
+themselves, pairs whole, opened by `RECALL_NOTE` (a developer message saying they are
+earlier parts of the conversation; reason "recall note", no message id, its tokens
+counted in the budget). The block is for its turn only: the next turn carries the
+selection without it, so the cached prefix (everything before the block) is unchanged.
+Without it, a question about something said long ago went unanswered until a rebuild
+(`manage.py bench_history_prefix` measures both; `RECALL_SHARE = 0` turns it off).
 
 Items are read newest first in pages, so the cost depends on the budget, not on the
 conversation's length; token counts are never recomputed here. The retriever is
@@ -36,6 +48,7 @@ pluggable (`Retriever`); the default scores keyword overlap in SQL.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Iterator
@@ -44,7 +57,7 @@ from typing import Any, NamedTuple, Protocol
 
 from django.db.models import Q
 
-from conversations.agent.tokens import ITEM_OVERHEAD_TOKENS
+from conversations.agent.tokens import ITEM_OVERHEAD_TOKENS, count_tokens, get_encoding
 from conversations.models import Message, Turn
 from conversations.models.message import MessageKind
 
@@ -70,6 +83,12 @@ RECALL_SHARE = 0.1
 # `RECALL_CHECK_MARGIN` times their median, is missing from it.
 RECALL_CHECK_TOP: int | None = 0
 RECALL_CHECK_MARGIN = 0.0
+# Sent first in a recalled block (a developer message), so the model reads what follows
+# as older parts of the conversation, not as what was said last.
+RECALL_NOTE = (
+    "The next messages are earlier parts of this conversation, recalled because they may "
+    "bear on the customer's latest message. They are not new."
+)
 
 
 class Retriever(Protocol):
@@ -148,8 +167,8 @@ class KeywordRetriever:
 
 @dataclass
 class SelectedItem:
-    message_id: int
-    seq: int
+    message_id: int | None  # None for the recalled block's note
+    seq: int | None
     kind: str
     tokens: int
     reason: str
@@ -178,8 +197,9 @@ class HistorySelection:
     @property
     def messages(self) -> list[Message]:
         """The selected items as `Message` rows, in send order (one query)."""
-        by_id = Message.objects.in_bulk([item.message_id for item in self.items])
-        return [by_id[item.message_id] for item in self.items]
+        ids = [item.message_id for item in self.items if item.message_id is not None]
+        by_id = Message.objects.in_bulk(ids)
+        return [by_id[pk] for pk in ids]
 
 
 class _Row(NamedTuple):
@@ -350,7 +370,7 @@ def _with_recalled(
     """`extended` with the items retrieved for `current` that it lacks, best first while
     they fit `budget`, placed (chronologically among themselves) before `current`."""
     retriever = retriever or default_retriever()
-    remaining = budget - extended.tokens
+    remaining = budget - extended.tokens - recall_note_tokens()
     chosen = {item.message_id for item in extended.items}
     # A repeated question's earlier copy says nothing the carried copy does not.
     contents = {_content(sent) for sent in extended.input_items}
@@ -371,13 +391,28 @@ def _with_recalled(
     if not recalled:
         return extended
     recalled.sort(key=lambda pair: pair[0].seq)
+    note = SelectedItem(None, None, "developer", recall_note_tokens(), "recall note")
     block = [SelectedItem(row.id, row.seq, row.kind, row.token_count + ITEM_OVERHEAD_TOKENS, "recalled", score)
              for row, score in recalled]
-    items = [*extended.items[:-1], *block, extended.items[-1]]
-    input_items = [*extended.input_items[:-1], *(_row_input_item(row) for row, _ in recalled), extended.input_items[-1]]
+    items = [*extended.items[:-1], note, *block, extended.items[-1]]
+    input_items = [
+        *extended.input_items[:-1],
+        {"type": "message", "role": "developer", "content": RECALL_NOTE},
+        *(_row_input_item(row) for row, _ in recalled),
+        extended.input_items[-1],
+    ]
     return HistorySelection(
         items=items, input_items=input_items, budget=budget, tokens=sum(item.tokens for item in items),
         considered=extended.considered + len(hits), explanation=[item.explain() for item in items],
+    )
+
+
+@functools.cache
+def recall_note_tokens() -> int:
+    """The recall note's cost: its tokens in the larger of the two encodings the
+    platform's models use, plus the per-item framing."""
+    return ITEM_OVERHEAD_TOKENS + max(
+        count_tokens(RECALL_NOTE, get_encoding(name)) for name in ("o200k_base", "cl100k_base")
     )
 
 
@@ -392,7 +427,7 @@ def _extend_previous(
     does not fit the budget or the previous selection cannot be sent again."""
     recorded = {
         entry["message_id"]: entry for entry in previous
-        if entry.get("message_id") != current.pk and entry.get("reason") != "recalled"
+        if entry.get("message_id") not in (current.pk, None) and entry.get("reason") != "recalled"
     }
     if not recorded:
         return None

@@ -11,7 +11,7 @@ import pytest
 from django.db import transaction
 
 from conversations.agent import history
-from conversations.agent.history import HistorySelection, select_history
+from conversations.agent.history import RECALL_NOTE, HistorySelection, select_history
 from conversations.models import Message
 from conversations.services.items import items_append
 from conversations.services.messages import note_add
@@ -73,7 +73,7 @@ def _turn(conversation, message: str, previous: HistorySelection | None) -> Hist
 
 def _carried(previous: HistorySelection) -> list[int]:
     """What the next turn re-sends first: the previous selection, recalled items aside."""
-    return [i["message_id"] for i in previous.explanation if i["reason"] != "recalled"]
+    return [i["message_id"] for i in previous.explanation if i["reason"] not in ("recall note", "recalled")]
 
 
 def _assert_guarantees(selection: HistorySelection) -> None:
@@ -87,13 +87,18 @@ def _assert_guarantees(selection: HistorySelection) -> None:
         if item["type"] == "function_call":
             assert selection.input_items[index + 1]["call_id"] == item["call_id"]
     for entry in selection.explanation:
-        assert entry["reason"] in ("recent", "retrieved", "recalled", "current")
+        assert entry["reason"] in ("recent", "retrieved", "recall note", "recalled", "current")
         assert (entry["score"] is not None) == (entry["reason"] in ("retrieved", "recalled"))
-    # Carried items chronological; the recalled block chronological, right before `current`.
+    # Carried items chronological; the recalled block opened by its note, chronological,
+    # right before `current`.
     reasons = [e["reason"] for e in selection.explanation[:-1]]
-    block = reasons.index("recalled") if "recalled" in reasons else len(reasons)
-    assert set(reasons[block:]) <= {"recalled"}
-    for part in (selection.explanation[:block], selection.explanation[block:-1]):
+    block = reasons.index("recall note") if "recall note" in reasons else len(reasons)
+    assert "recalled" not in reasons[:block] and set(reasons[block + 1:]) <= {"recalled"}
+    if block < len(reasons):
+        assert reasons[block + 1:], "a note with nothing recalled"
+        assert selection.input_items[block] == {"type": "message", "role": "developer", "content": RECALL_NOTE}
+        assert selection.explanation[block]["message_id"] is None
+    for part in (selection.explanation[:block], selection.explanation[block + 1:-1]):
         seqs = [e["seq"] for e in part]
         assert seqs == sorted(seqs)
 
@@ -121,7 +126,7 @@ def test_turns_that_need_nothing_old_keep_the_prefix_exactly(long_chat):
     previous = _turn(conversation, "Question 81: and parcel number 81?", first)  # rebuilt: room to grow
     for n in range(3):
         selection = _turn(conversation, f"{UNRELATED} Asking for the {n + 1}th time, sorry.", previous)
-        assert "recalled" not in {i["reason"] for i in selection.explanation}
+        assert not {"recall note", "recalled"} & {i["reason"] for i in selection.explanation}
         sent = [i["message_id"] for i in selection.explanation]
         assert sent[: len(_carried(previous))] == _carried(previous)
         _assert_guarantees(selection)
@@ -203,7 +208,7 @@ def test_a_real_turn_sends_the_early_fact_after_the_cached_prefix(long_chat, pro
     # The request starts with the previous request's history, its recalled block aside.
     assert len(previous_input) == len(before.history)
     prefix = [item for item, entry in zip(previous_input, before.history, strict=True)
-              if entry["reason"] != "recalled"]
+              if entry["reason"] not in ("recall note", "recalled")]
     assert sent[: len(prefix)] == prefix
     entry = next(i for i in turn.history if i["message_id"] == fact.pk)
     assert entry["reason"] == "recalled" and entry["score"] > 0
