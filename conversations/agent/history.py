@@ -72,7 +72,7 @@ RECENT_SHARE = 0.6
 PAGE_SIZE = 200
 FILL_MISSES = 32
 RETRIEVE_LIMIT = 50
-REBUILD_SHARE = 0.6
+REBUILD_SHARE = 0.5
 # Items retrieved for the current message that a carried selection lacks are sent after
 # it, in up to this share of the budget (reason "recalled", for this turn only); the
 # carried part must fit the rest. 0 turns it off: retrieval then runs only at rebuilds.

@@ -55,7 +55,7 @@ TOOLS = [
     {"type": "function", "name": "lookup_order", "description": "Look up an order by number.",
      "parameters": {"type": "object", "properties": {"order_number": {"type": "string"}}}},
 ]
-DEFAULT_POLICIES = "fresh,stable,check-3/0.5/1.5,block-0.1/0.5,block-0.1/0.6,block-0.15/0.6"
+DEFAULT_POLICIES = "fresh,stable,check-3/0.5/1.5,block-0.1/0.5,block-0.05/0.5"
 
 
 @dataclass
