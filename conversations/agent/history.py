@@ -330,6 +330,8 @@ def select_history(
     if previous:
         carried_budget = budget - int(budget * RECALL_SHARE)
         extended = _extend_previous(conversation_id, current, carried_budget, previous)
+        if extended is not None:
+            extended.budget = budget
         if extended is not None and not _recall_missing(conversation_id, current, budget, retriever, extended):
             return _with_recalled(conversation_id, current, budget, retriever, extended) if RECALL_SHARE else extended
         rebuilt = _select(conversation_id, current, max(1, int(budget * REBUILD_SHARE)), retriever)

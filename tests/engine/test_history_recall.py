@@ -77,7 +77,7 @@ def _carried(previous: HistorySelection) -> list[int]:
 
 
 def _assert_guarantees(selection: HistorySelection) -> None:
-    assert selection.tokens == sum(i["tokens"] for i in selection.explanation) <= BUDGET
+    assert selection.tokens == sum(i["tokens"] for i in selection.explanation) <= selection.budget == BUDGET
     assert selection.explanation[-1]["reason"] == "current"
     assert len(selection.input_items) == len(selection.explanation)
     calls = [i["call_id"] for i in selection.input_items if i["type"] == "function_call"]
