@@ -76,7 +76,7 @@ REBUILD_SHARE = 0.5
 # Items retrieved for the current message that a carried selection lacks are sent after
 # it, in up to this share of the budget (reason "recalled", for this turn only); the
 # carried part must fit the rest. 0 turns it off: retrieval then runs only at rebuilds.
-RECALL_SHARE = 0.1
+RECALL_SHARE = 0.05
 # The alternative measured by `bench_history_prefix` (off by default, see the figures
 # in docs/architecture.md): rebuild a carried selection when one of the
 # `RECALL_CHECK_TOP` best items a fresh selection retrieves (None: any), scoring at least

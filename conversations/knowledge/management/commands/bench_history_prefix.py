@@ -55,7 +55,7 @@ TOOLS = [
     {"type": "function", "name": "lookup_order", "description": "Look up an order by number.",
      "parameters": {"type": "object", "properties": {"order_number": {"type": "string"}}}},
 ]
-DEFAULT_POLICIES = "fresh,stable,check-3/0.5/1.5,block-0.1/0.5,block-0.05/0.5"
+DEFAULT_POLICIES = "fresh,stable,check-3/0.5/1.5,block-0.05/0.5,block-0.1/0.5"
 
 
 @dataclass
@@ -201,7 +201,7 @@ def replay(case: Script, budget: int, retriever: Retriever, carry: bool, figures
 
 def _extends(previous: list[dict[str, Any]], ids: list[int]) -> bool:
     """The new selection starts with the previous one (the current message aside)."""
-    before = [entry["message_id"] for entry in previous if entry["reason"] not in ("current", "recalled")]
+    before = [entry["message_id"] for entry in previous if entry["reason"] not in ("current", "recall note", "recalled")]
     return ids[: len(before)] == before
 
 
