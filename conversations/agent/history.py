@@ -15,19 +15,31 @@ token count, from the model's real encoding, plus a fixed per-item framing overh
   (they are answered by their own turns); answers the model gave to earlier messages
   after `current` was stored (two quick messages) are sent, so the second turn sees
   the first answer;
-- the result is in chronological (`seq`) order, with `current` last.
+- the result is in chronological (`seq`) order, with `current` last; the one exception
+  is the recalled block of a carried turn (below), which follows the carried items.
 
 Stable prefix (prompt caching): given the previous turn's selection (`previous`, its
 recorded explanation), the selector first tries to send exactly that selection again,
 in the same order, followed by what came after it (the previous message, its answer,
 new items) and `current`. Then the request starts with the previous request's prompt,
-which the provider has cached. This holds while it fits the budget; when it does not,
-the selection is rebuilt from scratch under `REBUILD_SHARE` of the budget (recent,
-retrieved, fill, as above), leaving room for the following turns to extend it again.
-Extended items keep their recorded reason and score; new ones are "recent". A carried
-item that is gone, unpaired, or newer than `current` (a retry of an older message)
-forces a rebuild. Relevance retrieval therefore runs when the selection is rebuilt,
-not on every turn: the price of a prefix that does not change under the cache.
+which the provider has cached. This holds while it fits the budget less
+`RECALL_SHARE`; when it does not, the selection is rebuilt from scratch under
+`REBUILD_SHARE` of the budget (recent, retrieved, fill, as above), leaving room for the
+following turns to extend it again. Extended items keep their recorded reason and
+score; new ones are "recent". A carried item that is gone, unpaired, or newer than
+`current` (a retry of an older message) forces a rebuild.
+
+Recall on carried turns: retrieval still runs for every message. The items retrieved
+for `current` that the carried selection lacks (and whose content it does not already
+carry: a repeated question's earlier copy adds nothing) are sent, best first while they
+fit the rest of the budget, in a recalled block after the carried items and before
+`current`: reason "recalled", with the retriever's score, chronological among
+themselves, pairs whole, opened by `RECALL_NOTE` (a developer message saying they are
+earlier parts of the conversation; reason "recall note", no message id, its tokens
+counted in the budget). The block is for its turn only: the next turn carries the
+selection without it, so the cached prefix (everything before the block) is unchanged.
+Without it, a question about something said long ago went unanswered until a rebuild
+(`manage.py bench_history_prefix` measures both; `RECALL_SHARE = 0` turns it off).
 
 Items are read newest first in pages, so the cost depends on the budget, not on the
 conversation's length; token counts are never recomputed here. The retriever is
@@ -36,6 +48,7 @@ pluggable (`Retriever`); the default scores keyword overlap in SQL.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Iterator
@@ -44,7 +57,7 @@ from typing import Any, NamedTuple, Protocol
 
 from django.db.models import Q
 
-from conversations.agent.tokens import ITEM_OVERHEAD_TOKENS
+from conversations.agent.tokens import ITEM_OVERHEAD_TOKENS, count_tokens, get_encoding
 from conversations.models import Message, Turn
 from conversations.models.message import MessageKind
 
@@ -60,6 +73,22 @@ PAGE_SIZE = 200
 FILL_MISSES = 32
 RETRIEVE_LIMIT = 50
 REBUILD_SHARE = 0.5
+# Items retrieved for the current message that a carried selection lacks are sent after
+# it, in up to this share of the budget (reason "recalled", for this turn only); the
+# carried part must fit the rest. 0 turns it off: retrieval then runs only at rebuilds.
+RECALL_SHARE = 0.05
+# The alternative measured by `bench_history_prefix` (off by default, see the figures
+# in docs/architecture.md): rebuild a carried selection when one of the
+# `RECALL_CHECK_TOP` best items a fresh selection retrieves (None: any), scoring at least
+# `RECALL_CHECK_MARGIN` times their median, is missing from it.
+RECALL_CHECK_TOP: int | None = 0
+RECALL_CHECK_MARGIN = 0.0
+# Sent first in a recalled block (a developer message), so the model reads what follows
+# as older parts of the conversation, not as what was said last.
+RECALL_NOTE = (
+    "The next messages are earlier parts of this conversation, recalled because they may "
+    "bear on the customer's latest message. They are not new."
+)
 
 
 class Retriever(Protocol):
@@ -138,8 +167,8 @@ class KeywordRetriever:
 
 @dataclass
 class SelectedItem:
-    message_id: int
-    seq: int
+    message_id: int | None  # None for the recalled block's note
+    seq: int | None
     kind: str
     tokens: int
     reason: str
@@ -168,8 +197,9 @@ class HistorySelection:
     @property
     def messages(self) -> list[Message]:
         """The selected items as `Message` rows, in send order (one query)."""
-        by_id = Message.objects.in_bulk([item.message_id for item in self.items])
-        return [by_id[item.message_id] for item in self.items]
+        ids = [item.message_id for item in self.items if item.message_id is not None]
+        by_id = Message.objects.in_bulk(ids)
+        return [by_id[pk] for pk in ids]
 
 
 class _Row(NamedTuple):
@@ -298,13 +328,98 @@ def select_history(
     """Select the items to send for a turn answering `current`; see the module contract.
     `previous` is the previous turn's recorded selection (`Turn.history`), if any."""
     if previous:
-        extended = _extend_previous(conversation_id, current, budget, previous)
+        carried_budget = budget - int(budget * RECALL_SHARE)
+        extended = _extend_previous(conversation_id, current, carried_budget, previous)
         if extended is not None:
-            return extended
+            extended.budget = budget
+        if extended is not None and not _recall_missing(conversation_id, current, budget, retriever, extended):
+            return _with_recalled(conversation_id, current, budget, retriever, extended) if RECALL_SHARE else extended
         rebuilt = _select(conversation_id, current, max(1, int(budget * REBUILD_SHARE)), retriever)
         rebuilt.budget = budget
         return rebuilt
     return _select(conversation_id, current, budget, retriever)
+
+
+def _recall_missing(
+    conversation_id: Any, current: Message, budget: int, retriever: Retriever | None, extended: HistorySelection
+) -> bool:
+    """Whether a fresh selection for `current` retrieves a strong hit that the carried
+    selection lacks: one of its `RECALL_CHECK_TOP` best-scored "retrieved" items, scoring
+    at least `RECALL_CHECK_MARGIN` times the median retrieved score, whose content is not
+    already carried (a repeated question's earlier copy is as good as the one carried)."""
+    if RECALL_CHECK_TOP == 0:
+        return False
+    fresh = _select(conversation_id, current, budget, retriever)
+    hits = [(item, sent) for item, sent in zip(fresh.items, fresh.input_items, strict=True)
+            if item.reason == "retrieved"]
+    if not hits:
+        return False
+    scores = sorted(item.score or 0.0 for item, _ in hits)
+    floor = RECALL_CHECK_MARGIN * scores[len(scores) // 2]
+    hits.sort(key=lambda pair: -(pair[0].score or 0.0))
+    strong = hits if RECALL_CHECK_TOP is None else hits[:RECALL_CHECK_TOP]
+    carried_ids = {item.message_id for item in extended.items}
+    carried_content = {_content(sent) for sent in extended.input_items}
+    return any(
+        item.message_id not in carried_ids and (item.score or 0.0) >= floor and _content(sent) not in carried_content
+        for item, sent in strong
+    )
+
+
+def _with_recalled(
+    conversation_id: Any, current: Message, budget: int, retriever: Retriever | None, extended: HistorySelection
+) -> HistorySelection:
+    """`extended` with the items retrieved for `current` that it lacks, best first while
+    they fit `budget`, placed (chronologically among themselves) before `current`."""
+    retriever = retriever or default_retriever()
+    remaining = budget - extended.tokens - recall_note_tokens()
+    chosen = {item.message_id for item in extended.items}
+    # A repeated question's earlier copy says nothing the carried copy does not.
+    contents = {_content(sent) for sent in extended.input_items}
+    recalled: list[tuple[_Row, float]] = []
+    hits = retriever.retrieve(
+        conversation_id=conversation_id, query=current.text, before_seq=current.seq, limit=RETRIEVE_LIMIT
+    )
+    for unit, score in _retrieved_units(conversation_id, hits):
+        if remaining <= ITEM_OVERHEAD_TOKENS:
+            break
+        if any(row.id in chosen for row in unit.rows) or unit.tokens > remaining:
+            continue
+        if len(unit.rows) == 1 and _content(_row_input_item(unit.rows[0])) in contents:
+            continue
+        remaining -= unit.tokens
+        chosen.update(row.id for row in unit.rows)
+        recalled += [(row, score) for row in unit.rows]
+    if not recalled:
+        return extended
+    recalled.sort(key=lambda pair: pair[0].seq)
+    note = SelectedItem(None, None, "developer", recall_note_tokens(), "recall note")
+    block = [SelectedItem(row.id, row.seq, row.kind, row.token_count + ITEM_OVERHEAD_TOKENS, "recalled", score)
+             for row, score in recalled]
+    items = [*extended.items[:-1], note, *block, extended.items[-1]]
+    input_items = [
+        *extended.input_items[:-1],
+        {"type": "message", "role": "developer", "content": RECALL_NOTE},
+        *(_row_input_item(row) for row, _ in recalled),
+        extended.input_items[-1],
+    ]
+    return HistorySelection(
+        items=items, input_items=input_items, budget=budget, tokens=sum(item.tokens for item in items),
+        considered=extended.considered + len(hits), explanation=[item.explain() for item in items],
+    )
+
+
+@functools.cache
+def recall_note_tokens() -> int:
+    """The recall note's cost: its tokens in the larger of the two encodings the
+    platform's models use, plus the per-item framing."""
+    return ITEM_OVERHEAD_TOKENS + max(
+        count_tokens(RECALL_NOTE, get_encoding(name)) for name in ("o200k_base", "cl100k_base")
+    )
+
+
+def _content(input_item: dict[str, Any]) -> str:
+    return str(input_item.get("content") or input_item.get("arguments") or input_item.get("output") or "")
 
 
 def _extend_previous(
@@ -312,7 +427,10 @@ def _extend_previous(
 ) -> HistorySelection | None:
     """The previous selection, then what came after it, then `current`; None when that
     does not fit the budget or the previous selection cannot be sent again."""
-    recorded = {entry["message_id"]: entry for entry in previous if entry.get("message_id") != current.pk}
+    recorded = {
+        entry["message_id"]: entry for entry in previous
+        if entry.get("message_id") not in (current.pk, None) and entry.get("reason") != "recalled"
+    }
     if not recorded:
         return None
     rows = {row.id: row for row in _fetch(conversation_id, pk__in=list(recorded))}
