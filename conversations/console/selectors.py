@@ -14,6 +14,7 @@ from typing import Any
 
 from django.db.models import Exists, OuterRef, QuerySet
 
+from conversations.agent.history import RECALL_NOTE
 from conversations.console.models import Replay
 from conversations.models import Conversation, Message, StaffAction, Turn
 from conversations.models.message import MessageKind
@@ -153,6 +154,10 @@ def turn_audit(turn_id: Any) -> TurnAudit:
     history = []
     for entry in turn.history:
         if not isinstance(entry, dict):
+            continue
+        if entry.get("message_id") is None and entry.get("reason") == "recall note":
+            # Not a stored item: the selector's own note that opens a recalled block.
+            history.append({**entry, "preview": RECALL_NOTE[:160], "present": True})
             continue
         kind, text, tool_name = previews.get(entry.get("message_id"), ("", "", ""))
         history.append({**entry, "preview": (tool_name or text)[:160], "present": bool(kind)})

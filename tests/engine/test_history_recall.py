@@ -214,3 +214,10 @@ def test_a_real_turn_sends_the_early_fact_after_the_cached_prefix(long_chat, pro
     assert entry["reason"] == "recalled" and entry["score"] > 0
     assert sent[-1]["content"] == QUESTION and {"type": "message", "role": "user", "content": FACT} in sent
     assert turn.history_tokens <= BUDGET
+
+    # and the staff audit explains the block: the note, then the recalled fact with its score
+    from tests.console.conftest import logged_in, make_staff, turn_url
+
+    audit = logged_in(make_staff("auditor", superuser=True)).get(turn_url(turn)).content.decode()
+    assert "recall note" in audit and "earlier parts of this conversation" in audit
+    assert "recalled" in audit and "(item no longer stored)" not in audit
