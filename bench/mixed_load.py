@@ -312,7 +312,7 @@ async def widget_customer(run: Run, customer: Customer, drain_until: list[float]
         while time.monotonic() < drain_until[0]:
             code = None
             try:
-                async with connect(f"{url}&after={max(customer.seen, default=0)}", origin="http://127.0.0.1",
+                async with connect(f"{url}&after={max(customer.seen, default=0)}", origin=url.replace("ws://", "http://").split("/ws/")[0],
                                    open_timeout=20, max_queue=None) as socket:
                     state["socket"] = socket
                     delivered: set[int] = set()

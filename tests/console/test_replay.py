@@ -179,6 +179,13 @@ async def test_replay_publishes_nothing_to_the_conversation(live_engine, default
     layer = get_channel_layer()
     channel = await layer.new_channel()
     await layer.group_add(group_name(conversation.pk), channel)
+    # The recorded turn's own events may still be on their way (over Redis they arrive
+    # after its commit): let them land before the replay runs.
+    while True:
+        try:
+            await asyncio.wait_for(layer.receive(channel), timeout=0.5)
+        except TimeoutError:
+            break
 
     replay = await sync_to_async(lambda: Replay.objects.create(
         turn=turn, model="gpt-4.1-mini", requests=turn.requests[:1],

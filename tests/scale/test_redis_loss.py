@@ -129,7 +129,7 @@ class WidgetClient:
         attempt = 0
         while True:
             try:
-                async with connect(f"{self.url}&after={self.last_seq}", origin="http://127.0.0.1",
+                async with connect(f"{self.url}&after={self.last_seq}", origin=self.url.replace("ws://", "http://").split("/ws/")[0],
                                    open_timeout=10) as socket:
                     self.socket = socket
                     delivered: set[int] = set()
