@@ -153,6 +153,21 @@ class WebProcess:
         return ""
 
 
+# Every cluster a test started in this test process, live or stopped.
+_CLUSTERS: list[Cluster] = []
+
+
+def stop_other_clusters(keep: Cluster | None = None) -> None:
+    """Stop the web processes of every cluster but `keep`. Clusters on the same test
+    database claim each other's turns (their sweepers dispatch whatever is queued) and
+    publish them on their own Redis, so a test that runs a cluster of its own on another
+    Redis would see answers stored but never delivered live. A stopped cluster's
+    processes come back at its next `ensure_running`."""
+    for cluster in _CLUSTERS:
+        if cluster is not keep:
+            cluster.stop()
+
+
 @dataclass
 class Cluster:
     """Web processes of one deployment; `env` is what each of them gets."""
@@ -162,6 +177,7 @@ class Cluster:
     processes: list[WebProcess] = field(default_factory=list)
 
     def start(self, count: int) -> None:
+        _CLUSTERS.append(self)
         for index in range(count):
             self.processes.append(self._spawn(f"web{index + 1}"))
         for process in self.processes:

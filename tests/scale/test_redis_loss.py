@@ -34,7 +34,7 @@ from conversations.services.conversations import conversation_create
 from tests import fake_provider as fp
 from tests.conftest import wait_for
 from tests.fake_provider import FakeProvider
-from tests.scale.harness import Cluster, RedisServer, TcpProxy, cluster_env, run_release
+from tests.scale.harness import Cluster, RedisServer, TcpProxy, cluster_env, run_release, stop_other_clusters
 from tests.scale_mode import scale_unavailable
 
 pytestmark = [pytest.mark.scale, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -82,7 +82,9 @@ def own_redis_cluster(django_db_setup: Any, _fake_provider_server: FakeProvider,
 @pytest.fixture
 def own(own_redis_cluster: OwnRedisCluster, default_agent: Any, monkeypatch: pytest.MonkeyPatch,
         request: pytest.FixtureRequest) -> Iterator[OwnRedisCluster]:
-    """This test process only writes; every turn runs in a daphne process."""
+    """This test process only writes; every turn runs in a daphne process of this
+    module's cluster (no other cluster may claim its turns)."""
+    stop_other_clusters(keep=own_redis_cluster.cluster)
     own_redis_cluster.cluster.ensure_running()
     if not own_redis_cluster.redis.up():
         own_redis_cluster.redis.start()

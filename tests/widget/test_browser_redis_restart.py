@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.browser import CHROMIUM
-from tests.scale.harness import RedisServer
+from tests.scale.harness import RedisServer, stop_other_clusters
 from tests.widget.server import DaphneServer
 from tests.widget.test_browser import ROOT, Widget, expect
 
@@ -60,6 +60,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) 
                           env={"SUPPORT_OFFLINE_WORD_DELAY": "0.04"})
     daphne.env.update({"REDIS_URL": redis_server.url, "SUPPORT_REDIS_PREFIX": "widget-redis-restart"})
     daphne.prepare()
+    stop_other_clusters()  # in scale mode they share its database and would claim its turns
     daphne.start()
     yield daphne
     daphne.stop()
