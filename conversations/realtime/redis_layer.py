@@ -37,6 +37,12 @@ takes a process's waiting messages in one round trip.
   answers again, so no consumer dies with a 1011. `group_discard` during an outage is
   a no-op (the membership died with Redis, or expires). A pool that is merely busy
   ("No connection available") is not an outage.
+  A restart can also pass unseen by the commands: redis-py reconnects a dropped
+  connection on its next use, so a process whose commands happened to fall outside a
+  short restart would carry on with group memberships Redis no longer holds, and its
+  sockets would stay open and deaf. So while the process has members, a watch reads
+  Redis's `run_id` every `WATCH_SECONDS`: a new `run_id` is a restart, handled as an
+  outage.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ import asyncio
 import logging
 import time
 import uuid
+import weakref
 from collections import defaultdict, deque
 from typing import Any
 
@@ -61,6 +68,7 @@ LOST_MESSAGE_TYPE = "layer.lost"
 _OUTAGE_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 _POOL_BUSY = "No connection available."
 _RETRY_MAX_SECONDS = 1.0
+WATCH_SECONDS = 1.0
 
 
 def is_outage(exc: BaseException) -> bool:
@@ -103,6 +111,11 @@ class RedisChannelLayer(_ChannelsRedisLayer):
         # This process's channels that joined groups: who must hear of an outage.
         self._members: dict[str, set[str]] = {}
         self._healthy = True
+        # The restart watch of each event loop the layer is used on, and the run_id it saw.
+        self._watches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[None]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._run_id: str | None = None
 
     # --- outages ----------------------------------------------------------------------
     async def _outage(self, exc: BaseException) -> list[str]:
@@ -118,6 +131,7 @@ class RedisChannelLayer(_ChannelsRedisLayer):
                     await self.connection(index).connection_pool.disconnect(inuse_connections=False)
                 except Exception:  # a pool of a closed loop: nothing to keep alive there
                     logger.debug("could not drop pooled connections", exc_info=True)
+        self._run_id = None  # the next watch reads the Redis that answers after this
         members, self._members = list(self._members), {}
         for channel in members:
             self.receive_buffer[channel].put_nowait({"type": LOST_MESSAGE_TYPE})
@@ -133,6 +147,33 @@ class RedisChannelLayer(_ChannelsRedisLayer):
         self._healthy = True
         return result
 
+    def _watch(self) -> None:
+        """Start this loop's restart watch, unless it runs."""
+        loop = asyncio.get_running_loop()
+        task = self._watches.get(loop)
+        if task is None or task.done():
+            self._watches[loop] = loop.create_task(self._watch_run_id())
+
+    async def _watch_run_id(self) -> None:
+        while self._members:
+            try:
+                info = await self.connection(0).info("server")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if is_outage(exc):
+                    await self._outage(exc)
+                    # Remembered members are told; new ones restart the watch.
+                    return
+                logger.debug("restart watch could not read Redis's run_id", exc_info=True)
+            else:
+                run_id = str(info.get("run_id", ""))
+                if self._run_id is not None and run_id and run_id != self._run_id:
+                    await self._outage(RedisConnectionError(f"Redis restarted (run_id {run_id[:8]})"))
+                    self._healthy = True
+                self._run_id = run_id or None
+            await asyncio.sleep(WATCH_SECONDS)
+
     def _is_local(self, channel: str) -> bool:
         return "!" in channel and self.client_prefix in channel
 
@@ -140,6 +181,7 @@ class RedisChannelLayer(_ChannelsRedisLayer):
         # Registered first: an outage noticed while this add is in flight must reach it.
         if self._is_local(channel):
             self._members.setdefault(channel, set()).add(group)
+            self._watch()
         await self._guarded(super().group_add(group, channel))
 
     async def group_discard(self, group: str, channel: str) -> None:
@@ -203,6 +245,8 @@ class RedisChannelLayer(_ChannelsRedisLayer):
         return await super().receive_single(channel)
 
     async def flush(self) -> None:
+        for task in list(self._watches.values()):
+            task.cancel()
         self._prefetched.clear()
         self._members.clear()
         await super().flush()
