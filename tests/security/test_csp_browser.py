@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.browser import CHROMIUM
+from tests.browser import CHROMIUM, new_context
 from tests.widget.server import DaphneServer, free_port
 
 pytestmark = [
@@ -49,7 +49,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaphneServer]:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context = new_context(browser, viewport={"width": 1280, "height": 800})
     context.add_init_script(RECORD_VIOLATIONS)
     page = context.new_page()
     page.console_messages = []  # type: ignore[attr-defined]

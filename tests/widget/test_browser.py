@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser import CHROMIUM, LAUNCH_ARGS  # noqa: F401 (other modules import them from here)
+from tests.browser import CHROMIUM, LAUNCH_ARGS, new_context  # noqa: F401 (other modules import them from here)
 from tests.widget.server import BASE_DIR, DaphneServer
 
 ARTIFACTS = BASE_DIR / "test-artifacts"
@@ -168,7 +168,7 @@ def test_another_browser_cannot_open_the_first_visitors_conversation(server, bro
     expect(first.answers()).to_have_count(1)
     victim = first.stored()
 
-    other_context = browser.new_context()
+    other_context = new_context(browser)
     try:
         other = Widget.visit(other_context, server)
         expect(other.root.locator("section.panel")).to_be_attached()
@@ -212,7 +212,7 @@ def test_handoff_and_a_staff_reply_arrive_live_with_an_unread_badge(server, brow
     visitor.page.keyboard.press("Escape")
     conversation_id = visitor.stored()["conversation"]
 
-    staff_context = browser.new_context()
+    staff_context = new_context(browser)
     try:
         staff = staff_context.new_page()
         staff.goto(server.base_url + "/admin/login/")
@@ -259,8 +259,8 @@ def test_screenshots_of_the_open_widget_on_desktop_and_phone(server, browser, co
     assert panel["width"] <= 380 and panel["x"] + panel["width"] <= 1280 and panel["y"] >= 0
     desktop.page.screenshot(path=str(ARTIFACTS / "widget-desktop.png"))
 
-    phone_context = browser.new_context(
-        viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True
+    phone_context = new_context(
+        browser, viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True
     )
     try:
         phone = Widget.visit(phone_context, server)
