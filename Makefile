@@ -14,7 +14,7 @@ CHECKOUT := $(subst -,_,$(subst .,_,$(notdir $(CURDIR))))
 SCALE_TEST_DB ?= test_support_$(CHECKOUT)
 SCALE_REDIS_PREFIX ?= support-test-$(CHECKOUT)
 
-.PHONY: run run-scale test test-scale setup lint bench bench-widget bench-scale clean
+.PHONY: run run-scale test test-fast test-scale setup lint bench bench-widget bench-scale clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ run: setup
 test: $(VENV)/.installed
 	$(PY) -m pytest
 
+# Day-to-day feedback in a couple of minutes: no browser, no slow, no scale-mode tests.
+# CI runs the whole suite (`make test` and `make test-scale`).
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -q -m "not browser and not slow and not scale"
+
 # Scale mode on PostgreSQL + Redis: the whole suite, including the scale-marked tests
 # (several daphne processes, faults, PostgreSQL search). TESTS="-m scale tests" runs
 # only those.
@@ -48,8 +53,9 @@ run-scale: $(VENV)/.installed
 	$(PY) bin/serve-scale --web $(WEB) --host $(HOST) --port $$(($(PORT) + 1))
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff check . bin/check-doc-names bin/serve-scale
 	$(PY) manage.py makemigrations --check --dry-run
+	$(PY) bin/check-doc-names
 
 bench: setup
 	$(PY) manage.py bench_engine
