@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Model
 from django.db.models.base import ModelState
@@ -257,6 +258,16 @@ def _adapter(kind: str, field: Any, connection: Any) -> Any:
     the backend's adapters), everything else as it is (None)."""
     ops = connection.ops
     if kind == "DateTimeField":
+        if connection.vendor == "sqlite" and settings.USE_TZ:
+            # What the SQLite backend's adapter does, without its per-value settings look-ups.
+            zone = connection.timezone
+
+            def convert(value: Any) -> Any:
+                if value.utcoffset() is not None:
+                    return str(value.astimezone(zone).replace(tzinfo=None))
+                return field.get_db_prep_save(value, connection)
+
+            return convert
 
         def convert(value: Any) -> Any:
             if timezone.is_aware(value):
