@@ -3,9 +3,9 @@ with their items, one transaction per conversation.
 
 Per conversation, in one transaction: find (or create) the conversation through its
 `ImportedConversation` link, lock it, drop the items whose `external_id` is already
-stored, and append the rest with `items_append` (the only seq allocator) in one call,
-which bulk-creates them. A crash therefore leaves whole conversations only, and a re-run
-adds exactly what is missing. Runs become finished turns (trigger "imported") on the
+stored, and append the rest with `items_bulk_append` (services/items.py, where seqs are
+allocated) in one call, which inserts them without the ORM's per-object work. A crash
+therefore leaves whole conversations only, and a re-run adds exactly what is missing. Runs become finished turns (trigger "imported") on the
 customer message they answered, with an `ImportedRun` each (unique per conversation and
 run id). A dry run answers the same questions with reads only.
 """
