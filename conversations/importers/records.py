@@ -42,7 +42,7 @@ class ItemRecord:
     message_key: str = ""
 
     def fields(self) -> dict[str, Any]:
-        """The `Message` fields `items_append` takes. NUL characters, which PostgreSQL
+        """The `Message` fields `items_bulk_append` takes. NUL characters, which PostgreSQL
         refuses in text, are dropped."""
         text = self.text.replace("\x00", "") if "\x00" in self.text else self.text
         values: dict[str, Any] = {"kind": self.kind, "text": text, "external_id": self.external_id}

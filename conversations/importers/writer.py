@@ -3,9 +3,9 @@ with their items, one transaction per conversation.
 
 Per conversation, in one transaction: find (or create) the conversation through its
 `ImportedConversation` link, lock it, drop the items whose `external_id` is already
-stored, and append the rest with `items_append` (the only seq allocator) in one call,
-which bulk-creates them. A crash therefore leaves whole conversations only, and a re-run
-adds exactly what is missing. Runs become finished turns (trigger "imported") on the
+stored, and append the rest with `items_bulk_append` (services/items.py, where seqs are
+allocated) in one call, which inserts them without the ORM's per-object work. A crash
+therefore leaves whole conversations only, and a re-run adds exactly what is missing. Runs become finished turns (trigger "imported") on the
 customer message they answered, with an `ImportedRun` each (unique per conversation and
 run id). A dry run answers the same questions with reads only.
 """
@@ -30,7 +30,7 @@ from conversations.knowledge.text import MAX_UPLOAD_BYTES, extract
 from conversations.models import Agent, Conversation, Message, Turn
 from conversations.models.conversation import Channel, Status
 from conversations.models.turn import TurnTrigger
-from conversations.services.items import ITEM_COUNTER_FIELDS, conversation_lock, items_append
+from conversations.services.items import ITEM_COUNTER_FIELDS, conversation_lock, items_bulk_append
 
 
 @dataclass(frozen=True)
@@ -174,7 +174,7 @@ def _thread_import(
         new = _new_items(conversation.pk, items)  # again, under the lock
         if new:
             _citations_link(new)
-            items_append(conversation=conversation, items=[item.fields() for item in new], locked=True)
+            items_bulk_append(conversation=conversation, items=[item.fields() for item in new])
         runs = _runs_write(conversation, _new_runs(conversation.pk, record.runs))
         if claim:
             ClientConversation.objects.get_or_create(conversation=conversation, defaults={"client_id": client_id})
@@ -347,7 +347,7 @@ def _conversation_create(
         _citations_link(items)
         # The row was created in this transaction: nobody else can see it, let alone lock it.
         # Its counters are saved below, with its dates, in one UPDATE.
-        items_append(conversation=conversation, items=[item.fields() for item in items], locked=True, save=False)
+        items_bulk_append(conversation=conversation, items=[item.fields() for item in items], save=False)
     runs = _runs_write(conversation, record.runs)
     # The conversation happened when the source says, not when it was imported.
     started = record.created_at or (items[0].created_at if items else None) or timezone.now()

@@ -8,14 +8,19 @@ them. Every writer (customer messages, the turn runner, staff, imports) goes thr
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Model
+from django.db.models.base import ModelState
 from django.utils import timezone
 
 from conversations.agent.agents import agent_cached
 from conversations.agent.history import default_retriever
-from conversations.agent.tokens import count_for_model
+from conversations.agent.tokens import count_for_model, count_tokens, encoding_name_for_model, get_encoding
 from conversations.models import Conversation, Message
 from conversations.models.message import MessageKind
 
@@ -94,3 +99,185 @@ def item_append(
     **fields: Any,
 ) -> Message:
     return items_append(conversation=conversation, items=[fields], model=model, locked=locked, save=save)[0]
+
+
+def items_bulk_append(
+    *,
+    conversation: Conversation,
+    items: list[dict[str, Any]],
+    model: str | None = None,
+    save: bool = True,
+) -> list[Message]:
+    """`items_append` for bulk writers (the importer): the same contract and results
+    (seqs from the row's `next_seq`, token counts with the model's encoding, the
+    retrieval index in the same transaction, the counters), with a lean insert.
+
+    Precondition: inside `transaction.atomic()`, and `conversation` is the row
+    `conversation_lock` returned in this same transaction, or one this transaction
+    created (its counters are current). With `save=False` the caller must save
+    `ITEM_COUNTER_FIELDS` before committing.
+
+    Lean because the ORM's per-object work was most of an import's CPU time: the rows go
+    in as multi-row `INSERT ... RETURNING` statements with values adapted once by the
+    backend's adapters, and the returned `Message` objects are filled in directly rather
+    than through `Model.__init__` and the insert compiler's per-field preparation.
+    """
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block:
+        raise RuntimeError("items_bulk_append must run inside a transaction")
+    if not items:
+        return []
+    if not connection.features.can_return_rows_from_bulk_insert:
+        return items_append(conversation=conversation, items=items, model=model, locked=True, save=save)
+    row = conversation
+    encoding = get_encoding(encoding_name_for_model(model or agent_cached(row.agent_id).model or "gpt-4o"))
+    now = timezone.now()
+    plan = _insert_plan()
+    fields, attnames, related = plan.fields, plan.attnames, plan.related
+    adapt = [_adapter(kind, field, connection) for kind, field in zip(plan.kinds, fields, strict=True)]
+    # Every row has the same conversation: its key is adapted once.
+    conversation_key = Message._meta.get_field("conversation").get_db_prep_save(row.pk, connection)
+    slot = [f.attname for f in fields].index("conversation_id")
+    adapt[slot] = None
+    messages: list[Message] = []
+    rows: list[tuple[Any, ...]] = []
+    for given in items:
+        values = dict(plan.constant)
+        for name, value in given.items():
+            if name not in attnames:
+                raise TypeError(f"Message has no field named {name!r}")
+            if name in related and isinstance(value, Model):
+                value = value.pk
+            values[attnames[name]] = value
+        for field in plan.made:
+            if field.attname not in values:
+                values[field.attname] = now if field.attname == "created_at" else field.get_default()
+        values["conversation_id"] = row.pk
+        values["seq"] = row.next_seq
+        row.next_seq += 1
+        if "token_count" not in given:
+            text = values["text"] + values["tool_arguments"]
+            values["token_count"] = count_tokens(text, encoding) if text else 0
+        message = Message.__new__(Message)
+        message.__dict__.update(values)
+        message._state = ModelState()
+        messages.append(message)
+        ordered = [values[name] for name in plan.order]
+        ordered[slot] = conversation_key
+        rows.append(tuple(
+            value if value is None or convert is None else convert(value)
+            for convert, value in zip(adapt, ordered, strict=True)
+        ))
+    cache = Message._meta.get_field("conversation")
+    for message in messages:
+        cache.set_cached_value(message, row)
+    ids = _rows_insert(connection, plan, rows, conversation_key, messages[0].seq)
+    for message in messages:
+        message.id = ids[message.seq]
+        message._state.adding = False
+        message._state.db = connection.alias
+    index = getattr(default_retriever(), "index", None)
+    if index is not None:
+        index(messages)
+    row.message_count += len(messages)
+    row.last_message_at = max(m.created_at for m in messages)
+    previews = [m for m in messages if m.kind in _PREVIEW_KINDS]
+    if previews:
+        row.last_message_preview = previews[-1].text[:200]
+    if save:
+        row.save(update_fields=list(ITEM_COUNTER_FIELDS))
+    return messages
+
+
+def _rows_insert(
+    connection: Any, plan: _InsertPlan, rows: list[tuple[Any, ...]], conversation_key: Any, first_seq: int
+) -> dict[int, int]:
+    """Insert one conversation's message rows (in `plan.order`); {seq: id} of them.
+
+    PostgreSQL takes them by COPY, the server's bulk path, then one SELECT reads their
+    ids back by seq (the conversation is locked, so these seqs are ours): no statement
+    to parse in the driver, whose parse cache skips statements with over 50 parameters.
+    SQLite takes multi-row `INSERT ... RETURNING` statements.
+    """
+    ops = connection.ops
+    table = ops.quote_name(Message._meta.db_table)
+    columns = ", ".join(ops.quote_name(f.column) for f in plan.fields)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for values in rows:
+                    copy.write_row(values)
+            cursor.execute(
+                f"SELECT seq, id FROM {table} WHERE conversation_id = %s AND seq >= %s",
+                [conversation_key, first_seq],
+            )
+            return dict(cursor.fetchall())
+        width = len(plan.fields)
+        placeholder = "(" + ", ".join(["%s"] * width) + ")"
+        batch = max(1, min(ops.bulk_batch_size(plan.fields, rows), 1000))
+        ids: dict[int, int] = {}
+        for start in range(0, len(rows), batch):
+            chunk = rows[start : start + batch]
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) VALUES {', '.join([placeholder] * len(chunk))} "
+                f"RETURNING {ops.quote_name('seq')}, {ops.quote_name('id')}",
+                [value for values in chunk for value in values],
+            )
+            ids.update(cursor.fetchall())
+        return ids
+
+
+@dataclass(frozen=True)
+class _InsertPlan:
+    fields: list[Any]  # Message's columns but the key, in table order
+    order: list[str]  # their attnames
+    kinds: list[str]  # their internal types
+    attnames: dict[str, str]  # field name or attname -> attname
+    related: frozenset[str]  # names of foreign keys (which may be given as objects)
+    constant: dict[str, Any]  # attname -> default, for fields whose default is a value
+    made: list[Any]  # fields whose default is a callable (called only when not given)
+
+
+@lru_cache(maxsize=1)
+def _insert_plan() -> _InsertPlan:
+    fields = [f for f in Message._meta.concrete_fields if not f.primary_key]
+    return _InsertPlan(
+        fields=fields,
+        order=[f.attname for f in fields],
+        kinds=[f.get_internal_type() for f in fields],
+        attnames={f.name: f.attname for f in fields} | {f.attname: f.attname for f in fields},
+        related=frozenset(f.name for f in fields if f.is_relation),
+        constant={f.attname: f.get_default() for f in fields if not callable(f.default)},
+        made=[f for f in fields if callable(f.default)],
+    )
+
+
+def _adapter(kind: str, field: Any, connection: Any) -> Any:
+    """How a value of `field` becomes a query parameter: dates, JSON and related keys as
+    the ORM's `get_db_prep_save` makes them (aware datetimes and JSON straight through
+    the backend's adapters), everything else as it is (None)."""
+    ops = connection.ops
+    if kind == "DateTimeField":
+        if connection.vendor == "sqlite" and settings.USE_TZ:
+            # What the SQLite backend's adapter does, without its per-value settings look-ups.
+            zone = connection.timezone
+
+            def convert(value: Any) -> Any:
+                if value.utcoffset() is not None:
+                    return str(value.astimezone(zone).replace(tzinfo=None))
+                return field.get_db_prep_save(value, connection)
+
+            return convert
+
+        def convert(value: Any) -> Any:
+            if timezone.is_aware(value):
+                return ops.adapt_datetimefield_value(value)
+            return field.get_db_prep_save(value, connection)
+
+        return convert
+    if kind == "JSONField":
+        encoder = field.encoder
+        return lambda value: ops.adapt_json_value(value, encoder)
+    if field.is_relation:  # keys of related rows may be UUIDs
+        return lambda value: field.get_db_prep_save(value, connection)
+    return None
