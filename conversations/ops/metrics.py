@@ -1,13 +1,16 @@
 """Prometheus metrics: what is recorded, the hooks that record it, and the exposition.
 
-The engine calls three hooks and nothing else:
+Ops observes; nothing below it imports it. `OpsConfig.ready` connects these to the hooks
+of `conversations.observers`:
 
-- `conversations.ops.recording.record_turn_finished(turn)` from the services that end a
-  turn (complete, fail, cancel, lease expiry), which calls `observe_turn_finished` here.
+- `turn_finished` (the services that end a turn: complete, fail, cancel, lease expiry)
+  runs `conversations.ops.recording.record_turn_finished`, which calls
+  `observe_turn_finished` here.
   It counts the turn by agent, model, status and error, observes its latency and time to
   first token, adds its tokens and cost, and counts provider errors by kind. It records
   after the surrounding transaction commits, so a rolled-back ending is never counted.
-- `record_tool_call(result, seconds)` from `tools.registry.execute_calls`, per call.
+- `tool_called` (`tools.registry.execute_calls`, per call) runs `record_tool_call`;
+  `budget_stopped` (`conversations.agent.budgets`) runs `record_budget_stop`.
 - `websocket_opened()` / `websocket_closed()` from the websocket consumer's connect and
   disconnect: the open-websockets gauge.
 
@@ -173,13 +176,10 @@ def _observe_turn(t: dict[str, Any]) -> None:
     )
 
 
-def record_tool_call(result: Any, seconds: float) -> None:
-    """Count one tool call (a `tools.registry.ToolCallResult`). A name the model made up
-    is counted as `unknown`, so the model cannot create unbounded label values."""
-    from tools.registry import registry
-
-    name = result.name if result.name in registry() else "unknown"
-    TOOL_CALLS.labels(name, "ok" if result.ok else "error").inc()
+def record_tool_call(name: str, ok: bool, seconds: float) -> None:
+    """Count one tool call. The registry passes a name the model made up as `unknown`,
+    so the model cannot create unbounded label values."""
+    TOOL_CALLS.labels(name, "ok" if ok else "error").inc()
     TOOL_DURATION.labels(name).observe(seconds)
 
 
