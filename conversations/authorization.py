@@ -31,6 +31,7 @@ from typing import Any
 from django.core.exceptions import ObjectDoesNotExist
 
 from conversations.errors import NotFound, PermissionDenied
+from conversations.models.conversation import Channel
 from conversations.permissions import perm
 
 
@@ -164,8 +165,6 @@ def _is_staff(user: Any) -> bool:
 
 
 def _own_playground(user: Any, conversation: Any) -> bool:
-    from conversations.models.conversation import Channel
-
     return (
         conversation is not None and conversation.channel == Channel.PLAYGROUND
         and conversation.customer_id == playground_owner_id(user)

@@ -163,12 +163,9 @@ def tool(
     return register
 
 
-def _load_builtins() -> None:
-    import tools.builtin  # noqa: F401  (registers the built-in tools)
-
-
 def registry() -> dict[str, Tool]:
-    _load_builtins()
+    """Every registered tool by name: the built-ins (`ToolsConfig.ready` imports them) and
+    the feature apps' (registered by their `ready()`)."""
     return dict(_REGISTRY)
 
 

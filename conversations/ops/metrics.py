@@ -31,7 +31,9 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
+from django.db import close_old_connections, transaction
+from django.db.models import Count, Min
+from django.utils import timezone
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -43,6 +45,9 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from conversations.models import Agent, Turn
+from conversations.models.turn import TurnStatus
 
 logger = logging.getLogger(__name__)
 
@@ -110,8 +115,6 @@ def _agent_name(agent_id: Any) -> str:
     now = time.monotonic()
     if cached and cached[1] > now:
         return cached[0]
-    from conversations.models import Agent
-
     name = Agent.objects.filter(pk=agent_id).values_list("name", flat=True).first() or str(agent_id)
     _agent_names[agent_id] = (name, now + _AGENT_NAME_TTL)
     return name
@@ -202,13 +205,6 @@ class TurnStateCollector(Collector):
     database at scrape time (the truth for every process at once)."""
 
     def collect(self) -> Any:
-        from django.db import close_old_connections
-        from django.db.models import Count, Min
-        from django.utils import timezone
-
-        from conversations.models import Turn
-        from conversations.models.turn import TurnStatus
-
         states = GaugeMetricFamily("support_turns_in_state", "Turns now queued or running.", labels=["status"])
         oldest = GaugeMetricFamily(
             "support_turn_queue_oldest_age_seconds", "Age of the oldest queued turn (0 when none)."
