@@ -54,6 +54,7 @@ run-scale: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check . bin/check-doc-names bin/serve-scale
+	$(VENV)/bin/lint-imports
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) bin/check-doc-names
 

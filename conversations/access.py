@@ -9,12 +9,15 @@ belongs to someone else both raise `NotFound`: a foreign id must not be confirme
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from django.core import signing
+from django.core.exceptions import ValidationError
 
 from conversations.errors import NotFound
-from conversations.models import Conversation
+from conversations.models import Conversation, Turn
 
 _SALT = "conversations.visitor-token"
 VISITOR_TOKEN_MAX_AGE = 60 * 60 * 24 * 365
@@ -52,9 +55,20 @@ def conversation_for_staff(user: Any, conversation_id: Any) -> Conversation:
         raise NotFound("Conversation not found.")
     try:
         return Conversation.objects.select_related("agent").get(pk=conversation_id)
-    except (Conversation.DoesNotExist, ValueError, signing.BadSignature):
+    except (Conversation.DoesNotExist, ValueError, signing.BadSignature, ValidationError):
+        # ValidationError: a malformed UUID.
         raise NotFound("Conversation not found.") from None
-    except Exception as exc:  # malformed UUIDs raise ValidationError
-        if exc.__class__.__name__ == "ValidationError":
-            raise NotFound("Conversation not found.") from None
-        raise
+
+
+def turn_of_conversation(conversation_id: Any, turn_id: Any, *, related: Sequence[str] = ()) -> Turn:
+    """The turn `turn_id` of the conversation `conversation_id` (which the caller has
+    already authorised), with `related` joined; NotFound for a malformed id, an
+    unknown turn, or a turn of another conversation (a foreign id is not confirmed)."""
+    try:
+        pk = uuid.UUID(str(turn_id))
+    except ValueError:
+        raise NotFound("Turn not found.") from None
+    turn = Turn.objects.select_related(*related).filter(conversation_id=conversation_id, pk=pk).first()
+    if turn is None:
+        raise NotFound("Turn not found.")
+    return turn

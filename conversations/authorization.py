@@ -18,7 +18,7 @@ Two refusals, in this order:
   integration's, or all with `all_conversations`; staff need `view_conversation`);
 - `PermissionDenied` when it may see the conversation but not do this.
 
-The staff permissions are the console's (`conversations/console/permissions.py`);
+The staff permissions are the console's (`conversations/permissions.py`);
 docs/security.md has the table of what each role may do.
 """
 
@@ -30,8 +30,9 @@ from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist
 
-from conversations.console.permissions import perm
 from conversations.errors import NotFound, PermissionDenied
+from conversations.models.conversation import Channel
+from conversations.permissions import perm
 
 
 class Action(StrEnum):
@@ -164,8 +165,6 @@ def _is_staff(user: Any) -> bool:
 
 
 def _own_playground(user: Any, conversation: Any) -> bool:
-    from conversations.models.conversation import Channel
-
     return (
         conversation is not None and conversation.channel == Channel.PLAYGROUND
         and conversation.customer_id == playground_owner_id(user)

@@ -13,11 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 from conversations.models.message import CUSTOMER_VISIBLE_KINDS, MessageKind
+from tools.registry import activity_for
 
 
 def _activity_for(tool_name: str) -> str:
-    from tools.registry import activity_for
-
     return activity_for(tool_name)
 
 

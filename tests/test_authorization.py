@@ -22,10 +22,10 @@ from conversations.api.models import ApiClient, ClientConversation, Scope
 from conversations.authorization import Action, Principal, authorize
 from conversations.console.benchdata import conversation_long
 from conversations.console.models import Replay
-from conversations.console.permissions import AGENT, VIEWER, support_groups_sync
 from conversations.console.replay import replay_start
 from conversations.errors import NotFound, PermissionDenied, PlatformError
 from conversations.models import Conversation, Message, StaffAction, Turn
+from conversations.permissions import AGENT, VIEWER, support_groups_sync
 from conversations.services.conversations import (
     conversation_hand_back,
     conversation_handoff,

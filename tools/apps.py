@@ -7,3 +7,6 @@ class ToolsConfig(AppConfig):
     name = "tools"
     verbose_name = "Tools"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        import tools.builtin  # noqa: F401  (registers the built-in tools)

@@ -30,6 +30,8 @@ from typing import Any, Literal, get_args, get_origin
 
 import jsonschema
 
+from conversations import observers
+
 logger = logging.getLogger(__name__)
 
 
@@ -161,12 +163,9 @@ def tool(
     return register
 
 
-def _load_builtins() -> None:
-    import tools.builtin  # noqa: F401  (registers the built-in tools)
-
-
 def registry() -> dict[str, Tool]:
-    _load_builtins()
+    """Every registered tool by name: the built-ins (`ToolsConfig.ready` imports them) and
+    the feature apps' (registered by their `ready()`)."""
     return dict(_REGISTRY)
 
 
@@ -258,14 +257,14 @@ async def execute_calls(
     threads that serve the database or the event loop, so a slow tool in one
     conversation delays nobody else. A timed-out synchronous tool cannot be killed: its
     thread finishes in the background and its late result is discarded."""
-    from conversations.ops.metrics import record_tool_call
-
     allowed_set = set(allowed)
+    known = registry()
 
     async def run(call: dict[str, Any]) -> ToolCallResult:
         started = time.monotonic()
         result = await _run_one(call, context, allowed_set, executor, default_timeout)
-        record_tool_call(result, time.monotonic() - started)
+        # Observers (metrics) see a made-up name as "unknown": bounded label values.
+        observers.tool_called(result.name if result.name in known else "unknown", result.ok, time.monotonic() - started)
         if on_done is not None:
             await on_done(result)
         return result

@@ -3,11 +3,12 @@
 Each process (a daphne worker, `manage.py chat`, a test) has one `Engine`, bound to one
 event loop: the server's loop under daphne (bound by the ASGI entry point), or a private
 background loop when the caller has none (a management command, a synchronous test).
-Every door reaches it the same way: services call `dispatch_on_commit` after they queue
-a turn and `publish_on_commit` after they store something, from any thread.
+The services never import it: they reach it through the engine port
+(`conversations.services.engine_port`: publish, dispatch and interrupt on commit), which
+`ConversationsConfig.ready` points at this process's engine.
 
 Nothing here is the source of truth. Which turn runs is decided by the database claim
-in `conversations.services.turns` (a lease that expires), so several processes can
+in `conversations.services.leases` (a lease that expires), so several processes can
 share one database: a process that is asked to drain a conversation simply tries to
 claim its next queued turn and stops if another process holds it. A sweeper fails
 turns whose lease expired (their process died) and picks up queued turns that no
@@ -29,10 +30,12 @@ from functools import partial
 from typing import Any, TypeVar
 
 from channels.layers import get_channel_layer
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections
 
-from conversations.agent.events import CHANNEL_MESSAGE_TYPE, group_name
+from conversations.agent.events import CHANNEL_MESSAGE_TYPE, group_name, turn_failed_event
+from conversations.agent.runner import run_next_turn
 from conversations.conf import platform_setting
+from conversations.services.leases import turns_expire_leases, turns_orphaned_queues
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -218,17 +221,14 @@ class Engine:
                 if attempt == 2:
                     logger.warning("could not publish %s", event.get("type"), exc_info=True)
 
-    def publish_on_commit(self, conversation_id: Any, event: dict[str, Any]) -> None:
-        # robust: a hint that cannot be sent must not turn a committed write into an error.
-        transaction.on_commit(lambda: self.submit(self.publish(conversation_id, event)), robust=True)
+    def publish_soon(self, conversation_id: Any, event: dict[str, Any]) -> None:
+        """`publish` as a task of the engine's loop (from any thread; the engine port
+        calls it once a write commits)."""
+        self.submit(self.publish(conversation_id, event))
 
     # --- turns ----------------------------------------------------------------------
     def dispatch(self, conversation_id: Any) -> None:
         self.submit(self.drain(str(conversation_id)))
-
-    def dispatch_on_commit(self, conversation_id: Any) -> None:
-        # robust: if the dispatch is lost, the sweeper picks the queued turn up.
-        transaction.on_commit(lambda: self.dispatch(conversation_id), robust=True)
 
     async def drain(self, conversation_id: str) -> None:
         """Run this conversation's queued turns one at a time, in order, while this
@@ -239,8 +239,6 @@ class Engine:
             return
         draining[conversation_id] = False
         try:
-            from conversations.agent.runner import run_next_turn
-
             dispatched = True
             while True:
                 draining[conversation_id] = False
@@ -277,9 +275,6 @@ class Engine:
         except RuntimeError:
             pass
 
-    def interrupt_on_commit(self, turn_id: Any, signal: str = "cancel") -> None:
-        transaction.on_commit(lambda: self.interrupt(turn_id, signal), robust=True)
-
     async def _start_sweeper(self) -> None:
         if self._sweeper is None or self._sweeper.done():
             self._sweeper = asyncio.current_task()
@@ -300,9 +295,6 @@ class Engine:
 
     async def sweep(self) -> None:
         """Fail turns whose lease expired and dispatch conversations with orphaned queues."""
-        from conversations.agent.events import turn_failed_event
-        from conversations.services.turns import turns_expire_leases, turns_orphaned_queues
-
         for turn in await self.db(turns_expire_leases):
             await self.publish(turn.conversation_id, turn_failed_event(turn))
             self.dispatch(turn.conversation_id)

@@ -17,7 +17,7 @@ import logging
 from typing import Any
 
 from conversations.conf import platform_setting
-from conversations.services import turns as turn_services
+from conversations.services import leases as turn_services
 
 logger = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from conversations.agent.provider import is_offline
 from conversations.conf import platform_setting
 from conversations.models import Agent, Turn
 from conversations.models.turn import TurnStatus
-from conversations.services.turns import TURN_PLAN_FIELDS, turn_claim
+from conversations.services.leases import TURN_PLAN_FIELDS, turn_claim
 from tools.registry import ToolContext, definitions_for
 
 logger = logging.getLogger(__name__)

@@ -36,6 +36,7 @@ import httpx2
 import openai
 from openai import AsyncOpenAI
 
+from conversations.agent.offline_model import OfflineModelTransport
 from conversations.conf import platform_setting
 from conversations.models.turn import TurnError
 
@@ -114,8 +115,6 @@ def register_transport(base_url: str, factory: Callable[[], httpx2.AsyncBaseTran
 
 
 def _offline_transport() -> httpx2.AsyncBaseTransport:
-    from conversations.agent.offline_model import OfflineModelTransport
-
     return OfflineModelTransport()
 
 

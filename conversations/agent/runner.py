@@ -26,7 +26,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from conversations import observers
 from conversations.agent import plan as turn_plan
+from conversations.agent.budgets import budget_enforce, budgets_active
 from conversations.agent.events import turn_started_event
 from conversations.agent.lease import CANCEL, LOST, LeaseKeeper
 from conversations.agent.output import (
@@ -43,9 +45,7 @@ from conversations.agent.sources import attach_sources
 from conversations.conf import platform_setting
 from conversations.models.message import MessageKind
 from conversations.models.turn import TurnError
-from conversations.ops.budgets import budget_enforce, budgets_active
-from conversations.ops.logcontext import bind_log_context
-from conversations.services import turns as turn_services
+from conversations.services import leases as turn_services
 from tools.registry import execute_calls
 
 logger = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ async def run_turn(plan: turn_plan.TurnPlan, *, engine: Any) -> None:
         plan.conversation_id,
         turn_started_event(plan.turn, model_label=model_label(plan.model, plan.agent)),
     )
-    bind_log_context(turn_id=turn_id, conversation_id=plan.conversation_id)
+    observers.turn_started(turn_id=turn_id, conversation_id=plan.conversation_id)  # e.g. log context
     # Over a budget limit the turn ends here with a polite message and a handoff.
     if budgets_active() and await engine.db(budget_enforce, plan=plan, owner=owner):
         return

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from conversations.console.permissions import CONSOLE_PERMISSIONS
+from conversations.permissions import CONSOLE_PERMISSIONS
 
 
 class ConsoleAccess(models.Model):

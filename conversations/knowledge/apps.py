@@ -1,4 +1,5 @@
-"""App config for the knowledge base; installs the full-text history retriever."""
+"""App config for the knowledge base; installs the full-text history retriever and
+registers the `search_knowledge_base` tool."""
 
 from django.apps import AppConfig
 
@@ -10,9 +11,10 @@ class KnowledgeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from conversations.agent.history import set_default_retriever
         from conversations.knowledge.retriever import FullTextRetriever
+        from conversations.retrieval import set_default_retriever
 
         # Every history selection (and items_append's index hook) now uses the same
         # full-text engine as the knowledge base.
         set_default_retriever(FullTextRetriever())
+        from conversations.knowledge import tool  # noqa: F401  (registers search_knowledge_base)

@@ -21,14 +21,10 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 
-from conversations.agent.history import (
-    ITEM_OVERHEAD_TOKENS,
-    MODEL_KINDS,
-    Retriever,
-    select_history,
-)
+from conversations.agent.history import ITEM_OVERHEAD_TOKENS, select_history
 from conversations.knowledge.services import document_create
 from conversations.models import Agent, Conversation, Message
+from conversations.retrieval import MODEL_KINDS, Retriever
 from conversations.services.items import items_append
 
 MODEL = "gpt-4.1-mini"

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from conversations.agent.history import KeywordRetriever
 from conversations.knowledge.search import full_text, search_terms
 from conversations.models import Message
+from conversations.retrieval import KeywordRetriever
 
 
 class FullTextRetriever:

@@ -32,6 +32,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Count, Max
 
 from conversations.conf import platform_setting
+from conversations.knowledge.models import Document, Passage
 
 logger = logging.getLogger(__name__)
 
@@ -160,8 +161,6 @@ def _matrix(dimensions: int) -> _Matrix:
     (which sets `indexed_at`), a delete (which lowers the count) or `knowledge_reindex`
     (which sets `indexed_at` too), so the documents table alone, a few rows, says when
     to reload."""
-    from conversations.knowledge.models import Document, Passage
-
     stats = Document.objects.aggregate(count=Count("id"), changed=Max("indexed_at"))
     version = (stats["count"], stats["changed"])
     with _matrix_lock:

@@ -1,8 +1,10 @@
 """Operations and insight: Prometheus metrics, structured logs, health checks, cost
 budgets and the staff dashboard.
 
-The engine reports into this package through a few named hooks
-(`recording.record_turn_finished`, `metrics.record_tool_call`, `budgets.budget_enforce`,
-`logcontext.bind_log_context`, and `metrics.websocket_opened/closed` for the websocket
-door); everything else here reads the database and never changes how a turn runs.
+A pure observer: the core and the agent never import it. `OpsConfig.ready` connects
+`recording.record_turn_finished`, `metrics.record_tool_call`, `metrics.record_budget_stop`
+and `logcontext.bind_log_context` to the hooks of `conversations.observers`; the
+websocket doors call `metrics.websocket_opened/closed`. Everything else here reads the
+database and never changes how a turn runs. (Budget limits, which do change how a turn
+runs, are the agent's: `conversations.agent.budgets`.)
 """

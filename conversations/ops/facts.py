@@ -14,6 +14,9 @@ from typing import Any
 from django.apps import apps as global_apps
 from django.utils import timezone
 
+from conversations.models import Message
+from conversations.ops.models import ToolCallFact, TurnFact
+
 BATCH = 2000
 _TURN_COLUMNS = (
     "pk", "conversation_id", "agent_id", "created_at", "model", "status", "error_code", "latency_ms",
@@ -92,9 +95,6 @@ def turn_fact_record(turn: Any, *, tools: list[tuple[str, bool]] | None = None, 
     of it can exist yet and none are looked for. The fact row itself is an upsert
     either way, so even a fact that somehow existed can never fail the ending.
     Precondition: the turn's ending is saved in the current transaction."""
-    from conversations.models import Message
-    from conversations.ops.models import ToolCallFact, TurnFact
-
     row = {name: getattr(turn, name) for name in _TURN_COLUMNS}
     if turn.status != "completed":
         tools = []

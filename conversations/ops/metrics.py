@@ -1,13 +1,16 @@
 """Prometheus metrics: what is recorded, the hooks that record it, and the exposition.
 
-The engine calls three hooks and nothing else:
+Ops observes; nothing below it imports it. `OpsConfig.ready` connects these to the hooks
+of `conversations.observers`:
 
-- `conversations.ops.recording.record_turn_finished(turn)` from the services that end a
-  turn (complete, fail, cancel, lease expiry), which calls `observe_turn_finished` here.
+- `turn_finished` (the services that end a turn: complete, fail, cancel, lease expiry)
+  runs `conversations.ops.recording.record_turn_finished`, which calls
+  `observe_turn_finished` here.
   It counts the turn by agent, model, status and error, observes its latency and time to
   first token, adds its tokens and cost, and counts provider errors by kind. It records
   after the surrounding transaction commits, so a rolled-back ending is never counted.
-- `record_tool_call(result, seconds)` from `tools.registry.execute_calls`, per call.
+- `tool_called` (`tools.registry.execute_calls`, per call) runs `record_tool_call`;
+  `budget_stopped` (`conversations.agent.budgets`) runs `record_budget_stop`.
 - `websocket_opened()` / `websocket_closed()` from the websocket consumer's connect and
   disconnect: the open-websockets gauge.
 
@@ -28,7 +31,9 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
+from django.db import close_old_connections, transaction
+from django.db.models import Count, Min
+from django.utils import timezone
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -40,6 +45,9 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from conversations.models import Agent, Turn
+from conversations.models.turn import TurnStatus
 
 logger = logging.getLogger(__name__)
 
@@ -107,8 +115,6 @@ def _agent_name(agent_id: Any) -> str:
     now = time.monotonic()
     if cached and cached[1] > now:
         return cached[0]
-    from conversations.models import Agent
-
     name = Agent.objects.filter(pk=agent_id).values_list("name", flat=True).first() or str(agent_id)
     _agent_names[agent_id] = (name, now + _AGENT_NAME_TTL)
     return name
@@ -173,13 +179,10 @@ def _observe_turn(t: dict[str, Any]) -> None:
     )
 
 
-def record_tool_call(result: Any, seconds: float) -> None:
-    """Count one tool call (a `tools.registry.ToolCallResult`). A name the model made up
-    is counted as `unknown`, so the model cannot create unbounded label values."""
-    from tools.registry import registry
-
-    name = result.name if result.name in registry() else "unknown"
-    TOOL_CALLS.labels(name, "ok" if result.ok else "error").inc()
+def record_tool_call(name: str, ok: bool, seconds: float) -> None:
+    """Count one tool call. The registry passes a name the model made up as `unknown`,
+    so the model cannot create unbounded label values."""
+    TOOL_CALLS.labels(name, "ok" if ok else "error").inc()
     TOOL_DURATION.labels(name).observe(seconds)
 
 
@@ -202,13 +205,6 @@ class TurnStateCollector(Collector):
     database at scrape time (the truth for every process at once)."""
 
     def collect(self) -> Any:
-        from django.db import close_old_connections
-        from django.db.models import Count, Min
-        from django.utils import timezone
-
-        from conversations.models import Turn
-        from conversations.models.turn import TurnStatus
-
         states = GaugeMetricFamily("support_turns_in_state", "Turns now queued or running.", labels=["status"])
         oldest = GaugeMetricFamily(
             "support_turn_queue_oldest_age_seconds", "Age of the oldest queued turn (0 when none)."

@@ -1,7 +1,8 @@
-"""The one hook the turn services call when a turn ends: `record_turn_finished(turn)`.
+"""What ops does when a turn ends: `record_turn_finished(turn)`, connected to the core's
+`conversations.observers.turn_finished` hook by `OpsConfig.ready`.
 
-Called where a turn's final status is saved (completed, failed, cancelled, lease
-expired), inside that transaction. It writes the dashboard's fact row in the same
+The services call the hook where a turn's final status is saved (completed, failed,
+cancelled, lease expired), inside that transaction. It writes the dashboard's fact row in the same
 transaction, so the read model commits or rolls back with the ending, and schedules the
 Prometheus observations for after the commit.
 """
@@ -10,15 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from conversations.ops.facts import turn_fact_record
+from conversations.observers import FINISHED_TURN_FIELDS
+from conversations.ops.facts import tool_outcomes_of, turn_fact_record
 from conversations.ops.metrics import observe_turn_finished
 
-# The Turn fields the fact row and the metrics read.
-FINISHED_TURN_FIELDS = (
-    "id", "conversation_id", "agent_id", "created_at", "started_at", "model", "status", "error_code",
-    "error_message", "latency_ms", "time_to_first_token_ms", "input_tokens", "cached_tokens", "output_tokens",
-    "reasoning_tokens", "cost",
-)
+
+def on_turn_finished(turn: Any, stored: list[Any] | None) -> None:
+    """The `turn_finished` observer: `stored` is the items the ending stored, if any."""
+    record_turn_finished(turn, tools=tool_outcomes_of(stored) if stored is not None else None)
 
 
 def record_turn_finished(turn: Any, *, tools: list[tuple[str, bool]] | None = None) -> None:

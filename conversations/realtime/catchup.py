@@ -132,14 +132,3 @@ def message_events_after(
 def turn_model_label(turn_id: Any) -> str:
     turn = Turn.objects.select_related("agent").filter(pk=turn_id).first()
     return model_label(turn.model, turn.agent) if turn is not None else ""
-
-
-def turn_in_conversation(conversation_id: Any, turn_id: Any) -> Turn:
-    try:
-        return Turn.objects.get(pk=turn_id, conversation_id=conversation_id)
-    except (Turn.DoesNotExist, ValueError):
-        raise NotFound("Turn not found.") from None
-    except Exception as exc:  # a malformed UUID raises ValidationError
-        if exc.__class__.__name__ == "ValidationError":
-            raise NotFound("Turn not found.") from None
-        raise

@@ -26,6 +26,7 @@ from urllib.parse import parse_qs
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from conversations.access import turn_of_conversation
 from conversations.agent.engine import engine
 from conversations.agent.events import group_name, message_event
 from conversations.conf import platform_setting
@@ -61,7 +62,7 @@ def _post(viewer: Viewer, text: Any, client_id: Any) -> tuple[dict[str, Any], bo
 
 
 def _retry(viewer: Viewer, turn_id: Any) -> str:
-    turn = catchup.turn_in_conversation(viewer.conversation.pk, turn_id)
+    turn = turn_of_conversation(viewer.conversation.pk, turn_id)
     trigger = TurnTrigger.STAFF_RETRY if viewer.role == STAFF else TurnTrigger.CUSTOMER_RETRY
     return str(turn_retry(turn=turn, actor=viewer.principal, trigger=trigger).pk)
 

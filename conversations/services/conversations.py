@@ -11,14 +11,16 @@ from typing import Any
 
 from django.db import transaction
 
-from conversations.agent.engine import engine
 from conversations.agent.events import conversation_updated_event
 from conversations.authorization import Action, authorize
 from conversations.errors import InvalidInput, NotFound
 from conversations.models import Agent, Conversation, StaffAction, Turn
 from conversations.models.conversation import Channel, CustomerKind, Status
 from conversations.models.turn import TurnStatus, TurnTrigger
+from conversations.services.engine_port import interrupt_on_commit, publish_on_commit
+from conversations.services.locks import conversation_lock
 from conversations.services.storable import clean_metadata, text_problem
+from conversations.services.turns import turn_mark_cancelled, turn_queue_for_unanswered
 
 
 def agent_default() -> Agent:
@@ -75,13 +77,11 @@ def _stop_ai_turns(conversation: Conversation) -> None:
     """Cancel queued turns and ask a running one to stop: a person is taking over."""
     turns = Turn.objects.filter(conversation=conversation)
     for turn in turns.filter(status=TurnStatus.QUEUED):
-        from conversations.services.turns import turn_mark_cancelled
-
         turn_mark_cancelled(turn=turn, reason="A person took over the conversation.")
     running = list(turns.filter(status=TurnStatus.RUNNING).values_list("pk", flat=True))
     turns.filter(pk__in=running).update(cancel_requested=True)
     for turn_id in running:
-        engine.interrupt_on_commit(turn_id)
+        interrupt_on_commit(turn_id)
 
 
 def conversation_handoff(
@@ -93,7 +93,7 @@ def conversation_handoff(
     running turn, which must finish its own answer."""
     user = authorize(actor, Action.HANDOFF, conversation).staff_user
     with transaction.atomic():
-        locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        locked = conversation_lock(conversation.pk)
         locked.status = Status.WAITING_ON_STAFF
         locked.ai_paused = True
         meta = dict(locked.metadata)
@@ -104,7 +104,7 @@ def conversation_handoff(
         if stop_running:
             _stop_ai_turns(locked)
         _record(locked, user, "handoff", reason=reason)
-        engine.publish_on_commit(locked.pk, conversation_updated_event(locked))
+        publish_on_commit(locked.pk, conversation_updated_event(locked))
     return locked
 
 
@@ -112,34 +112,30 @@ def conversation_take_over(*, conversation: Conversation, actor: Any) -> Convers
     """A staff member pauses the AI to answer personally."""
     user = authorize(actor, Action.TAKE_OVER, conversation).staff_user
     with transaction.atomic():
-        locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        locked = conversation_lock(conversation.pk)
         locked.ai_paused = True
         if locked.status == Status.WAITING_ON_STAFF:
             locked.status = Status.OPEN
         locked.save(update_fields=["ai_paused", "status", "updated_at"])
         _stop_ai_turns(locked)
         _record(locked, user, "take_over")
-        engine.publish_on_commit(locked.pk, conversation_updated_event(locked))
+        publish_on_commit(locked.pk, conversation_updated_event(locked))
     return locked
 
 
 def conversation_hand_back(*, conversation: Conversation, actor: Any = None) -> Conversation:
     """Give the conversation back to the AI. If the customer's last word is still
     unanswered, a turn is queued for it."""
-    from conversations.services.turns import turn_queue_for_unanswered
-
     user = authorize(actor, Action.HAND_BACK, conversation).staff_user
     with transaction.atomic():
-        locked = Conversation.objects.select_for_update(of=("self",)).select_related("agent").get(
-            pk=conversation.pk
-        )
+        locked = conversation_lock(conversation.pk, with_agent=True)
         locked.ai_paused = False
         if locked.status == Status.WAITING_ON_STAFF:
             locked.status = Status.OPEN
         locked.save(update_fields=["ai_paused", "status", "updated_at"])
         _record(locked, user, "hand_back")
         turn_queue_for_unanswered(conversation=locked, trigger=TurnTrigger.HANDBACK, actor=user)
-        engine.publish_on_commit(locked.pk, conversation_updated_event(locked))
+        publish_on_commit(locked.pk, conversation_updated_event(locked))
     return locked
 
 
@@ -151,10 +147,10 @@ def conversation_set_status(*, conversation: Conversation, status: str, actor: A
             f"status must be one of {', '.join(Status.values)}.", fields={"status": "invalid"}
         )
     with transaction.atomic():
-        locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        locked = conversation_lock(conversation.pk)
         if locked.status != status:
             locked.status = status
             locked.save(update_fields=["status", "updated_at"])
             _record(locked, user, "resolve" if status == Status.RESOLVED else "reopen")
-            engine.publish_on_commit(locked.pk, conversation_updated_event(locked))
+            publish_on_commit(locked.pk, conversation_updated_event(locked))
     return locked

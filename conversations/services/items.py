@@ -19,18 +19,13 @@ from django.db.models.base import ModelState
 from django.utils import timezone
 
 from conversations.agent.agents import agent_cached
-from conversations.agent.history import default_retriever
 from conversations.agent.tokens import count_for_model, count_tokens, encoding_name_for_model, get_encoding
 from conversations.models import Conversation, Message
 from conversations.models.message import MessageKind
+from conversations.retrieval import default_retriever
+from conversations.services.locks import conversation_lock
 
 _PREVIEW_KINDS = (MessageKind.USER, MessageKind.ASSISTANT, MessageKind.STAFF)
-
-
-def conversation_lock(conversation_id: Any) -> Conversation:
-    """Lock and return the conversation row (SELECT ... FOR UPDATE where supported).
-    Its agent is not joined: read it with `agent_cached(row.agent_id)`."""
-    return Conversation.objects.select_for_update().get(pk=conversation_id)
 
 
 def item_token_count(*, kind: str, text: str = "", arguments: str = "", model: str) -> int:

@@ -11,7 +11,6 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from conversations.agent.engine import engine
 from conversations.agent.events import conversation_updated_event, message_event
 from conversations.authorization import Action, authorize
 from conversations.conf import platform_setting
@@ -19,8 +18,11 @@ from conversations.errors import Conflict, InvalidInput, PayloadTooLarge
 from conversations.models import Conversation, Message, StaffAction, Turn
 from conversations.models.conversation import Status
 from conversations.models.message import MessageKind
-from conversations.services.items import ITEM_COUNTER_FIELDS, conversation_lock, item_append
+from conversations.services.engine_port import publish_on_commit
+from conversations.services.items import ITEM_COUNTER_FIELDS, item_append
+from conversations.services.locks import conversation_lock
 from conversations.services.storable import clean_metadata, text_problem
+from conversations.services.turns import turn_queue
 
 
 @dataclass(frozen=True)
@@ -86,8 +88,6 @@ def message_post(
     taken over) the message is stored and no turn is queued. `conversation` is updated
     in place (seq counter, status).
     """
-    from conversations.services.turns import turn_queue
-
     authorize(actor, Action.POST, conversation)
     text = clean_message_text(text)
     client_id = clean_client_id(client_id)
@@ -102,7 +102,7 @@ def message_post(
                 conversation=locked, locked=True, save=False,
                 kind=MessageKind.USER, text=text, client_id=client_id, metadata=metadata,
             )
-            engine.publish_on_commit(locked.pk, message_event(message))
+            publish_on_commit(locked.pk, message_event(message))
             fields = list(ITEM_COUNTER_FIELDS)
             reopened = locked.status == Status.RESOLVED
             if reopened:
@@ -114,7 +114,7 @@ def message_post(
                 fields.append("turn_count")
             locked.save(update_fields=fields)
             if reopened:
-                engine.publish_on_commit(locked.pk, conversation_updated_event(locked))
+                publish_on_commit(locked.pk, conversation_updated_event(locked))
     except IntegrityError:
         # This client_id was posted before (a client retrying), or a concurrent post
         # with it won the race: nothing of this attempt was written; return the first.
@@ -156,9 +156,9 @@ def staff_reply_post(*, conversation: Conversation, actor: Any, text: Any, clien
         StaffAction.objects.create(
             actor=actor, conversation=locked, action="reply", detail={"seq": message.seq}
         )
-        engine.publish_on_commit(locked.pk, message_event(message))
+        publish_on_commit(locked.pk, message_event(message))
         if changed:
-            engine.publish_on_commit(locked.pk, conversation_updated_event(locked))
+            publish_on_commit(locked.pk, conversation_updated_event(locked))
     conversation.refresh_from_db()
     return message
 

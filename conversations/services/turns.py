@@ -1,274 +1,30 @@
-"""The turn lifecycle in the database: claim, lease, finish, fail, retry, cancel.
+"""The turn commands the doors and the services call: queue, retry, cancel.
 
-Turns of one conversation run one at a time, in the order they were queued, across
-processes: `turn_claim` serialises on the conversation row, refuses while another turn
-of it is running under a live lease, and moves the oldest queued turn to running with a
-lease owned by the caller. The runner renews the lease (`turn_heartbeat`); every write
-that ends a turn is conditioned on the caller still owning it, so a process that lost
-its lease (it stalled, the sweeper failed its turn, a retry began) can never write a
-late answer. Writes that touch a conversation and a turn lock the conversation first.
-The sweeps lock with SKIP LOCKED: a sweeper leaves a conversation someone is working on
-to them, so sweepers in several processes never queue behind each other or a live turn.
+Each takes the acting principal as `actor` where a person or client can ask for it, and
+refuses what it may not do (`conversations.authorization`). Rows are locked through
+`locks.conversation_lock` (conversation, then turn). What the engine does with a turn
+once it is queued (claim, lease, finish) is in `leases`.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-from decimal import Decimal
 from typing import Any
-from uuid import UUID
 
-from django.db import connection, transaction
-from django.db.models import Exists, Max, OuterRef
+from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 
+from conversations import observers
 from conversations.agent.agents import agent_cached
-from conversations.agent.engine import engine
-from conversations.agent.events import (
-    message_event,
-    turn_cancelled_event,
-    turn_completed_event,
-    turn_failed_event,
-    turn_queued_event,
-)
+from conversations.agent.events import turn_cancelled_event, turn_queued_event
 from conversations.authorization import Action, authorize_turn
 from conversations.conf import platform_setting
 from conversations.errors import Conflict
 from conversations.models import Conversation, Message, StaffAction, Turn
 from conversations.models.message import MessageKind
-from conversations.models.turn import TurnError, TurnStatus, TurnTrigger
-from conversations.ops.facts import tool_outcomes_of
-from conversations.ops.recording import FINISHED_TURN_FIELDS, record_turn_finished
-from conversations.services.items import ITEM_COUNTER_FIELDS, conversation_lock, items_append
-
-
-def _lease_deadline() -> Any:
-    return timezone.now() + timedelta(seconds=platform_setting("TURN_LEASE_SECONDS"))
-
-
-def conversation_has_failed_turn(conversation_id: Any) -> bool:
-    """True when some user message's latest attempt failed."""
-    later = Turn.objects.filter(user_message=OuterRef("user_message"), attempt__gt=OuterRef("attempt"))
-    return (
-        Turn.objects.filter(conversation_id=conversation_id, status=TurnStatus.FAILED)
-        .filter(~Exists(later))
-        .exists()
-    )
-
-
-def _failed_fields(code: str, message: str) -> dict[str, Any]:
-    return {
-        "status": TurnStatus.FAILED,
-        "error_code": code,
-        "error_message": message[:2000],
-        "finished_at": timezone.now(),
-        "lease_expires_at": None,
-    }
-
-
-def _set(turn: Turn, fields: dict[str, Any]) -> Turn:
-    for name, value in fields.items():
-        setattr(turn, name, value)
-    return turn
-
-
-def _flag_failed(conversation_id: Any) -> None:
-    # A turn that fails is its message's latest attempt (a retry needs it finished).
-    Conversation.objects.filter(pk=conversation_id, has_failed_turn=False).update(has_failed_turn=True)
-
-
-# What a claimed turn carries into its plan (the rest of the audit row is not read).
-TURN_PLAN_FIELDS = (
-    "id", "conversation_id", "user_message_id", "agent_id", "status", "attempt", "model", "lease_expires_at",
-    "created_at", "conversation__id", "conversation__customer_id", "conversation__customer_kind",
-    "conversation__customer_email", "conversation__metadata", "user_message__id",
-    "user_message__conversation_id", "user_message__seq", "user_message__kind", "user_message__text",
-    "user_message__token_count", "user_message__tool_name", "user_message__call_id",
-    "user_message__tool_arguments", "user_message__metadata",
-)
-
-
-def turn_claim(*, conversation_id: Any, owner: str, check_first: bool = True) -> Turn | None:
-    """Claim the conversation's oldest queued turn for `owner` and return it (with its
-    conversation and user message loaded), or None when a turn of it is already running
-    under a live lease, or nothing is queued. A running turn whose lease expired is
-    failed as interrupted on the way. `check_first` looks for a queued turn before
-    taking the write lock (the common "anything more?" case)."""
-    if check_first and not Turn.objects.filter(conversation_id=conversation_id, status=TurnStatus.QUEUED).exists():
-        return None
-    with transaction.atomic():
-        # Claims of one conversation queue on its row. (SQLite has no row locks: its
-        # IMMEDIATE transactions already let one writer in at a time.)
-        row_locks = connection.features.has_select_for_update
-        if row_locks and not Conversation.objects.select_for_update().filter(pk=conversation_id).exists():
-            return None
-        # Read the clock only now, after any wait for the lock: a turn that was finishing
-        # held it and took its finish time before committing, so this start follows it.
-        now = timezone.now()
-        turns = list(
-            Turn.objects.filter(
-                conversation_id=conversation_id, status__in=[TurnStatus.RUNNING, TurnStatus.QUEUED]
-            ).select_related("conversation", "user_message").only(*TURN_PLAN_FIELDS).order_by("created_at")
-        )
-        for turn in turns:
-            if turn.status != TurnStatus.RUNNING:
-                continue
-            if not (turn.lease_expires_at and turn.lease_expires_at < now):
-                return None
-            # Conditional: the worker may be finishing at this very moment.
-            fields = _failed_fields(TurnError.INTERRUPTED, "The worker running this turn stopped.")
-            if not Turn.objects.filter(pk=turn.pk, status=TurnStatus.RUNNING, lease_expires_at__lt=now).update(**fields):
-                return None
-            _flag_failed(conversation_id)
-            _set(turn, fields)
-            record_turn_finished(turn)
-            engine.publish_on_commit(conversation_id, turn_failed_event(turn))
-        waiting = [t for t in turns if t.status == TurnStatus.QUEUED]
-        if not waiting:
-            return None
-        turn = waiting[0]
-        fields = {
-            # Not `now`: an expired turn failed just above finished after it.
-            "status": TurnStatus.RUNNING, "lease_owner": owner, "lease_expires_at": _lease_deadline(),
-            "started_at": timezone.now(),
-        }
-        if not Turn.objects.filter(pk=turn.pk, status=TurnStatus.QUEUED).update(**fields):
-            return None
-        _set(turn, fields)
-        return turn
-
-
-def turn_claim_next(*, conversation_id: Any, owner: str) -> UUID | None:
-    """`turn_claim`, returning the claimed turn's id."""
-    turn = turn_claim(conversation_id=conversation_id, owner=owner)
-    return turn.pk if turn is not None else None
-
-
-def turn_heartbeat(*, turn_id: Any, owner: str) -> str:
-    """Renew the lease. Returns "ok", "cancel" (someone asked the turn to stop) or
-    "lost" (the caller no longer owns the turn and must stop without writing).
-    The common case (owned, not cancelled) is one UPDATE."""
-    owned = Turn.objects.filter(pk=turn_id, status=TurnStatus.RUNNING, lease_owner=owner)
-    deadline = _lease_deadline()
-    if owned.filter(cancel_requested=False).update(lease_expires_at=deadline):
-        return "ok"
-    # Cancelled, or no longer ours: renew if still ours (the runner records the
-    # cancellation under the lease), and say which.
-    return "cancel" if owned.update(lease_expires_at=deadline) else "lost"
-
-
-def _lock_for_finish(turn_id: Any) -> Turn:
-    """Lock the turn's conversation (SELECT ... FOR UPDATE OF the conversation only; lock
-    order: conversation, then turn) and read, in the same statement, the turn fields
-    its ending records besides those it writes. They do not change while the turn
-    runs (they are set when it is queued or claimed), so reading them with the lock
-    is as good as after it. Returns the turn with `.conversation` (the whole locked row,
-    its counters current) loaded; the turn's wide audit columns are not read."""
-    return (
-        Turn.objects.select_related("conversation")
-        .select_for_update(of=("conversation",))
-        .only(*FINISHED_TURN_FIELDS, "conversation")
-        .get(pk=turn_id)
-    )
-
-
-def _finish_owned(turn: Turn, owner: str, fields: dict[str, Any]) -> Turn | None:
-    """Write a running turn's final fields if `owner` still holds it: one conditional
-    UPDATE, so a worker that lost its lease (the sweeper failed the turn, a retry
-    began) writes nothing. Returns `turn` with the fields set, or None.
-    Precondition: `turn` comes from `_lock_for_finish` in this transaction."""
-    if not Turn.objects.filter(pk=turn.pk, status=TurnStatus.RUNNING, lease_owner=owner).update(**fields):
-        return None
-    return _set(turn, fields)
-
-
-_AUDIT_FIELDS = (
-    "requests",
-    "history",
-    "history_budget",
-    "history_tokens",
-    "response_ids",
-    "rounds",
-    "partial_text",
-    "input_tokens",
-    "cached_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "cost",
-    "tool_rounds",
-    "time_to_first_token_ms",
-    "latency_ms",
-    "model",
-)
-
-
-def _audit_fields(audit: dict[str, Any]) -> dict[str, Any]:
-    return {name: audit[name] for name in _AUDIT_FIELDS if name in audit}
-
-
-_TOTAL_FIELDS = ["input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens", "cost", "updated_at"]
-
-
-def _add_totals(conversation: Conversation, audit: dict[str, Any]) -> list[str]:
-    """Add the turn's usage to the locked conversation in memory; returns the fields."""
-    for name in ("input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens"):
-        setattr(conversation, name, getattr(conversation, name) + int(audit.get(name, 0)))
-    conversation.cost += Decimal(str(audit.get("cost", 0)))
-    return list(_TOTAL_FIELDS)
-
-
-def turn_complete(
-    *, turn_id: Any, owner: str, items: list[dict[str, Any]], audit: dict[str, Any],
-) -> list[Message] | None:
-    """Store the turn's items (function calls, outputs, the answer) and complete it,
-    atomically. Returns None, writing nothing, if the caller lost the turn."""
-    with transaction.atomic():
-        turn = _lock_for_finish(turn_id)
-        conversation = turn.conversation
-        fields = {
-            **_audit_fields(audit), "status": TurnStatus.COMPLETED, "finished_at": timezone.now(),
-            "lease_expires_at": None,
-        }
-        if _finish_owned(turn, owner, fields) is None:
-            return None
-        messages = items_append(
-            conversation=conversation,
-            items=[{**item, "turn_id": turn.pk} for item in items],
-            model=audit.get("model"),
-            locked=True,
-            save=False,
-        )
-        record_turn_finished(turn, tools=tool_outcomes_of(messages))
-        changed = [*ITEM_COUNTER_FIELDS, *_add_totals(conversation, audit)]
-        if conversation.has_failed_turn:  # this answer may settle an earlier failure
-            conversation.has_failed_turn = conversation_has_failed_turn(conversation.pk)
-            changed.append("has_failed_turn")
-        conversation.save(update_fields=list(dict.fromkeys(changed)))
-        for message in messages:
-            engine.publish_on_commit(conversation.pk, message_event(message))
-        answer = [m for m in messages if m.kind == MessageKind.ASSISTANT]
-        engine.publish_on_commit(
-            conversation.pk, turn_completed_event(turn, message_seq=answer[-1].seq if answer else None)
-        )
-    return messages
-
-
-def turn_fail(
-    *, turn_id: Any, owner: str, code: str, message: str, audit: dict[str, Any],
-) -> bool:
-    """Fail the turn, keeping its audit (including any partial text, which is never
-    stored as an answer). False if the caller lost the turn."""
-    with transaction.atomic():
-        turn = _lock_for_finish(turn_id)
-        conversation = turn.conversation
-        fields = {**_audit_fields(audit), **_failed_fields(code, message)}
-        if _finish_owned(turn, owner, fields) is None:
-            return False
-        record_turn_finished(turn)
-        conversation.has_failed_turn = True
-        conversation.save(update_fields=[*_add_totals(conversation, audit), "has_failed_turn"])
-        engine.publish_on_commit(conversation.pk, turn_failed_event(turn))
-    return True
+from conversations.models.turn import TurnStatus, TurnTrigger
+from conversations.services.engine_port import dispatch_on_commit, interrupt_on_commit, publish_on_commit
+from conversations.services.locks import conversation_lock
 
 
 def turn_mark_cancelled(*, turn: Turn, reason: str) -> None:
@@ -278,28 +34,8 @@ def turn_mark_cancelled(*, turn: Turn, reason: str) -> None:
     turn.finished_at = timezone.now()
     turn.lease_expires_at = None
     turn.save(update_fields=["status", "error_message", "finished_at", "lease_expires_at"])
-    record_turn_finished(turn)
-    engine.publish_on_commit(turn.conversation_id, turn_cancelled_event(turn))
-
-
-def turn_finish_cancelled(
-    *, turn_id: Any, owner: str, audit: dict[str, Any]
-) -> bool:
-    """Record that a running turn stopped because it was asked to. False if the caller
-    lost the turn."""
-    with transaction.atomic():
-        turn = _lock_for_finish(turn_id)
-        conversation = turn.conversation
-        fields = {
-            **_audit_fields(audit), "status": TurnStatus.CANCELLED, "error_message": "Cancelled while running.",
-            "finished_at": timezone.now(), "lease_expires_at": None,
-        }
-        if _finish_owned(turn, owner, fields) is None:
-            return False
-        record_turn_finished(turn)
-        conversation.save(update_fields=_add_totals(conversation, audit))
-        engine.publish_on_commit(conversation.pk, turn_cancelled_event(turn))
-    return True
+    observers.turn_finished(turn, None)
+    publish_on_commit(turn.conversation_id, turn_cancelled_event(turn))
 
 
 def turn_queue(
@@ -329,8 +65,8 @@ def turn_queue(
         model=agent.model or platform_setting("DEFAULT_MODEL"),
     )
     conversation.turn_count += 1
-    engine.publish_on_commit(conversation.pk, turn_queued_event(turn))
-    engine.dispatch_on_commit(conversation.pk)
+    publish_on_commit(conversation.pk, turn_queued_event(turn))
+    dispatch_on_commit(conversation.pk)
     return turn
 
 
@@ -341,12 +77,7 @@ def turn_retry(*, turn: Turn, actor: Any = None, trigger: str = TurnTrigger.API_
     (`conversations.authorization`); refused unless it may retry here."""
     actor = authorize_turn(actor, Action.RETRY, turn).staff_user
     with transaction.atomic():
-        # of=("self",): FOR UPDATE on the joined agent row too would stall every insert
-        # of a turn of that agent (its foreign key takes a share lock) until commit.
-        conversation = Conversation.objects.select_for_update(of=("self",)).select_related("agent").get(
-            pk=turn.conversation_id
-        )
-        current = Turn.objects.select_for_update().get(pk=turn.pk)
+        conversation, current = conversation_lock(turn.conversation_id, turn_id=turn.pk, with_agent=True)
         if current.status not in (TurnStatus.FAILED, TurnStatus.CANCELLED):
             raise Conflict(f"Only a failed or cancelled turn can be retried; this one is {current.status}.", code="not_retryable")
         if Turn.objects.filter(user_message_id=current.user_message_id, attempt__gt=current.attempt).exists():
@@ -372,14 +103,13 @@ def turn_cancel(*, turn: Turn, actor: Any = None) -> Turn:
     (`conversations.authorization`); refused unless it may cancel here."""
     actor = authorize_turn(actor, Action.CANCEL, turn).staff_user
     with transaction.atomic():
-        conversation_lock(turn.conversation_id)  # lock order: a claim holds it, then the turn
-        current = Turn.objects.select_for_update().get(pk=turn.pk)
+        _conversation, current = conversation_lock(turn.conversation_id, turn_id=turn.pk)
         if current.status == TurnStatus.QUEUED:
             turn_mark_cancelled(turn=current, reason="Cancelled before it started.")
         elif current.status == TurnStatus.RUNNING:
             current.cancel_requested = True
             current.save(update_fields=["cancel_requested"])
-            engine.interrupt_on_commit(current.pk)
+            interrupt_on_commit(current.pk)
         else:
             raise Conflict(f"The turn already finished ({current.status}).", code="turn_finished")
         if getattr(actor, "pk", None):
@@ -409,40 +139,3 @@ def turn_queue_for_unanswered(*, conversation: Conversation, trigger: str, actor
     return turn
 
 
-def turns_expire_leases() -> list[Turn]:
-    """Fail running turns whose lease expired (their worker died). Returns them; their
-    `turn.failed` events are left to the caller (the sweeper publishes them at once).
-    A conversation locked by someone else is skipped: a claim there fails the turn
-    itself, or the next sweep does."""
-    expired = []
-    now = timezone.now()
-    candidates = list(
-        Turn.objects.filter(status=TurnStatus.RUNNING, lease_expires_at__lt=now).values_list("pk", "conversation_id")[:200]
-    )
-    for pk, conversation_id in candidates:
-        with transaction.atomic():
-            if not Conversation.objects.select_for_update(skip_locked=True).filter(pk=conversation_id).exists():
-                continue
-            fields = _failed_fields(TurnError.INTERRUPTED, "The worker running this turn stopped before it finished.")
-            if not Turn.objects.filter(pk=pk, status=TurnStatus.RUNNING, lease_expires_at__lt=now).update(**fields):
-                continue
-            _flag_failed(conversation_id)
-            turn = _set(Turn.objects.only(*FINISHED_TURN_FIELDS).get(pk=pk), fields)  # not the audit
-            record_turn_finished(turn)
-            expired.append(turn)
-    return expired
-
-
-def turns_orphaned_queues() -> list[Any]:
-    """Conversations with a queued turn no process is working on (a crash between the
-    commit and the dispatch, or a dispatch lost with its process). Conversations locked
-    right now are skipped (someone is claiming or posting there), and with several
-    processes sweeping at once SKIP LOCKED hands each a different batch."""
-    cutoff = timezone.now() - timedelta(seconds=platform_setting("ORPHAN_GRACE_SECONDS"))
-    queued = Turn.objects.filter(conversation_id=OuterRef("pk"), status=TurnStatus.QUEUED, created_at__lt=cutoff)
-    running = Turn.objects.filter(conversation_id=OuterRef("pk"), status=TurnStatus.RUNNING)
-    orphans = Conversation.objects.filter(Exists(queued)).filter(~Exists(running)).order_by()
-    if not connection.features.has_select_for_update:  # SQLite: a plain read, no write lock
-        return list(orphans.values_list("pk", flat=True)[:100])
-    with transaction.atomic():
-        return list(orphans.select_for_update(skip_locked=True).values_list("pk", flat=True)[:100])

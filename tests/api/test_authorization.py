@@ -15,9 +15,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
-from conversations.console.permissions import AGENT, VIEWER, support_groups_sync
 from conversations.models import Conversation, Turn
 from conversations.models.turn import TurnStatus
+from conversations.permissions import AGENT, VIEWER, support_groups_sync
 from conversations.services.messages import message_post, note_add
 from tests.api.conftest import Caller, staff_caller
 from tests.api.schema_check import assert_matches_schema

@@ -12,7 +12,7 @@ from django.contrib.auth.models import Group
 from django.test import Client
 
 from conversations.agent.engine import Engine, engine
-from conversations.console.permissions import AGENT, VIEWER, support_groups_sync
+from conversations.permissions import AGENT, VIEWER, support_groups_sync
 
 PASSWORD = "console-test-password"
 

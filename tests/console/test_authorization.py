@@ -18,9 +18,9 @@ from django.contrib.auth import get_user_model
 from conversations.authorization import playground_owner_id
 from conversations.console.benchdata import conversation_long
 from conversations.console.models import Replay
-from conversations.console.permissions import AGENT, VIEWER
 from conversations.models import Conversation, Message, StaffAction, Turn
 from conversations.models.conversation import Channel
+from conversations.permissions import AGENT, VIEWER
 from conversations.services.conversations import conversation_create
 from tests.console.conftest import logged_in, make_staff
 

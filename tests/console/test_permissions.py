@@ -9,8 +9,8 @@ from django.contrib.auth.models import Group
 
 from conversations.console.benchdata import conversation_long
 from conversations.console.models import Replay
-from conversations.console.permissions import AGENT, VIEWER
 from conversations.models import Agent, Conversation, Message, StaffAction, Turn
+from conversations.permissions import AGENT, VIEWER
 from tests.console.conftest import act_url, conversation_url, logged_in, make_staff, turn_url
 
 pytestmark = pytest.mark.django_db

@@ -15,8 +15,8 @@ from django.utils import timezone
 from conversations.agent.agents import agent_cached
 from conversations.models import Conversation, Turn
 from conversations.ops.models import ToolCallFact, TurnFact
+from conversations.services.leases import turn_claim, turn_complete, turn_heartbeat
 from conversations.services.messages import message_post
-from conversations.services.turns import turn_claim, turn_complete, turn_heartbeat
 
 pytestmark = pytest.mark.django_db  # one test transaction: nothing is dispatched on commit
 

@@ -17,7 +17,8 @@ from conversations.agent.engine import Engine
 from conversations.agent.events import group_name
 from conversations.models import Conversation, Message, Turn
 from conversations.services.conversations import conversation_take_over
-from conversations.services.turns import turn_cancel, turn_complete, turn_retry, turns_expire_leases
+from conversations.services.leases import turn_complete, turns_expire_leases
+from conversations.services.turns import turn_cancel, turn_retry
 from tests.conftest import await_for
 from tests.engine.support import answered, ask, engine_idle, finished, items_of, kinds
 from tests.fake_provider import calls, text

@@ -17,7 +17,7 @@ from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from conversations.models import Conversation, Turn
-from conversations.services.turns import turn_claim, turn_complete
+from conversations.services.leases import turn_claim, turn_complete
 from tests.conftest import wait_for
 from tests.engine.support import ask
 from tests.fake_provider import text

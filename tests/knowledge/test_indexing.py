@@ -9,12 +9,12 @@ import io
 import pytest
 from django.db import connection
 
-from conversations.agent.history import default_retriever
 from conversations.knowledge.models import Document, Passage
 from conversations.knowledge.retriever import FullTextRetriever
 from conversations.knowledge.selectors import knowledge_search
 from conversations.knowledge.services import document_create, document_delete, document_save
 from conversations.models import Conversation, Message
+from conversations.retrieval import default_retriever
 from tests.knowledge.helpers import append, exchange, new_conversation
 
 pytestmark = pytest.mark.django_db

@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from conversations.agent.history import default_retriever
 from conversations.knowledge.models import MessageIndexEntry
 from conversations.knowledge.search import full_text
 from conversations.knowledge.selectors import knowledge_search
 from conversations.knowledge.services import document_create
+from conversations.retrieval import default_retriever
 from tests.knowledge.helpers import append, exchange, new_conversation
 
 pytestmark = [

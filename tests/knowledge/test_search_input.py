@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from conversations.agent.history import default_retriever
 from conversations.knowledge.search import search_terms
 from conversations.knowledge.selectors import knowledge_search
 from conversations.knowledge.services import document_create
+from conversations.retrieval import default_retriever
 from tests.knowledge.helpers import append, exchange, new_conversation
 
 pytestmark = pytest.mark.django_db

@@ -7,8 +7,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
-from conversations.console.permissions import AGENT, support_groups_sync
 from conversations.models import Message, Turn
+from conversations.permissions import AGENT, support_groups_sync
 from conversations.services.conversations import conversation_create, conversation_hand_back
 from conversations.services.messages import message_post
 from tests.conftest import wait_for, wait_turn_finished
@@ -97,7 +97,7 @@ def test_customer_cost_budget_spans_their_conversations(default_agent, provider,
 
 
 def test_no_limits_means_no_budget_queries(default_agent, provider, settings, django_assert_max_num_queries):
-    from conversations.ops.budgets import budget_check
+    from conversations.agent.budgets import budget_check
 
     _limits(settings)
     conversation = conversation_create(channel="api")

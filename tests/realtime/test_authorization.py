@@ -23,8 +23,8 @@ from conversations.agent.engine import engine
 from conversations.api.keys import api_key_create
 from conversations.api.models import ApiClient, Scope
 from conversations.console.benchdata import conversation_long
-from conversations.console.permissions import AGENT, VIEWER, support_groups_sync
 from conversations.models import Conversation, Message, StaffAction, Turn
+from conversations.permissions import AGENT, VIEWER, support_groups_sync
 from conversations.realtime import protocol
 from tests.realtime.wsclient import WsClient, of_type
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from conversations.models import Conversation
+from conversations.services.conversations import conversation_handoff
 from tools.registry import ToolContext, tool
 
 
@@ -15,8 +16,6 @@ def handoff_to_human(context: ToolContext, reason: str) -> str:
     Args:
         reason: One sentence for the support team on why the customer needs a person.
     """
-    from conversations.services.conversations import conversation_handoff
-
     conversation = Conversation.objects.get(pk=context.conversation_id)
     conversation_handoff(conversation=conversation, reason=reason, stop_running=False)
     return "The conversation is now in the human support queue. A person will reply here."

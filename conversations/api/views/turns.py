@@ -3,13 +3,13 @@ retry a failed or cancelled turn, cancel a queued or running one."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from conversations.access import turn_of_conversation
 from conversations.api.pagination import TurnCursor
 from conversations.api.principals import Action, conversation_for_principal
 from conversations.api.schema import ANSWER_MODES, CONVERSATION_ID, STREAM_RESPONSE, TURN_ID, errors
@@ -18,7 +18,6 @@ from conversations.api.serializers import WaitQuerySerializer
 from conversations.api.shapes import turn_dict
 from conversations.api.views.answers import answer, run_subscribed, subscribe_if
 from conversations.api.views.base import ApiView
-from conversations.errors import NotFound
 from conversations.models import Conversation, Turn
 from conversations.models.turn import TurnTrigger
 from conversations.services.turns import turn_cancel, turn_retry
@@ -27,18 +26,7 @@ _TRIGGERS = {"staff": TurnTrigger.STAFF_RETRY, "key": TurnTrigger.API_RETRY, "vi
 
 
 def _turn(conversation: Conversation, turn_id: Any) -> Turn:
-    try:
-        pk = uuid.UUID(str(turn_id))
-    except ValueError:
-        raise NotFound("Turn not found.") from None
-    turn = (
-        Turn.objects.select_related("user_message", "triggered_by")
-        .filter(conversation=conversation, pk=pk)
-        .first()
-    )
-    if turn is None:
-        raise NotFound("Turn not found.")
-    return turn
+    return turn_of_conversation(conversation.pk, turn_id, related=("user_message", "triggered_by"))
 
 
 class TurnCollectionView(ApiView):

@@ -8,7 +8,7 @@ def create_groups(apps, schema_editor):
     # ones these groups need now so the groups can hold them.
     from django.contrib.auth.management import create_permissions
 
-    from conversations.console.permissions import support_groups_sync
+    from conversations.permissions import support_groups_sync
 
     for label in ("conversations", "console"):
         config = apps.get_app_config(label)

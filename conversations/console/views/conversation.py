@@ -18,6 +18,7 @@ from django.http import Http404, HttpResponse, HttpResponseNotAllowed, Streaming
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
 
+from conversations.access import turn_of_conversation
 from conversations.authorization import Action, allowed, principal_of
 from conversations.console.selectors import (
     latest_failed_turns,
@@ -33,8 +34,8 @@ from conversations.console.views import (
     staff_authorize,
     staff_conversation,
 )
-from conversations.errors import NotFound, PermissionDenied, PlatformError
-from conversations.models import Conversation, Message, Turn
+from conversations.errors import PermissionDenied, PlatformError
+from conversations.models import Conversation, Message
 from conversations.models.conversation import Status
 from conversations.models.turn import TurnTrigger
 from conversations.presenters import conversation_state, message_to_dict
@@ -120,13 +121,7 @@ def items_fragment(model_admin: Any, request: Any, conversation_id: Any) -> Http
 
 
 def _retry(request: Any, conversation: Conversation) -> str:
-    try:
-        turn_id = uuid.UUID(request.POST.get("turn", ""))
-    except ValueError:
-        raise NotFound("Turn not found.") from None
-    turn = Turn.objects.filter(pk=turn_id, conversation=conversation).first()
-    if turn is None:
-        raise NotFound("Turn not found.")
+    turn = turn_of_conversation(conversation.pk, request.POST.get("turn", ""))
     new = turn_retry(turn=turn, actor=request.user, trigger=TurnTrigger.STAFF_RETRY)
     return f"Retrying: attempt {new.attempt} is queued."
 

@@ -11,9 +11,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from conversations.console.permissions import support_groups_sync
 from conversations.knowledge.demo import demo_articles_seed
 from conversations.models import Agent
+from conversations.permissions import support_groups_sync
 from conversations.secretfiles import write_secret
 from tools.models import DemoOrder
 

@@ -33,7 +33,7 @@ from conversations.agent.engine import engine
 from conversations.api.keys import api_key_create
 from conversations.api.models import ApiClient, Scope
 from conversations.api.services import api_conversation_create
-from conversations.models import Agent
+from conversations.models import Agent, Conversation
 from conversations.models.message import MessageKind
 from conversations.services.items import items_append
 
@@ -69,8 +69,6 @@ class Command(BaseCommand):
             self._report("post a message (turn queued)", posting)
         finally:
             integration.conversation_links.all().delete()  # links only; conversations below
-            from conversations.models import Conversation
-
             Conversation.objects.filter(customer_id__startswith=f"bench-{tag}").delete()
             integration.delete()
             if temp_agent is not None:

@@ -12,12 +12,12 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.db import connection
 
-from conversations.agent.history import KeywordRetriever
 from conversations.knowledge import bench
 from conversations.knowledge.models import Passage
 from conversations.knowledge.retriever import FullTextRetriever
 from conversations.knowledge.selectors import knowledge_search
 from conversations.knowledge.services import knowledge_reindex
+from conversations.retrieval import KeywordRetriever
 
 
 class Command(BaseCommand):

@@ -22,6 +22,8 @@ from django.test import Client
 from django.test.utils import setup_test_environment
 
 from conversations.ops.dashboard import dashboard_data, default_range
+from conversations.ops.models import TurnFact
+from conversations.ops.sample_data import generate
 
 
 class Command(BaseCommand):
@@ -51,9 +53,6 @@ class Command(BaseCommand):
 
     def _run(self, name: str, options: Any) -> None:
         from django.contrib.auth import get_user_model
-
-        from conversations.ops.models import TurnFact
-        from conversations.ops.sample_data import generate
 
         out = self.stdout.write
         out(f"database: {connection.vendor} {name}")

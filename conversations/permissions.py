@@ -1,4 +1,6 @@
-"""The staff permissions: the console's custom permissions and the two support groups.
+"""The staff permissions: the console's custom permissions (app label `console`) and the
+two support groups. Core: `conversations.authorization` reads them, so they live
+below every door.
 
 Which permission each action needs, on every door (console, widget websocket, REST
 API), is decided by `conversations.authorization`, which the services call; this

@@ -26,11 +26,13 @@ from django.db import transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
+from conversations import observers
 from conversations.conf import platform_setting
 from conversations.models import StaffAction, Turn
 from conversations.models.message import MessageKind
 from conversations.models.turn import TurnError, TurnStatus
-from conversations.ops.metrics import record_budget_stop
+from conversations.services.conversations import conversation_handoff
+from conversations.services.leases import turn_complete
 
 WINDOW = timedelta(hours=24)
 
@@ -114,9 +116,6 @@ def budget_check(*, turn: Turn) -> BudgetBreach | None:
 def budget_enforce(*, plan: Any, owner: str) -> bool:
     """The runner's hook: True when a budget limit stopped the turn (the caller must not
     call the model), False when the turn may run. See the module docstring."""
-    from conversations.services.conversations import conversation_handoff
-    from conversations.services.turns import turn_complete
-
     breach = budget_check(turn=plan.turn)
     if breach is None:
         return False
@@ -137,5 +136,5 @@ def budget_enforce(*, plan: Any, owner: str) -> bool:
         if turn_complete(turn_id=plan.turn.pk, owner=owner, items=[item], audit=audit) is None:
             return True
         conversation_handoff(conversation=plan.turn.conversation, reason=breach.explanation)
-        record_budget_stop(breach.limit)
+        observers.budget_stopped(breach.limit)
     return True

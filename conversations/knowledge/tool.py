@@ -1,10 +1,14 @@
 """`search_knowledge_base`: the best help-article passages for a question, with the
-document title and ids the answer can cite (the replacement for Assistants' file_search)."""
+document title and ids the answer can cite (the replacement for Assistants' file_search).
+
+The knowledge app's own tool: `KnowledgeConfig.ready` imports this module, which
+registers it, so the tool registry (a layer below) never imports the knowledge app."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from conversations.knowledge.selectors import knowledge_search
 from tools.registry import ToolContext, tool
 
 
@@ -17,8 +21,6 @@ def search_knowledge_base(context: ToolContext, query: str) -> dict[str, Any]:
     Args:
         query: The customer's question or the key words to look for.
     """
-    from conversations.knowledge.selectors import knowledge_search
-
     return {
         "results": [
             {

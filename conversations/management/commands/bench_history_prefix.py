@@ -41,8 +41,9 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.db import connection
 
+from conversations import retrieval
 from conversations.agent import history, wire
-from conversations.agent.history import Retriever, select_history
+from conversations.agent.history import select_history
 from conversations.agent.tokens import ITEM_OVERHEAD_TOKENS
 from conversations.knowledge import bench
 from conversations.knowledge.retriever import FullTextRetriever
@@ -164,12 +165,12 @@ def policy(name: str) -> Iterator[bool]:
             setattr(history, knob, value)
 
 
-def replay(case: Script, budget: int, retriever: Retriever, carry: bool, figures: Figures) -> None:
+def replay(case: Script, budget: int, retriever: retrieval.Retriever, carry: bool, figures: Figures) -> None:
     """Answer every user message of `case` in order, as the engine would."""
     cache = wire.PromptCache()
     previous: list[dict[str, Any]] | None = None
     seen_tokens = 0
-    rows = Message.objects.filter(conversation=case.conversation, kind__in=history.MODEL_KINDS).order_by("seq")
+    rows = Message.objects.filter(conversation=case.conversation, kind__in=retrieval.MODEL_KINDS).order_by("seq")
     for message in rows:
         if message.kind != MessageKind.USER:
             seen_tokens += message.token_count + ITEM_OVERHEAD_TOKENS
@@ -223,7 +224,7 @@ class Command(BaseCommand):
     def _run(self, options: dict[str, Any]) -> None:
         rng = random.Random(options["seed"])
         probes = [int(p) for p in options["probes"].split(",")]
-        retriever = FullTextRetriever() if options["retriever"] == "full-text" else history.KeywordRetriever()
+        retriever = FullTextRetriever() if options["retriever"] == "full-text" else retrieval.KeywordRetriever()
         cases = [script(options["exchanges"], probes, rng) for _ in range(options["conversations"])]
         bench.analyze()
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
