@@ -50,6 +50,7 @@ run-scale: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(PY) manage.py makemigrations --check --dry-run
+	test -d node_modules || npm ci --no-audit --no-fund; npx --no-install eslint
 
 bench: setup
 	$(PY) manage.py bench_engine

@@ -25,7 +25,7 @@
       var selection = window.getSelection();
       selection.removeAllRanges();
       selection.addRange(range);
-      var ok = false;
+      var ok;
       try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
       report(ok ? "Copied" : "Selected: press Ctrl+C");
     }
