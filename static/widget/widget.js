@@ -23,9 +23,21 @@
 (() => {
   "use strict";
 
+  // Every module of static/widget/chat/. Fetched at once (modulepreload) rather than one
+  // import level after another: four round trips fewer before the launcher shows.
+  // tests/widget/test_script.py checks this list against the directory.
+  const MODULES = ["main", "element", "connection", "events", "transcript", "view", "dom", "store", "strings", "styles"];
+
   const script = document.currentScript; // only set while this classic script runs
   const base = script && script.src ? script.src : location.href;
-  import(new URL("chat/main.js", base).href)
+  const url = (name) => new URL("chat/" + name + ".js", base).href;
+  for (const name of MODULES) {
+    const link = document.createElement("link");
+    link.rel = "modulepreload";
+    link.href = url(name);
+    (document.head || document.documentElement).appendChild(link);
+  }
+  import(url("main"))
     .then((chat) => chat.start(script))
     .catch((error) => console.error("support-chat: the widget could not load", error));
 })();
