@@ -57,6 +57,8 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/lint-imports
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) bin/check-doc-names
+	test -d node_modules || npm ci --no-audit --no-fund
+	npx --no-install eslint
 
 bench: setup
 	$(PY) manage.py bench_engine

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conversations.scale.procfile import free_port
+from support.procfile import free_port
 
 DOORS = ("poll", "wait", "sse", "widget")
 POLL_SECONDS = 1.0  # a polling client asks once a second while it waits for an answer
@@ -444,7 +444,7 @@ def verify_mixed(customers: list[Customer]) -> dict[str, Any]:
 
 def child_mixed(args: Any) -> dict[str, Any]:
     from bench.scale_load import start_fake_llm, tail, wait_ready
-    from conversations.scale.procfile import process_env, run_once, spawn
+    from support.procfile import process_env, run_once, spawn
 
     postgres, redis_server = OwnPostgres(), OwnRedis()
     postgres.init()

@@ -36,7 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from conversations.scale.procfile import BASE_DIR, free_port, process_env, run_once, spawn
+from support.procfile import BASE_DIR, free_port, process_env, run_once, spawn
 
 
 def rss_mb(pid: int) -> float:

@@ -4,7 +4,7 @@ websocket and admin messages by each door (the API maps `status` to the response
 `unavailable_error` is the one place that decides what a database failure means: an
 unreachable database or a connection pool that gave no connection in time is not the
 request's fault but a moment to wait, `ServiceUnavailable` (503, `Retry-After`). The
-API's exception handler, the outage middleware (`conversations.scale.middleware`), the
+API's exception handler, the outage middleware (`conversations.outage`), the
 widget's session endpoint and the console's try-it panel all answer it the same way,
 as `error_body` shows.
 """

@@ -18,7 +18,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from conversations.agent.engine import engine  # noqa: E402
-from conversations.realtime.origins import WebsocketOriginGuard  # noqa: E402
+from conversations.widget.origins import WebsocketOriginGuard  # noqa: E402
 from support.routing import websocket_urlpatterns  # noqa: E402
 
 

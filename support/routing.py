@@ -1,8 +1,8 @@
-"""Websocket routes: the customer widget's conversation socket and the staff live view."""
+"""Websocket routes: the conversation socket (`conversations.widget.routing`), the one
+websocket customers' widgets and the staff console's pages connect to."""
 
 from __future__ import annotations
 
-from conversations.console.routing import websocket_urlpatterns as console_urlpatterns
-from conversations.realtime.routing import websocket_urlpatterns as realtime_urlpatterns
+from conversations.widget.routing import websocket_urlpatterns as widget_urlpatterns
 
-websocket_urlpatterns: list = [*realtime_urlpatterns, *console_urlpatterns]
+websocket_urlpatterns: list = [*widget_urlpatterns]

@@ -44,7 +44,7 @@ def _seconds(name: str, default: float) -> float:
 REQUEST_SECONDS = _seconds("SUPPORT_HTTP_REQUEST_SECONDS", 60.0)
 IDLE_SECONDS = _seconds("SUPPORT_HTTP_IDLE_SECONDS", 60.0)
 MAX_PENDING_FRAMES = int(_seconds("SUPPORT_WS_MAX_PENDING_FRAMES", 200))
-CLOSE_TOO_MANY_FRAMES = 4429  # as conversations.realtime.protocol
+CLOSE_TOO_MANY_FRAMES = 4429  # as conversations.widget.protocol
 
 
 class DeadlineRequest(WebRequest):

@@ -161,7 +161,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, so it sees a view's exception first: database outages answer 503, not 500.
-    "conversations.scale.middleware.DatabaseUnavailableMiddleware",
+    "conversations.outage.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "support.urls"
@@ -257,10 +257,10 @@ if REDIS_URL:
         # round trips, no capacity), at most once. Faster (docs/deployment.md has the
         # figures) but channels_redis calls it beta. channels_redis's layer, except
         # that losing Redis closes the live streams (4503) instead of resubscribing
-        # silently (conversations/realtime/pubsub_layer.py).
+        # silently (conversations/channel_layers/pubsub_layer.py).
         CHANNEL_LAYERS = {
             "default": {
-                "BACKEND": "conversations.realtime.pubsub_layer.RedisPubSubChannelLayer",
+                "BACKEND": "conversations.channel_layers.pubsub_layer.RedisPubSubChannelLayer",
                 "CONFIG": {"hosts": [_redis_host], "prefix": f"{REDIS_PREFIX}:asgi"},
             }
         }
@@ -268,7 +268,7 @@ if REDIS_URL:
         CHANNEL_LAYERS = {
             "default": {
                 # channels_redis's layer on a blocking connection pool (see the module).
-                "BACKEND": "conversations.realtime.redis_layer.RedisChannelLayer",
+                "BACKEND": "conversations.channel_layers.redis_layer.RedisChannelLayer",
                 "CONFIG": {
                     "hosts": [_redis_host],
                     "prefix": f"{REDIS_PREFIX}:asgi",
@@ -291,8 +291,8 @@ else:
     CHANNEL_LAYERS = {
         "default": {
             # channels' in-memory layer with an expiry sweep that does not grow with
-            # the number of open websockets (see conversations/realtime/layers.py).
-            "BACKEND": "conversations.realtime.layers.InMemoryChannelLayer",
+            # the number of open websockets (see conversations/channel_layers/memory_layer.py).
+            "BACKEND": "conversations.channel_layers.memory_layer.InMemoryChannelLayer",
             "CONFIG": {"capacity": 1500, "expiry": 30},
         }
     }

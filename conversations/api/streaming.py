@@ -44,11 +44,11 @@ from conversations.agent.events import (
     turn_completed_event,
     turn_failed_event,
 )
+from conversations.channel_layers.redis_layer import LOST_MESSAGE_TYPE
 from conversations.conf import platform_setting
 from conversations.models import Message, Turn
 from conversations.models.message import MessageKind
 from conversations.models.turn import TurnStatus
-from conversations.realtime.redis_layer import LOST_MESSAGE_TYPE
 
 logger = logging.getLogger(__name__)
 

@@ -36,9 +36,9 @@ from conversations.errors import (
 from conversations.models import Conversation
 from conversations.models.conversation import Channel
 from conversations.ratelimit import rate_limit_hit
-from conversations.realtime.catchup import model_info
-from conversations.realtime.origins import request_origin_allowed
 from conversations.services.conversations import conversation_create
+from conversations.widget.catchup import model_info
+from conversations.widget.origins import request_origin_allowed
 
 MAX_BODY_BYTES = 4096
 

@@ -1,5 +1,6 @@
-"""The staff websocket: a staff member watching a conversation sees the answer stream,
-and a staff reply reaches the customer's channel group through the same service."""
+"""The console's live view on the conversation websocket (staff role): a staff member
+watching a conversation sees the answer stream, and a staff reply reaches the customer's
+channel group through the same service."""
 
 from __future__ import annotations
 
@@ -26,7 +27,24 @@ async def _socket(conversation_id, client=None) -> WebsocketCommunicator:
     if client is not None:
         cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
         headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()))
-    return WebsocketCommunicator(application, f"/ws/staff/conversations/{conversation_id}/", headers=headers)
+    return WebsocketCommunicator(application, f"/ws/conversations/{conversation_id}/", headers=headers)
+
+
+async def _ready(socket: WebsocketCommunicator) -> dict:
+    """The `ready` event, after which the catch-up (nothing stored yet) ends with `caught_up`."""
+    ready = await socket.receive_json_from()
+    assert (await socket.receive_json_from())["type"] == "caught_up"
+    return ready
+
+
+async def _refused(socket: WebsocketCommunicator) -> bool:
+    """True if the socket is refused as the console's pages see it: `not_found`, then 4404."""
+    connected, _ = await socket.connect()
+    if not connected:
+        return True
+    error = await socket.receive_json_from()
+    closed = await socket.receive_output(timeout=5)
+    return error["code"] == "not_found" and closed == {"type": "websocket.close", "code": 4404}
 
 
 async def _events_until(socket: WebsocketCommunicator, kind: str, limit: int = 200) -> list[dict]:
@@ -46,8 +64,8 @@ async def test_a_staff_member_watching_sees_the_answer_stream(live_engine, defau
     socket = await _socket(conversation.pk, client)
     connected, _ = await socket.connect()
     assert connected
-    hello = await socket.receive_json_from()
-    assert hello["type"] == "hello" and hello["conversation"] == str(conversation.pk) and hello["last_seq"] == 0
+    ready = await _ready(socket)
+    assert ready["type"] == "ready" and ready["conversation"] == str(conversation.pk) and ready["last_seq"] == 0
 
     provider.queue(text("Your order is on its way, it left our warehouse this morning.", delta_delay=0.02))
     await sync_to_async(message_post)(conversation=conversation, text="Where is my order?")
@@ -90,16 +108,13 @@ async def test_a_staff_reply_reaches_the_customers_channel_and_pauses_the_ai(liv
 async def test_the_staff_socket_refuses_visitors_and_staff_without_access(default_agent, groups):
     conversation = await sync_to_async(conversation_create)(channel="widget")
     anonymous = await _socket(conversation.pk)
-    connected, _ = await anonymous.connect()
-    assert not connected
+    assert await _refused(anonymous)
     stranger = await sync_to_async(logged_in)(await sync_to_async(make_staff)("stranger"))
     socket = await _socket(conversation.pk, stranger)
-    connected, _ = await socket.connect()
-    assert not connected
+    assert await _refused(socket)
     viewer = await sync_to_async(logged_in)(await sync_to_async(make_staff)("looker", group="Support viewer"))
     socket = await _socket("00000000-0000-0000-0000-000000000000", viewer)
-    connected, _ = await socket.connect()
-    assert not connected
+    assert await _refused(socket)
 
 
 async def test_the_try_it_panel_streams_a_playground_chat(live_engine, default_agent, offline, groups):
@@ -113,7 +128,7 @@ async def test_the_try_it_panel_streams_a_playground_chat(live_engine, default_a
     assert "Offline demo model" in data["model_label"]
     socket = await _socket(data["conversation"], client)
     assert (await socket.connect())[0]
-    await socket.receive_json_from()  # hello
+    await _ready(socket)
 
     url = f"/admin/conversations/agent/{default_agent.pk}/try/{data['conversation']}/messages/"
     posted = await sync_to_async(client.post)(url, json.dumps({"text": "How long does shipping take?"}), content_type="application/json")

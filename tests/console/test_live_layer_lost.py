@@ -1,6 +1,6 @@
-"""The staff websocket when the channel layer loses its broker: the `layer.lost` notice
+"""The console's live socket (the conversation websocket, staff role) when the channel layer loses its broker: the `layer.lost` notice
 (which the Redis layers put in every grouped channel of the process, see
-conversations/realtime/redis_layer.py) closes the socket with 4503, so the console page
+conversations/channel_layers/redis_layer.py) closes the socket with 4503, so the console page
 reconnects and catches up by `seq`, instead of crashing on an unknown message type."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
 from conversations.agent.events import group_name
-from conversations.realtime.redis_layer import LOST_MESSAGE_TYPE
+from conversations.channel_layers.redis_layer import LOST_MESSAGE_TYPE
 from conversations.services.conversations import conversation_create
 from tests.console.conftest import logged_in, make_staff
-from tests.console.test_live import _socket
+from tests.console.test_live import _ready, _socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,7 +25,7 @@ async def test_the_layer_losing_its_broker_closes_the_staff_socket_with_4503(def
     socket = await _socket(conversation.pk, client)
     connected, _ = await socket.connect()
     assert connected
-    assert (await socket.receive_json_from())["type"] == "hello"
+    assert (await _ready(socket))["type"] == "ready"
     # When the layer tells the socket's channel that its broker went away
     await get_channel_layer().group_send(group_name(conversation.pk), {"type": LOST_MESSAGE_TYPE})
     # Then the socket closes with the documented code (the page reconnects and catches up)

@@ -40,8 +40,8 @@ def _closed_port() -> int:
 @pytest.mark.django_db
 @pytest.mark.parametrize("backend", [
     "channels_redis.core.RedisChannelLayer",
-    "conversations.realtime.redis_layer.RedisChannelLayer",  # its own readiness_check
-    "conversations.realtime.pubsub_layer.RedisPubSubChannelLayer",
+    "conversations.channel_layers.redis_layer.RedisChannelLayer",  # its own readiness_check
+    "conversations.channel_layers.pubsub_layer.RedisPubSubChannelLayer",
 ])
 def test_readyz_is_503_when_the_channel_layer_is_unreachable(settings, backend):
     settings.CHANNEL_LAYERS = {

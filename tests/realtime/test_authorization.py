@@ -25,7 +25,7 @@ from conversations.api.models import ApiClient, Scope
 from conversations.console.benchdata import conversation_long
 from conversations.models import Conversation, Message, StaffAction, Turn
 from conversations.permissions import AGENT, VIEWER, support_groups_sync
-from conversations.realtime import protocol
+from conversations.widget import protocol
 from tests.realtime.wsclient import WsClient, of_type
 
 pytestmark = [pytest.mark.django_db(transaction=True)]

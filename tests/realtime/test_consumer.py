@@ -14,10 +14,10 @@ from conversations.access import visitor_token_issue
 from conversations.agent.engine import engine
 from conversations.models import Conversation, Message, Turn
 from conversations.models.message import MessageKind
-from conversations.realtime import protocol
 from conversations.services.conversations import conversation_create
 from conversations.services.items import item_append
 from conversations.services.messages import note_add, staff_reply_post
+from conversations.widget import protocol
 from tests import fake_provider as fp
 from tests.realtime.wsclient import WsClient, of_type
 

@@ -26,9 +26,9 @@ from conversations.access import visitor_token_issue
 from conversations.agent import events
 from conversations.agent.engine import engine
 from conversations.models import Conversation
-from conversations.realtime.consumer import TYPING_MESSAGE_TYPE
 from conversations.services.conversations import conversation_create
 from conversations.services.messages import message_post
+from conversations.widget.consumer import TYPING_MESSAGE_TYPE
 from tests import fake_provider as fp
 from tests.api.sse import events as sse_events
 from tests.console.conftest import logged_in, make_staff
@@ -101,18 +101,15 @@ def _staff_cookie(username: str) -> str:
     return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
 
 
-@pytest.mark.parametrize("door", ["widget visitor", "widget staff", "staff console"])
+@pytest.mark.parametrize("door", ["widget visitor", "widget staff"])
 async def test_each_consumer_survives_every_event_type_and_keeps_relaying(door, default_agent):
     conversation, message = await db(_conversation_with_a_message)()
     if door == "widget visitor":
         client = WsClient(path_for(conversation))
         first = "caught_up"
-    elif door == "widget staff":
+    else:
         client = WsClient(f"/ws/conversations/{conversation.pk}/", cookie=await db(_staff_cookie)("wendy"))
         first = "caught_up"
-    else:
-        client = WsClient(f"/ws/staff/conversations/{conversation.pk}/", cookie=await db(_staff_cookie)("carl"))
-        first = "hello"
     assert await client.connect()
     await client.until(of_type(first))
 
@@ -123,16 +120,15 @@ async def test_each_consumer_survives_every_event_type_and_keeps_relaying(door, 
     assert client.close_code is None, client.close_code
     received = [e["type"] for e in client.events]
     # and it behaved as its door should along the way
-    if door == "staff console":
-        # relays the engine's events unchanged; typing hints are not shown in the console
-        assert "typing" not in received
-        assert {"turn.queued", "turn.started", "tool.started", "tool.finished", "turn.completed",
-                "turn.failed", "turn.cancelled", "conversation.updated", "message"} <= set(received)
-    elif door == "widget visitor":
+    if door == "widget visitor":
         # the customer sees staff typing, never its own role's
         assert [e["role"] for e in client.events if e["type"] == "typing"] == ["staff"]
         assert [e["seq"] for e in client.events if e["type"] == "message"] == [message.seq]
     else:
+        # staff (the console's pages too) get the engine's events unchanged, and the
+        # visitor's typing hints, never their own role's
+        assert {"turn.queued", "turn.started", "tool.started", "tool.finished", "turn.completed",
+                "turn.failed", "turn.cancelled", "conversation.updated"} <= set(received)
         assert [e["role"] for e in client.events if e["type"] == "typing"] == ["visitor"]
     assert done["conversation"] == str(conversation.pk)
     await client.close()

@@ -1,5 +1,5 @@
 """The widget socket when the channel layer loses its broker: the `layer.lost` notice
-(conversations/realtime/redis_layer.py puts it in every grouped channel of the process)
+(conversations/channel_layers/redis_layer.py puts it in every grouped channel of the process)
 closes the socket with 4503, and a reconnect with `after=<last seq>` catches up on
 what was stored meanwhile. The multi-process version with a real Redis restart is
 tests/scale/test_redis_loss.py."""
@@ -15,11 +15,11 @@ from django.db import transaction
 
 from conversations.access import visitor_token_issue
 from conversations.agent.events import group_name
+from conversations.channel_layers.redis_layer import LOST_MESSAGE_TYPE
 from conversations.models.message import MessageKind
-from conversations.realtime import protocol
-from conversations.realtime.redis_layer import LOST_MESSAGE_TYPE
 from conversations.services.conversations import conversation_create
 from conversations.services.items import item_append
+from conversations.widget import protocol
 from tests.realtime.wsclient import WsClient, of_type
 
 pytestmark = [pytest.mark.django_db(transaction=True)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from conversations.realtime.layers import InMemoryChannelLayer
+from conversations.channel_layers.memory_layer import InMemoryChannelLayer
 
 
 async def test_group_send_reaches_every_member_and_skips_full_channels():

@@ -11,7 +11,7 @@ import pytest
 
 from conversations.agent import engine as engine_module
 from conversations.agent.engine import Engine
-from conversations.realtime.layers import InMemoryChannelLayer
+from conversations.channel_layers.memory_layer import InMemoryChannelLayer
 
 
 class UnevenLayer(InMemoryChannelLayer):

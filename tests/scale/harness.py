@@ -28,8 +28,8 @@ import httpx
 import redis
 
 from conversations.agent.events import group_name
-from conversations.realtime.redis_layer import LOST_MESSAGE_TYPE
-from conversations.scale.procfile import free_port, process_env, run_once, spawn
+from conversations.channel_layers.redis_layer import LOST_MESSAGE_TYPE
+from support.procfile import free_port, process_env, run_once, spawn
 
 # What the daphne processes run with: short leases and sweeps so faults resolve in
 # seconds (yet a lease outlives a few slow seconds of a loaded machine), and a small

@@ -1,4 +1,4 @@
-"""The Redis channel layer as configured (conversations/realtime/redis_layer.py): a burst
+"""The Redis channel layer as configured (conversations/channel_layers/redis_layer.py): a burst
 of sends larger than the connection pool waits instead of failing, `group_send` keeps
 channels_redis's delivery rules, and a consumer that waits quietly for events must not
 fail. (redis-py's default read timeout equals channels_redis's 5 s blocking
@@ -45,7 +45,7 @@ def _layer(**config):
     """The configured layer class on the configured Redis, with a prefix of its own."""
     from django.conf import settings
 
-    from conversations.realtime.redis_layer import RedisChannelLayer
+    from conversations.channel_layers.redis_layer import RedisChannelLayer
 
     defaults = settings.CHANNEL_LAYERS["default"]["CONFIG"]
     prefix = f"{defaults['prefix']}:probe{time.monotonic_ns()}"

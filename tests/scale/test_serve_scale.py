@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conversations.scale.procfile import BASE_DIR, free_port
+from support.procfile import BASE_DIR, free_port
 from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.scale, pytest.mark.slow, pytest.mark.django_db(transaction=True)]

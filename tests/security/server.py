@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 from django.conf import settings
 
-from conversations.scale.procfile import free_port, process_env, spawn
+from support.procfile import free_port, process_env, spawn
 from tests.shared_database import database_url
 
 

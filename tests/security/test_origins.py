@@ -1,7 +1,7 @@
 """Origins compared as scheme + host + port, through the Procfile's daphne: a page on
 another port or scheme of the platform's host is another origin (no widget session, no
-staff role), and the staff socket opens only for the platform's own origin, never for an
-embedding site."""
+staff role), and the staff role on the conversation socket is granted only to the
+platform's own origin, never to an embedding site."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from django.conf import settings
 from conversations.access import visitor_token_issue
 from conversations.services.conversations import conversation_create
 from tests.security.server import web_process
-from tests.security.websocket import first_event, open_socket
+from tests.security.websocket import close_code, first_event, open_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 EMBEDDER = "https://shop.example"
@@ -60,24 +60,27 @@ async def test_a_page_on_another_port_of_the_host_gets_no_staff_role(web, staff_
 
 async def test_behind_a_tls_proxy_the_own_origin_is_https(web, staff_cookie):
     conversation = await _conversation()
-    url = f"{web.ws_url}/ws/staff/conversations/{conversation.pk}/"
+    url = f"{web.ws_url}/ws/conversations/{conversation.pk}/"
     host = f"127.0.0.1:{web.port}"
 
     secure = await open_socket(url, origin=f"https://{host}", headers={**staff_cookie, "X-Forwarded-Proto": "https"})
-    assert (await first_event(secure))["type"] == "hello"
+    assert (await first_event(secure))["role"] == "staff"
     await secure.close()
     assert await open_socket(url, origin=f"http://{host}",
                              headers={**staff_cookie, "X-Forwarded-Proto": "https"}) == 403
 
 
-async def test_the_staff_socket_refuses_embedding_sites(web, staff_cookie):
+async def test_an_embedding_site_gets_no_staff_role(web, staff_cookie):
     conversation = await _conversation()
-    url = f"{web.ws_url}/ws/staff/conversations/{conversation.pk}/"
+    url = f"{web.ws_url}/ws/conversations/{conversation.pk}/"
 
     own = await open_socket(url, origin=web.url, headers=staff_cookie)
-    assert (await first_event(own))["type"] == "hello"
+    assert (await first_event(own))["role"] == "staff"
     await own.close()
-    assert await open_socket(url, origin=EMBEDDER, headers=staff_cookie) == 403
+    # An embedding site may open the socket, but a staff session alone is not a visitor token
+    embedder = await open_socket(url, origin=EMBEDDER, headers=staff_cookie)
+    assert (await first_event(embedder))["code"] == "not_found"
+    assert await close_code(embedder) == 4404
 
 
 async def test_an_embedding_site_opens_the_customer_socket_as_the_visitor(web):

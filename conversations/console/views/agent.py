@@ -68,7 +68,7 @@ def try_start(model_admin: Any, request: Any, agent_id: Any) -> JsonResponse:
     )
     return JsonResponse({
         "conversation": str(conversation.pk),
-        "ws": f"/ws/staff/conversations/{conversation.pk}/",
+        "ws": f"/ws/conversations/{conversation.pk}/",
         "model_label": model_label(model_for(agent), agent),
     }, status=201)
 

@@ -1,7 +1,8 @@
 /* Staff console pages: copy buttons, "load earlier" and live updates of the conversation page.
  *
- * Live updates come from the staff websocket (ws/staff/conversations/<id>/). A frame is only
- * a hint: new items are fetched from the server as HTML rendered (and escaped) by the same
+ * Live updates come from the conversation websocket (ws/conversations/<id>/, the widget's
+ * socket, which gives a staff session of this site the staff role; docs/widget.md). A frame
+ * is only a hint: new items are fetched from the server as HTML rendered (and escaped) by the same
  * template as the page, after the last seq this page holds. Streamed text is shown with
  * textContent, never as markup. */
 (function () {
@@ -24,7 +25,7 @@
       var selection = window.getSelection();
       selection.removeAllRanges();
       selection.addRange(range);
-      var ok = false;
+      var ok;
       try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
       report(ok ? "Copied" : "Selected: press Ctrl+C");
     }
@@ -133,7 +134,7 @@
       if (page.state) applyState(page.state);
       if (stick) toBottom();
     }).catch(function () {
-      // The server is unreachable: the next event or reconnect ("hello") syncs again.
+      // The server is unreachable: the next event or reconnect ("ready") syncs again.
     }).then(function () {
       busy = false;
       if (pending !== null) sync(pending);
@@ -195,7 +196,7 @@
 
   function handle(event) {
     switch (event.type) {
-      case "hello":
+      case "ready":
         applyState(event);
         refreshTail();
         break;
@@ -259,7 +260,8 @@
   }
   function connect() {
     var scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    var socket = new WebSocket(scheme + location.host + root.dataset.wsPath);
+    // Stored items after `after` follow `ready` (the catch-up); earlier ones are on the page.
+    var socket = new WebSocket(scheme + location.host + root.dataset.wsPath + "?after=" + lastSeq);
     socket.onopen = function () { retries = 0; setLive("live", true); };
     socket.onmessage = function (message) {
       var event;

@@ -7,8 +7,8 @@ another port or scheme of the platform's host is another origin.
   when the connection is TLS, or `SECURE_PROXY_SSL_HEADER` says a TLS proxy took it) and
   its `Host` (which must be in `ALLOWED_HOSTS`), like Django's CSRF origin check; the
   origins in `CSRF_TRUSTED_ORIGINS`, which Django already trusts with staff sessions,
-  count too. Only the own origin may use a staff session: the staff socket
-  `ws/staff/conversations/<id>/`, and the staff role on the customer socket.
+  count too. Only the own origin may use a staff session: the staff role on the
+  conversation socket (the console's live view and try-it panel).
 - **Embedding sites** (`SUPPORT_WIDGET_ORIGINS`, comma-separated) may use the widget
   doors (the customer socket, `POST /widget/session` with CORS). Entries:
   `https://shop.example.com` (that origin; a port other than the scheme's default must be
@@ -140,21 +140,15 @@ def scope_origin_allowed(scope: dict[str, Any]) -> bool:
 
 
 class WebsocketOriginGuard:
-    """Refuses a websocket handshake from an origin that may not open it (403 from
-    daphne): the staff socket only from the own origin, others from the own origin or
-    an embedding site. Settings are read per connection, so test overrides apply."""
-
-    STAFF_PREFIX = "/ws/staff/"
+    """Refuses a websocket handshake from an origin that may not open the conversation
+    socket (403 from daphne): only the own origin or an embedding site. The staff role
+    is then granted by `scope_is_own_origin` alone (`catchup.viewer_for`). Settings are
+    read per connection, so test overrides apply."""
 
     def __init__(self, application: Any) -> None:
         self.application = application
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
-        if scope["type"] == "websocket":
-            if scope.get("path", "").startswith(self.STAFF_PREFIX):
-                allowed = scope_is_own_origin(scope)
-            else:
-                allowed = scope_origin_allowed(scope)
-            if not allowed:
-                return await WebsocketDenier.as_asgi()(scope, receive, send)
+        if scope["type"] == "websocket" and not scope_origin_allowed(scope):
+            return await WebsocketDenier.as_asgi()(scope, receive, send)
         return await self.application(scope, receive, send)

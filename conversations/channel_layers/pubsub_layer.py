@@ -22,7 +22,7 @@ from channels_redis.pubsub import RedisPubSubChannelLayer as _ChannelsPubSubLaye
 from channels_redis.pubsub import RedisPubSubLoopLayer, RedisSingleShardConnection
 from channels_redis.utils import _wrap_close
 
-from conversations.realtime.redis_layer import LOST_MESSAGE_TYPE, is_outage
+from conversations.channel_layers.redis_layer import LOST_MESSAGE_TYPE, is_outage
 
 logger = logging.getLogger(__name__)
 _RETRY_MAX_SECONDS = 1.0

@@ -1,19 +1,23 @@
 """The conversation websocket: `ws/conversations/<uuid>/?token=<visitor token>&after=<seq>`.
 
-A thin door. `connect` authorises (visitor token, or a staff session from the site's
-own origin), joins the conversation's event group, sends a `ready` event with the
-conversation's state and then every stored item after `after`. From then on it relays
-the engine's events (the customer view for visitors) and typing hints, and turns client
-frames into service calls: `message` -> `message_post` (staff: `staff_reply_post`),
-`retry` -> `turn_retry`, `handoff` -> `conversation_handoff`, `resume` -> catch-up.
+The platform's one websocket, for customers and staff alike. A thin door. `connect`
+authorises (a visitor token, or a staff session from the site's own origin, as the
+console's live view and try-it panel connect), joins the conversation's event group,
+sends a `ready` event with the conversation's state and then every stored item after
+`after`. From then on it relays the engine's events (the customer view for visitors,
+unchanged for staff) and typing hints, and turns client frames into service calls:
+`message` -> `message_post` (staff: `staff_reply_post`), `retry` -> `turn_retry`,
+`handoff` -> `conversation_handoff`, `resume` -> catch-up. The services authorise every
+action of the connection's principal (`conversations.authorization.authorize`); ORM
+work runs on the engine's database threads (`engine.db`).
 
 Frames from the channel layer are only hints (it delivers at most once), so each
 connection tracks the highest `seq` it has delivered: a stored item is sent once, in
 seq order, and a gap in the stream is filled from the database before the item that
 revealed it. If the channel layer loses its broker (`layer.lost`, see
-`redis_layer.py`), or cannot join the group at connect, the socket closes with 4503 so
-the client reconnects and catches up: live delivery is never silently broken.
-docs/widget.md documents the protocol.
+`conversations.channel_layers.redis_layer`), or cannot join the group at connect, the
+socket closes with 4503 so the client reconnects and catches up: live delivery is never
+silently broken. docs/widget.md documents the protocol.
 """
 
 from __future__ import annotations
@@ -35,13 +39,13 @@ from conversations.models import Conversation
 from conversations.models.message import MessageKind
 from conversations.models.turn import TurnTrigger
 from conversations.ops.metrics import websocket_closed, websocket_opened
-from conversations.realtime import catchup, protocol
-from conversations.realtime.catchup import STAFF, VISITOR, Viewer
-from conversations.realtime.origins import scope_is_own_origin
-from conversations.realtime.socketlimits import socket_acquire, socket_release
 from conversations.services.conversations import conversation_handoff
 from conversations.services.messages import message_post, staff_reply_post
 from conversations.services.turns import turn_retry
+from conversations.widget import catchup, protocol
+from conversations.widget.catchup import STAFF, VISITOR, Viewer
+from conversations.widget.origins import scope_is_own_origin
+from conversations.widget.socketlimits import socket_acquire, socket_release
 from tools.registry import activity_for
 
 logger = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Websocket routes of the realtime door (included by `support.routing`).
+"""Websocket routes of the widget door (included by `support.routing`).
 
 The id is matched as any path segment and validated by the consumer, so a malformed
 id gets the same 4404 close as a foreign one instead of a routing error.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from conversations.realtime.consumer import ConversationConsumer
+from conversations.widget.consumer import ConversationConsumer
 
 websocket_urlpatterns = [
     path("ws/conversations/<str:conversation_id>/", ConversationConsumer.as_asgi()),

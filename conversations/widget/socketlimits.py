@@ -15,7 +15,7 @@ from typing import Any
 
 from conversations.clientaddr import scope_client_address
 from conversations.conf import platform_setting
-from conversations.realtime.catchup import VISITOR, Viewer
+from conversations.widget.catchup import VISITOR, Viewer
 
 _open: Counter[str] = Counter()
 

@@ -1,0 +1,150 @@
+/* The <support-chat> element: its lifecycle, state, attributes, texts and public API
+ * (open, close, requestHandoff, newConversation). The rest of its behaviour comes from
+ * the mixins it is built from, one module each: view.js (drawing), connection.js
+ * (session and socket), events.js (server events), transcript.js (stored items and
+ * turns). */
+
+import { ConnectionMixin } from "./connection.js";
+import { isObject, merge, fill } from "./dom.js";
+import { EventsMixin } from "./events.js";
+import { store } from "./store.js";
+import { STRINGS } from "./strings.js";
+import { TranscriptMixin } from "./transcript.js";
+import { ViewMixin } from "./view.js";
+
+export const TAG = "support-chat";
+const STORAGE_PREFIX = "support-chat:v1:";
+// The modules are served beside widget.js, so their origin is the script's: the
+// platform the widget talks to unless the `server` attribute says otherwise.
+const MODULE_ORIGIN = new URL(import.meta.url).origin;
+
+export class SupportChat extends EventsMixin(TranscriptMixin(ConnectionMixin(ViewMixin(HTMLElement)))) {
+  /* The built-in text tables by language; a page may add one before setting `lang`. */
+  static get strings() {
+    return STRINGS;
+  }
+
+  static get observedAttributes() {
+    return ["accent", "heading", "strings", "lang"];
+  }
+
+  connectedCallback() {
+    if (this._built) return;
+    this._built = true;
+    this._resetState();
+    this._build();
+    this._applyAttributes();
+    if (this.hasAttribute("open")) this.open({ focus: false });
+    this._onOnline = () => {
+      this._setStatus("");
+      this._reconnectNow();
+    };
+    this._onOffline = () => this._setStatus(this.t("offline"));
+    window.addEventListener("online", this._onOnline);
+    window.addEventListener("offline", this._onOffline);
+    this._start();
+  }
+
+  disconnectedCallback() {
+    window.removeEventListener("online", this._onOnline);
+    window.removeEventListener("offline", this._onOffline);
+    this._closeSocket();
+    this.shadowRoot.replaceChildren();
+    this._built = false;
+  }
+
+  attributeChangedCallback() {
+    if (this._built) this._applyAttributes();
+  }
+
+  get server() {
+    return (this.getAttribute("server") || MODULE_ORIGIN).replace(/\/+$/, "");
+  }
+
+  get storageKey() {
+    return STORAGE_PREFIX + this.server;
+  }
+
+  _resetState() {
+    this.session = null;
+    this.lastSeq = 0; // highest seq received: the reconnect asks for what follows
+    this.items = new Map(); // seq -> element (or null for items not drawn)
+    this.pending = new Map(); // client_id -> {id, text, el}: sent, not yet stored
+    this.turns = new Map(); // turn id -> {live, segments, current, calls}
+    this.toolRows = new Map(); // call_id -> element
+    this.problems = new Map(); // turn id -> element
+    this.activeTurns = new Set();
+    this.readyTurns = [];
+    this.status = "open";
+    this.aiPaused = false;
+    this.unread = 0;
+    this.catchingUp = true;
+    this.socketReady = false;
+    this.staffTyping = "";
+    this._attempt = 0;
+    this._lastTypingSent = 0;
+  }
+
+  t(key, values) {
+    const value = key.split(".").reduce((obj, part) => (obj ? obj[part] : undefined), this.strings);
+    if (value === undefined || value === null) return key;
+    if (!values) return value;
+    return fill(value, values) || String(value).replace(/\s*\{\w+\}/g, "");
+  }
+
+  _applyAttributes() {
+    const wanted = this.getAttribute("lang") || document.documentElement.lang || navigator.language || "en";
+    const base = STRINGS[wanted.slice(0, 2).toLowerCase()] || STRINGS.en;
+    let custom = {};
+    const raw = this.getAttribute("strings");
+    if (raw) {
+      try {
+        custom = JSON.parse(raw);
+      } catch (e) {
+        console.warn("support-chat: the strings attribute is not valid JSON");
+      }
+    }
+    this.strings = merge(merge(STRINGS.en, base), isObject(custom) ? custom : {});
+    const accent = this.getAttribute("accent");
+    if (accent) this.style.setProperty("--support-chat-accent", accent);
+    this._renderTexts();
+  }
+
+  // --- public API ---------------------------------------------------------------------
+
+  open(options = {}) {
+    this.isOpen = true;
+    this.classList.add("is-open");
+    this.$panel.hidden = false;
+    this.$launcher.setAttribute("aria-expanded", "true");
+    this.unread = 0;
+    this._renderBadge();
+    this._scrollToEnd();
+    if (options.focus !== false) this.$input.focus();
+  }
+
+  close() {
+    this.isOpen = false;
+    this.classList.remove("is-open");
+    this.$panel.hidden = true;
+    this.$launcher.setAttribute("aria-expanded", "false");
+    this._renderBadge();
+    this.$launcher.focus();
+  }
+
+  /* Ask for a person: the conversation goes to the staff queue and the AI pauses. */
+  requestHandoff() {
+    // aria-disabled, not disabled: a disabled button drops the keyboard focus.
+    if (this.$handoff.getAttribute("aria-disabled") === "true") return;
+    if (this._sendFrame({ type: "handoff" })) this.$handoff.setAttribute("aria-disabled", "true");
+  }
+
+  /* Forget this conversation (on this device) and start a fresh one. */
+  newConversation() {
+    this._closeSocket();
+    store.remove(this.storageKey);
+    this._clearConversation();
+    this._start(this.t("newConversationStarted"));
+    this.$input.focus();
+  }
+}

@@ -1,0 +1,171 @@
+/* Drawing the widget: its shadow DOM (launcher, panel, transcript, form), the texts in
+ * the current language, and the small view helpers every other part uses (the status
+ * line, the unread badge, announcements for screen readers, scrolling, appending a
+ * line in seq order). */
+
+import { el, icon, ICON_CHAT, ICON_CLOSE, ICON_SEND } from "./dom.js";
+import { CSS } from "./styles.js";
+
+export const ViewMixin = (Base) =>
+  class extends Base {
+    // --- building the DOM ---------------------------------------------------------------
+
+    _build() {
+      const root = this.shadowRoot || this.attachShadow({ mode: "open" });
+      const on = (node, type, fn) => node.addEventListener(type, fn);
+
+      this.$launcher = el("button", { className: "launcher", type: "button", "aria-expanded": "false", "aria-controls": "panel" }, [icon(ICON_CHAT)]);
+      this.$badge = el("span", { className: "badge", hidden: "", "aria-hidden": "true" });
+      this.$launcher.appendChild(this.$badge);
+      on(this.$launcher, "click", () => (this.isOpen ? this.close() : this.open()));
+
+      this.$title = el("h2", { id: "title" });
+      this.$model = el("p", { className: "model" });
+      this.$close = el("button", { className: "icon-btn", type: "button" }, [icon(ICON_CLOSE)]);
+      on(this.$close, "click", () => this.close());
+      this.$handoff = el("button", { className: "tool-btn", type: "button" });
+      on(this.$handoff, "click", () => this.requestHandoff());
+      this.$new = el("button", { className: "tool-btn", type: "button" });
+      on(this.$new, "click", () => this.newConversation());
+      const header = el("header", {}, [
+        el("div", { className: "head-row" }, [el("div", { className: "titles" }, [this.$title, this.$model]), this.$close]),
+        el("div", { className: "tools" }, [this.$handoff, this.$new]),
+      ]);
+
+      this.$status = el("div", { className: "status", role: "status" });
+      this.$banner = el("div", { className: "banner", role: "status" });
+      this.$log = el("ol", { className: "log", "aria-labelledby": "title", tabindex: "0" });
+      this.$greeting = el("li", { className: "greeting" });
+      this.$log.appendChild(this.$greeting);
+      this.$typing = el("div", { className: "typing", "aria-hidden": "true" });
+      this.$live = el("div", { className: "sr", "aria-live": "polite", "aria-relevant": "additions" });
+
+      this.$input = el("textarea", { rows: "1", id: "input", autocomplete: "off" });
+      this.$inputLabel = el("label", { className: "sr", for: "input" });
+      this.$send = el("button", { className: "send", type: "submit" }, [icon(ICON_SEND, true)]);
+      this.$form = el("form", {}, [this.$inputLabel, this.$input, this.$send]);
+      on(this.$form, "submit", (e) => {
+        e.preventDefault();
+        this._submit();
+      });
+      on(this.$input, "keydown", (e) => {
+        if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+          e.preventDefault();
+          this._submit();
+        }
+      });
+      on(this.$input, "input", () => {
+        this._autosize();
+        this._sendTyping();
+      });
+
+      this.$panel = el("section", { className: "panel", id: "panel", role: "dialog", "aria-modal": "false", "aria-labelledby": "title", hidden: "" }, [
+        header, this.$status, this.$banner, this.$log, this.$typing, this.$form,
+      ]);
+      on(this.$panel, "keydown", (e) => {
+        if (e.key === "Escape") {
+          e.stopPropagation();
+          this.close();
+        }
+      });
+      root.replaceChildren(this.$panel, this.$launcher, this.$live);
+      // A constructed stylesheet is not inline CSS, so a host page's strict
+      // Content-Security-Policy does not block it; older browsers get a <style>.
+      if ("adoptedStyleSheets" in root && window.CSSStyleSheet && CSSStyleSheet.prototype.replaceSync) {
+        const sheet = new CSSStyleSheet();
+        sheet.replaceSync(CSS);
+        root.adoptedStyleSheets = [sheet];
+      } else {
+        root.prepend(el("style", { text: CSS }));
+      }
+    }
+
+    _renderTexts() {
+      if (!this.$title) return;
+      const agent = this.session && this.session.agent;
+      this.$title.textContent = this.getAttribute("heading") || (agent && agent.name) || this.t("title");
+      const model = this.session && this.session.model;
+      this.$model.textContent = model ? this.t("subtitleModel", { model: model.label }) : "";
+      this.$close.setAttribute("aria-label", this.t("close"));
+      this.$handoff.textContent = this.t("talkToPerson");
+      this.$new.textContent = this.t("newConversation");
+      this.$greeting.textContent = this.t("greeting");
+      this.$input.setAttribute("placeholder", this.t("placeholder"));
+      this.$inputLabel.textContent = this.t("inputLabel");
+      this.$send.setAttribute("aria-label", this.t("send"));
+      this._renderBadge();
+      this._renderBanner();
+      this._renderTyping();
+    }
+
+    // --- view helpers ----------------------------------------------------------------------
+
+    _clearConversation() {
+      this._closeSocket();
+      const greeting = this.$greeting;
+      this.$log.replaceChildren(greeting);
+      const keepOpen = this.isOpen;
+      this._resetState();
+      this.isOpen = keepOpen;
+      this._renderTexts();
+    }
+
+    _renderBadge() {
+      let label = this.isOpen ? this.t("launcherClose") : this.t("launcherOpen");
+      if (this.unread > 0 && !this.isOpen) {
+        this.$badge.hidden = false;
+        this.$badge.textContent = this.unread > 9 ? "9+" : String(this.unread);
+        label += ", " + this.t("unread", { count: this.unread });
+      } else {
+        this.$badge.hidden = true;
+      }
+      this.$launcher.setAttribute("aria-label", label);
+    }
+
+    /* Something new arrived: count it as unread while closed, and announce it. */
+    _noticed(announcement) {
+      if (this.catchingUp) return;
+      if (!this.isOpen) {
+        this.unread += 1;
+        this._renderBadge();
+      }
+      this._announce(announcement);
+    }
+
+    _announce(text) {
+      this.$live.appendChild(el("p", { text }));
+      while (this.$live.childNodes.length > 5) this.$live.firstChild.remove();
+    }
+
+    _setStatus(text) {
+      this.$status.textContent = text || "";
+    }
+
+    /* Add a line to the transcript. Messages still being sent stay at the bottom until
+       stored, so the transcript is always in the server's seq order. */
+    _append(node) {
+      this._followLog();
+      const firstPending = [...this.$log.querySelectorAll(".msg.pending, .msg.unsent")].find((n) => n !== node);
+      if (firstPending) this.$log.insertBefore(node, firstPending);
+      else this.$log.appendChild(node);
+      return node;
+    }
+
+    /* Keep the newest line in view unless the visitor scrolled up to read. */
+    _followLog() {
+      const log = this.$log;
+      if (this.catchingUp || log.scrollHeight - log.scrollTop - log.clientHeight < 120) this._scrollToEnd();
+    }
+
+    _scrollToEnd() {
+      const log = this.$log;
+      requestAnimationFrame(() => {
+        log.scrollTop = log.scrollHeight;
+      });
+    }
+
+    _autosize() {
+      this.$input.style.height = "auto";
+      this.$input.style.height = Math.min(this.$input.scrollHeight + 2, 120) + "px";
+    }
+  };
