@@ -131,7 +131,7 @@ def _row(values: dict[str, Any], prefix: str, base: ModelCapabilities | None = N
     unknown = set(values) - _FIELDS
     if unknown:
         raise ValueError(f"unknown model capability fields: {', '.join(sorted(unknown))}")
-    clean = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    clean: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
     if base is not None:
         return replace(base, **clean, prefix=prefix)
     return ModelCapabilities(**{"reasoning": False, **clean}, prefix=prefix)

@@ -298,11 +298,11 @@ def _retrieved_units(conversation_id: Any, hits: list[tuple[int, float]]) -> Ite
     pairing = {r.call_id for r in rows.values() if r.kind in (MessageKind.FUNCTION_CALL, MessageKind.FUNCTION_OUTPUT)}
     partners: dict[tuple[str, str], _Row] = {}
     if pairing:
-        for row in _fetch(
+        for partner in _fetch(
             conversation_id, call_id__in=pairing,
             kind__in=[MessageKind.FUNCTION_CALL, MessageKind.FUNCTION_OUTPUT],
         ):
-            partners.setdefault((row.kind, row.call_id), row)
+            partners.setdefault((partner.kind, partner.call_id), partner)
     for pk, score in hits:
         row = rows.get(pk)
         if row is None:
@@ -456,7 +456,7 @@ def _extend_previous(
     items = []
     for row in carried:
         entry = recorded[row.id]
-        reason = entry.get("reason") if entry.get("reason") not in (None, "current") else "recent"
+        reason = entry["reason"] if entry.get("reason") not in (None, "current") else "recent"
         items.append(SelectedItem(row.id, row.seq, row.kind, row.token_count + ITEM_OVERHEAD_TOKENS, reason,
                                   entry.get("score")))
     items += [SelectedItem(row.id, row.seq, row.kind, row.token_count + ITEM_OVERHEAD_TOKENS, "recent")

@@ -27,7 +27,8 @@ DEFAULT_PRICES: dict[str, tuple[str, str, str]] = {
 
 
 def price_table() -> dict[str, tuple[str, str, str]]:
-    return {**DEFAULT_PRICES, **settings.SUPPORT_PLATFORM.get("PRICES", {})}
+    overrides: dict[str, tuple[str, str, str]] = settings.SUPPORT_PLATFORM.get("PRICES", {})
+    return {**DEFAULT_PRICES, **overrides}
 
 
 def prices_for(model: str) -> tuple[Decimal, Decimal, Decimal] | None:

@@ -141,7 +141,7 @@ def client_for(agent: Any) -> AsyncOpenAI:
         if base_url:
             kwargs["base_url"] = base_url
         transport = _transports.get((base_url or "").rstrip("/"))
-        hooks = {"request": [_attempt_started], "response": [_attempt_answered]}
+        hooks: dict[str, list[Callable[..., Any]]] = {"request": [_attempt_started], "response": [_attempt_answered]}
         if transport is not None:
             kwargs["http_client"] = httpx2.AsyncClient(transport=transport(), event_hooks=hooks)
         else:
@@ -253,7 +253,7 @@ async def stream_round(
     """Send one streamed request; see the module docstring for the contract."""
     partial: list[str] = []
     output: dict[int, dict[str, Any]] = {}
-    commentary_items: set[int] = set()
+    commentary_items: set[int | None] = set()
     terminal: Any = None
     attempts: list[dict[str, Any]] = []
     token = _round_attempts.set(attempts)

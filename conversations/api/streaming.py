@@ -161,7 +161,7 @@ async def follow_turn(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max_seconds
     last_sent = loop.time()
-    sent: set[int] = set()
+    sent: set[int | None] = set()
 
     def emit_message(event: dict[str, Any]) -> bool:
         seq = event.get("seq")

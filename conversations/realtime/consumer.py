@@ -177,10 +177,11 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
 
     async def _send_event(self, event: dict[str, Any]) -> None:
         assert self.viewer is not None
+        shown: dict[str, Any] | None = event
         if self.viewer.role == VISITOR:
-            event = protocol.customer_event(event, activity_for=activity_for)
-        if event is not None:
-            await self.send_json(event)
+            shown = protocol.customer_event(event, activity_for=activity_for)
+        if shown is not None:
+            await self.send_json(shown)
 
     # --- channel layer handlers -------------------------------------------------------
     async def conversation_event(self, message: dict[str, Any]) -> None:

@@ -116,11 +116,11 @@ def answer(
     when `replay`). `customer`: the caller is a visitor (`conversations.customer_view`)."""
     if mode == "poll" or subscription is None:
         finished = turn is not None and turn.is_finished
-        body = post_result_dict(
+        result = post_result_dict(
             message=message, turn=turn, created=created,
             answer=_answer_items(turn) if finished else [], internal=internal, customer=customer,
         )
-        return Response(body, status=status)
+        return Response(result, status=status)
     conversation_id = str(message.conversation_id)
     turn_id = str(turn.pk) if turn is not None else None
     if mode == "stream":
