@@ -43,9 +43,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+
+if TYPE_CHECKING:
+    from conversations.models import Agent
 
 SAMPLING_PARAMS = ("temperature", "top_p")
 SPEC_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
@@ -170,7 +173,7 @@ def describe(row: ModelCapabilities) -> dict[str, Any]:
     return asdict(row)
 
 
-def agent_problems(agent: Any, model: str) -> dict[str, str]:
+def agent_problems(agent: Agent, model: str) -> dict[str, str]:
     """Why this agent's settings cannot work with `model` (field -> message); empty if
     they can. An agent is refused at save rather than sending a request the API rejects."""
     try:

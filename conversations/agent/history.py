@@ -54,6 +54,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
+from uuid import UUID
 
 from django.db.models import Q
 
@@ -97,7 +98,7 @@ class Retriever(Protocol):
     the items are stored."""
 
     def retrieve(
-        self, *, conversation_id: Any, query: str, before_seq: int, limit: int
+        self, *, conversation_id: UUID | str, query: str, before_seq: int, limit: int
     ) -> list[tuple[int, float]]:
         """(message id, relevance score) pairs for items older than `before_seq`."""
 
@@ -135,7 +136,7 @@ class KeywordRetriever:
     max_keywords = 6
 
     def retrieve(
-        self, *, conversation_id: Any, query: str, before_seq: int, limit: int
+        self, *, conversation_id: UUID | str, query: str, before_seq: int, limit: int
     ) -> list[tuple[int, float]]:
         words = keywords(query, limit=self.max_keywords)
         if not words:
@@ -212,7 +213,7 @@ class _Row(NamedTuple):
     tool_name: str
     tool_arguments: str
     metadata: dict[str, Any]
-    turn_id: Any  # the turn that produced it, if any
+    turn_id: UUID | None  # the turn that produced it, if any
 
 
 _COLUMNS = (
@@ -230,7 +231,7 @@ class _Unit:
         return cls(rows, sum(r.token_count + ITEM_OVERHEAD_TOKENS for r in rows))
 
 
-def _fetch(conversation_id: Any, **filters: Any) -> list[_Row]:
+def _fetch(conversation_id: UUID | str, **filters: Any) -> list[_Row]:
     return [
         _Row._make(values)
         for values in Message.objects.filter(conversation_id=conversation_id, kind__in=MODEL_KINDS)
@@ -243,7 +244,7 @@ def _fetch(conversation_id: Any, **filters: Any) -> list[_Row]:
 class _Scanner:
     """The conversation's sendable units for `current`, newest first, read in pages."""
 
-    def __init__(self, conversation_id: Any, current: Message) -> None:
+    def __init__(self, conversation_id: UUID | str, current: Message) -> None:
         self.conversation_id = conversation_id
         self.current = current
         self.considered = 0
@@ -289,7 +290,7 @@ class _Scanner:
             below = page[-1].seq
 
 
-def _retrieved_units(conversation_id: Any, hits: list[tuple[int, float]]) -> Iterator[tuple[_Unit, float]]:
+def _retrieved_units(conversation_id: UUID | str, hits: list[tuple[int, float]]) -> Iterator[tuple[_Unit, float]]:
     """The units of the retriever's hits, best first; a call or output comes with its
     partner, or not at all."""
     if not hits:
@@ -319,7 +320,7 @@ def _retrieved_units(conversation_id: Any, hits: list[tuple[int, float]]) -> Ite
 
 def select_history(
     *,
-    conversation_id: Any,
+    conversation_id: UUID | str,
     current: Message,
     budget: int,
     retriever: Retriever | None = None,
@@ -341,7 +342,7 @@ def select_history(
 
 
 def _recall_missing(
-    conversation_id: Any, current: Message, budget: int, retriever: Retriever | None, extended: HistorySelection
+    conversation_id: UUID | str, current: Message, budget: int, retriever: Retriever | None, extended: HistorySelection
 ) -> bool:
     """Whether a fresh selection for `current` retrieves a strong hit that the carried
     selection lacks: one of its `RECALL_CHECK_TOP` best-scored "retrieved" items, scoring
@@ -367,7 +368,7 @@ def _recall_missing(
 
 
 def _with_recalled(
-    conversation_id: Any, current: Message, budget: int, retriever: Retriever | None, extended: HistorySelection
+    conversation_id: UUID | str, current: Message, budget: int, retriever: Retriever | None, extended: HistorySelection
 ) -> HistorySelection:
     """`extended` with the items retrieved for `current` that it lacks, best first while
     they fit `budget`, placed (chronologically among themselves) before `current`."""
@@ -423,7 +424,7 @@ def _content(input_item: dict[str, Any]) -> str:
 
 
 def _extend_previous(
-    conversation_id: Any, current: Message, budget: int, previous: list[dict[str, Any]]
+    conversation_id: UUID | str, current: Message, budget: int, previous: list[dict[str, Any]]
 ) -> HistorySelection | None:
     """The previous selection, then what came after it, then `current`; None when that
     does not fit the budget or the previous selection cannot be sent again."""
@@ -471,7 +472,7 @@ def _extend_previous(
 
 
 def _select(
-    conversation_id: Any, current: Message, budget: int, retriever: Retriever | None
+    conversation_id: UUID | str, current: Message, budget: int, retriever: Retriever | None
 ) -> HistorySelection:
     retriever = retriever or default_retriever()
     current_tokens = current.token_count + ITEM_OVERHEAD_TOKENS

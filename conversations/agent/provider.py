@@ -30,7 +30,7 @@ import os
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx2
 import openai
@@ -38,6 +38,9 @@ from openai import AsyncOpenAI
 
 from conversations.conf import platform_setting
 from conversations.models.turn import TurnError
+
+if TYPE_CHECKING:
+    from conversations.models import Agent
 
 OFFLINE_BASE_URL = "http://offline-model.internal/v1"
 # One client (and connection pool) per event loop: pooled connections belong to the loop
@@ -93,11 +96,11 @@ class ProviderFailure(Exception):
         return f"{self.code}: {self.message}"
 
 
-def is_offline(agent: Any) -> bool:
+def is_offline(agent: Agent | None) -> bool:
     return not _api_key(agent)
 
 
-def _api_key(agent: Any) -> str:
+def _api_key(agent: Agent | None) -> str:
     if agent is not None and agent.provider_api_key_env:
         return os.environ.get(agent.provider_api_key_env, "")
     return platform_setting("PROVIDER_API_KEY")
@@ -122,7 +125,7 @@ def _offline_transport() -> httpx2.AsyncBaseTransport:
 _transports: dict[str, Callable[[], httpx2.AsyncBaseTransport]] = {OFFLINE_BASE_URL: _offline_transport}
 
 
-def client_for(agent: Any) -> AsyncOpenAI:
+def client_for(agent: Agent | None) -> AsyncOpenAI:
     """The SDK client for this agent on the running loop (cached so connection pools
     are reused). Call from a coroutine."""
     key = _api_key(agent)
@@ -182,7 +185,7 @@ def _note_attempt_error(attempts: list[dict[str, Any]], exc: BaseException) -> N
             attempt["error"] = type(exc).__name__
 
 
-def model_label(model: str, agent: Any) -> str:
+def model_label(model: str, agent: Agent | None) -> str:
     """What a user is shown about who answered."""
     if is_offline(agent):
         return "Offline demo model (no AI provider configured)"

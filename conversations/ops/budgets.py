@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.db.models import F, Sum
@@ -31,6 +31,9 @@ from conversations.models import StaffAction, Turn
 from conversations.models.message import MessageKind
 from conversations.models.turn import TurnError, TurnStatus
 from conversations.ops.metrics import record_budget_stop
+
+if TYPE_CHECKING:
+    from conversations.agent.plan import TurnPlan
 
 WINDOW = timedelta(hours=24)
 
@@ -111,7 +114,7 @@ def budget_check(*, turn: Turn) -> BudgetBreach | None:
     return None
 
 
-def budget_enforce(*, plan: Any, owner: str) -> bool:
+def budget_enforce(*, plan: TurnPlan, owner: str) -> bool:
     """The runner's hook: True when a budget limit stopped the turn (the caller must not
     call the model), False when the turn may run. See the module docstring."""
     from conversations.services.conversations import conversation_handoff

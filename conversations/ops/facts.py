@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.apps import apps as global_apps
 from django.utils import timezone
+
+if TYPE_CHECKING:
+    from conversations.models import Turn
 
 BATCH = 2000
 _TURN_COLUMNS = (
@@ -82,7 +85,7 @@ _FACT_UPDATE_FIELDS = (
 )
 
 
-def turn_fact_record(turn: Any, *, tools: list[tuple[str, bool]] | None = None, ending: bool = False) -> None:
+def turn_fact_record(turn: Turn, *, tools: list[tuple[str, bool]] | None = None, ending: bool = False) -> None:
     """Write (or rewrite) the fact row of a turn that just ended.
 
     `tools` are the turn's tool outcomes when the caller has them (the items it just

@@ -26,7 +26,7 @@ import logging
 import os
 import time
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from prometheus_client import (
@@ -40,6 +40,9 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from conversations.models import Turn
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +117,7 @@ def _agent_name(agent_id: Any) -> str:
     return name
 
 
-def observe_turn_finished(turn: Any) -> None:
+def observe_turn_finished(turn: Turn) -> None:
     """Count a turn that just ended, once the current transaction commits (at once
     outside a transaction)."""
     snapshot = {

@@ -8,10 +8,13 @@ Prometheus observations for after the commit.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from conversations.ops.facts import turn_fact_record
 from conversations.ops.metrics import observe_turn_finished
+
+if TYPE_CHECKING:
+    from conversations.models import Turn
 
 # The Turn fields the fact row and the metrics read.
 FINISHED_TURN_FIELDS = (
@@ -21,7 +24,7 @@ FINISHED_TURN_FIELDS = (
 )
 
 
-def record_turn_finished(turn: Any, *, tools: list[tuple[str, bool]] | None = None) -> None:
+def record_turn_finished(turn: Turn, *, tools: list[tuple[str, bool]] | None = None) -> None:
     """Precondition: `turn`'s final status and audit are saved in the current transaction,
     and `turn` holds them: a row read back, or an instance carrying every field of
     `FINISHED_TURN_FIELDS` as written. A field it loaded lazily (deferred) is read

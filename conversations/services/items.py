@@ -9,6 +9,7 @@ them. Every writer (customer messages, the turn runner, staff, imports) goes thr
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from django.db import transaction
 from django.utils import timezone
@@ -22,7 +23,7 @@ from conversations.models.message import MessageKind
 _PREVIEW_KINDS = (MessageKind.USER, MessageKind.ASSISTANT, MessageKind.STAFF)
 
 
-def conversation_lock(conversation_id: Any) -> Conversation:
+def conversation_lock(conversation_id: UUID | str) -> Conversation:
     """Lock and return the conversation row (SELECT ... FOR UPDATE where supported).
     Its agent is not joined: read it with `agent_cached(row.agent_id)`."""
     return Conversation.objects.select_for_update().get(pk=conversation_id)

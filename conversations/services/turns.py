@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from django.db import connection, transaction
@@ -31,7 +31,7 @@ from conversations.agent.events import (
     turn_failed_event,
     turn_queued_event,
 )
-from conversations.authorization import Action, authorize_turn
+from conversations.authorization import Action, Actor, authorize_turn
 from conversations.conf import platform_setting
 from conversations.errors import Conflict
 from conversations.models import Conversation, Message, StaffAction, Turn
@@ -41,12 +41,15 @@ from conversations.ops.facts import tool_outcomes_of
 from conversations.ops.recording import FINISHED_TURN_FIELDS, record_turn_finished
 from conversations.services.items import ITEM_COUNTER_FIELDS, conversation_lock, items_append
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 
 def _lease_deadline() -> Any:
     return timezone.now() + timedelta(seconds=platform_setting("TURN_LEASE_SECONDS"))
 
 
-def conversation_has_failed_turn(conversation_id: Any) -> bool:
+def conversation_has_failed_turn(conversation_id: UUID | str) -> bool:
     """True when some user message's latest attempt failed."""
     later = Turn.objects.filter(user_message=OuterRef("user_message"), attempt__gt=OuterRef("attempt"))
     return (
@@ -72,7 +75,7 @@ def _set(turn: Turn, fields: dict[str, Any]) -> Turn:
     return turn
 
 
-def _flag_failed(conversation_id: Any) -> None:
+def _flag_failed(conversation_id: UUID | str) -> None:
     # A turn that fails is its message's latest attempt (a retry needs it finished).
     Conversation.objects.filter(pk=conversation_id, has_failed_turn=False).update(has_failed_turn=True)
 
@@ -88,7 +91,7 @@ TURN_PLAN_FIELDS = (
 )
 
 
-def turn_claim(*, conversation_id: Any, owner: str, check_first: bool = True) -> Turn | None:
+def turn_claim(*, conversation_id: UUID | str, owner: str, check_first: bool = True) -> Turn | None:
     """Claim the conversation's oldest queued turn for `owner` and return it (with its
     conversation and user message loaded), or None when a turn of it is already running
     under a live lease, or nothing is queued. A running turn whose lease expired is
@@ -138,13 +141,13 @@ def turn_claim(*, conversation_id: Any, owner: str, check_first: bool = True) ->
         return turn
 
 
-def turn_claim_next(*, conversation_id: Any, owner: str) -> UUID | None:
+def turn_claim_next(*, conversation_id: UUID | str, owner: str) -> UUID | None:
     """`turn_claim`, returning the claimed turn's id."""
     turn = turn_claim(conversation_id=conversation_id, owner=owner)
     return turn.pk if turn is not None else None
 
 
-def turn_heartbeat(*, turn_id: Any, owner: str) -> str:
+def turn_heartbeat(*, turn_id: UUID | str, owner: str) -> str:
     """Renew the lease. Returns "ok", "cancel" (someone asked the turn to stop) or
     "lost" (the caller no longer owns the turn and must stop without writing).
     The common case (owned, not cancelled) is one UPDATE."""
@@ -157,7 +160,7 @@ def turn_heartbeat(*, turn_id: Any, owner: str) -> str:
     return "cancel" if owned.update(lease_expires_at=deadline) else "lost"
 
 
-def _lock_for_finish(turn_id: Any) -> Turn:
+def _lock_for_finish(turn_id: UUID | str) -> Turn:
     """Lock the turn's conversation (SELECT ... FOR UPDATE OF the conversation only; lock
     order: conversation, then turn) and read, in the same statement, the turn fields
     its ending records besides those it writes. They do not change while the turn
@@ -218,7 +221,7 @@ def _add_totals(conversation: Conversation, audit: dict[str, Any]) -> list[str]:
 
 
 def turn_complete(
-    *, turn_id: Any, owner: str, items: list[dict[str, Any]], audit: dict[str, Any],
+    *, turn_id: UUID | str, owner: str, items: list[dict[str, Any]], audit: dict[str, Any],
 ) -> list[Message] | None:
     """Store the turn's items (function calls, outputs, the answer) and complete it,
     atomically. Returns None, writing nothing, if the caller lost the turn."""
@@ -254,7 +257,7 @@ def turn_complete(
 
 
 def turn_fail(
-    *, turn_id: Any, owner: str, code: str, message: str, audit: dict[str, Any],
+    *, turn_id: UUID | str, owner: str, code: str, message: str, audit: dict[str, Any],
 ) -> bool:
     """Fail the turn, keeping its audit (including any partial text, which is never
     stored as an answer). False if the caller lost the turn."""
@@ -283,7 +286,7 @@ def turn_mark_cancelled(*, turn: Turn, reason: str) -> None:
 
 
 def turn_finish_cancelled(
-    *, turn_id: Any, owner: str, audit: dict[str, Any]
+    *, turn_id: UUID | str, owner: str, audit: dict[str, Any]
 ) -> bool:
     """Record that a running turn stopped because it was asked to. False if the caller
     lost the turn."""
@@ -307,7 +310,7 @@ def turn_queue(
     conversation: Conversation,
     user_message: Message,
     trigger: str = TurnTrigger.CUSTOMER,
-    actor: Any = None,
+    actor: User | None = None,
     retry_of: Turn | None = None,
     attempt: int | None = None,
 ) -> Turn:
@@ -334,7 +337,7 @@ def turn_queue(
     return turn
 
 
-def turn_retry(*, turn: Turn, actor: Any = None, trigger: str = TurnTrigger.API_RETRY) -> Turn:
+def turn_retry(*, turn: Turn, actor: Actor = None, trigger: str = TurnTrigger.API_RETRY) -> Turn:
     """Queue a new attempt for the failed or cancelled turn's user message. Every attempt
     stays in the audit. Only the latest attempt can be retried, and not while the AI is
     paused (a person is answering). `actor` is the acting principal
@@ -366,7 +369,7 @@ def turn_retry(*, turn: Turn, actor: Any = None, trigger: str = TurnTrigger.API_
     return new
 
 
-def turn_cancel(*, turn: Turn, actor: Any = None) -> Turn:
+def turn_cancel(*, turn: Turn, actor: Actor = None) -> Turn:
     """Cancel a queued turn now, or stop a running one: at once when this process runs
     it, at its next lease renewal when another does. `actor` is the acting principal
     (`conversations.authorization`); refused unless it may cancel here."""
@@ -389,7 +392,7 @@ def turn_cancel(*, turn: Turn, actor: Any = None) -> Turn:
     return current
 
 
-def turn_queue_for_unanswered(*, conversation: Conversation, trigger: str, actor: Any = None) -> Turn | None:
+def turn_queue_for_unanswered(*, conversation: Conversation, trigger: str, actor: User | None = None) -> Turn | None:
     """Queue a turn for the customer's last message if nothing answered it yet.
     Precondition: inside a transaction holding the conversation row."""
     last = (
