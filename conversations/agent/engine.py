@@ -32,7 +32,7 @@ from uuid import UUID
 from channels.layers import get_channel_layer
 from django.db import close_old_connections, transaction
 
-from conversations.agent.events import CHANNEL_MESSAGE_TYPE, group_name
+from conversations.agent.events import CHANNEL_MESSAGE_TYPE, EngineEvent, group_name
 from conversations.conf import platform_setting
 
 if TYPE_CHECKING:
@@ -189,7 +189,7 @@ class Engine:
             logger.error("engine task failed", exc_info=task.exception())
 
     # --- events ---------------------------------------------------------------------
-    async def publish(self, conversation_id: UUID | str, event: dict[str, Any]) -> None:
+    async def publish(self, conversation_id: UUID | str, event: EngineEvent) -> None:
         """Send one event to the conversation's subscribers, after every event published
         for it before. A Redis `group_send` takes several round trips, so two sends in
         flight at once can overtake each other: a client would see `turn.completed`
@@ -211,7 +211,7 @@ class Engine:
             if self._publishing.get(key) is done:
                 del self._publishing[key]
 
-    async def _send(self, layer: Any, conversation_id: UUID | str, event: dict[str, Any]) -> None:
+    async def _send(self, layer: Any, conversation_id: UUID | str, event: EngineEvent) -> None:
         message = {"type": CHANNEL_MESSAGE_TYPE, "event": event}
         for attempt in (1, 2):
             try:
@@ -222,7 +222,7 @@ class Engine:
                 if attempt == 2:
                     logger.warning("could not publish %s", event.get("type"), exc_info=True)
 
-    def publish_on_commit(self, conversation_id: UUID | str, event: dict[str, Any]) -> None:
+    def publish_on_commit(self, conversation_id: UUID | str, event: EngineEvent) -> None:
         # robust: a hint that cannot be sent must not turn a committed write into an error.
         transaction.on_commit(lambda: self.submit(self.publish(conversation_id, event)), robust=True)
 

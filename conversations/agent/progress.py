@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from conversations.agent.events import (
+    EngineEvent,
     commentary_event,
     text_delta_event,
     tool_finished_event,
@@ -44,7 +45,7 @@ def observe_turns(observer: Callable[[TurnProgress], None]) -> Callable[[], None
 class EventPublisher(Protocol):
     """Where a progress sends its events: the `Engine`, or the console replay's sink."""
 
-    async def publish(self, conversation_id: str, event: dict[str, Any]) -> None: ...
+    async def publish(self, conversation_id: str, event: EngineEvent) -> None: ...
 
 
 @dataclass

@@ -23,10 +23,9 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from conversations.access import conversation_for_staff
-from conversations.agent.events import group_name
+from conversations.agent.events import group_name, hello_event
 from conversations.errors import NotFound
 from conversations.ops.metrics import websocket_closed, websocket_opened
-from conversations.presenters import conversation_state
 
 CLOSE_NOT_FOUND = 4404
 CLOSE_LIVE_DELIVERY_LOST = 4503  # conversations.realtime.protocol: reconnect and catch up
@@ -55,11 +54,7 @@ class StaffConversationConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         websocket_opened()
         self.counted = True
-        await self.send_json({
-            "type": "hello",
-            "conversation": str(conversation.pk),
-            **{k: v for k, v in conversation_state(conversation).items() if k != "id"},
-        })
+        await self.send_json(hello_event(conversation))
 
     async def disconnect(self, code: int) -> None:
         if self.counted:

@@ -35,6 +35,7 @@ from conversations.agent import plan as turn_plan
 from conversations.agent.capabilities import capabilities_for
 from conversations.agent.engine import Engine
 from conversations.agent.engine import engine as default_engine
+from conversations.agent.events import EngineEvent
 from conversations.agent.history import HistorySelection
 from conversations.agent.plan import OFFLINE_MODEL
 from conversations.agent.pricing import cost_for
@@ -151,7 +152,7 @@ def replay_start(
 class _NoEvents:
     """The replay's stand-in for the engine in its progress: events go nowhere."""
 
-    async def publish(self, conversation_id: str, event: dict[str, Any]) -> None:
+    async def publish(self, conversation_id: str, event: EngineEvent) -> None:
         return None
 
 

@@ -14,7 +14,7 @@ serves, reading the database in short `engine.db` jobs of its own. Everything el
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -43,7 +43,7 @@ def _answer_items(turn: Turn | None) -> list[Message]:
     return list(Message.objects.filter(turn=turn).order_by("seq"))
 
 
-async def _customer_events(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+async def _customer_events(events: AsyncIterator[Mapping[str, Any]]) -> AsyncIterator[Mapping[str, Any]]:
     """A visitor's stream: each event as the widget websocket would show it."""
     async for event in events:
         shown = customer_event(event)  # keep-alives pass through as they are
