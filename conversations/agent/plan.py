@@ -29,7 +29,7 @@ from conversations.agent.history import HistorySelection, select_history
 from conversations.agent.provider import is_offline
 from conversations.conf import platform_setting
 from conversations.models import Agent, Turn
-from conversations.models.turn import TurnStatus
+from conversations.models.turn import AttemptAudit, TurnStatus
 from conversations.services.turns import TURN_PLAN_FIELDS, turn_claim
 from tools.registry import ToolContext, definitions_for
 
@@ -94,7 +94,7 @@ class TurnPlan:
         body["metadata"] = {"conversation": self.conversation_id, "turn": str(self.turn.id), **self.metadata}
         return body
 
-    def audit(self) -> dict[str, Any]:
+    def audit(self) -> AttemptAudit:
         return {
             "history": self.selection.explanation,
             "history_budget": self.budget,

@@ -29,6 +29,7 @@ from conversations.agent.events import (
 )
 from conversations.agent.pricing import cost_for
 from conversations.agent.provider import ProviderFailure, RoundResult, Usage
+from conversations.models.turn import AttemptAudit
 from tools.registry import ToolCallResult, activity_for
 
 logger = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class TurnProgress:
     status: str = ""  # how the turn ended, once recorded
     provider_seconds: float = 0.0  # inside provider calls, not counting our own callbacks
     _callback_seconds: float = 0.0
-    history: dict[str, Any] = field(default_factory=dict)
+    history: AttemptAudit = field(default_factory=lambda: AttemptAudit())  # the plan's part
     _pending: str = ""
     _last_flush: float = 0.0
 
@@ -160,7 +161,7 @@ class TurnProgress:
         self.partial.clear()
         self._pending = ""
 
-    def audit(self, model: str, *, finished_ok: bool) -> dict[str, Any]:
+    def audit(self, model: str, *, finished_ok: bool) -> AttemptAudit:
         """The fields the turn services store on the Turn."""
         now = time.monotonic()
         usage = self.usage

@@ -29,7 +29,7 @@ from django.utils import timezone
 from conversations.conf import platform_setting
 from conversations.models import StaffAction, Turn
 from conversations.models.message import MessageKind
-from conversations.models.turn import TurnError, TurnStatus
+from conversations.models.turn import AttemptAudit, TurnError, TurnStatus
 from conversations.ops.metrics import record_budget_stop
 
 if TYPE_CHECKING:
@@ -131,7 +131,7 @@ def budget_enforce(*, plan: TurnPlan, owner: str) -> bool:
         ).update(error_code=TurnError.BUDGET, error_message=breach.explanation)
         if not owned:
             return True
-        audit = {**plan.audit(), "requests": [], "response_ids": [], "latency_ms": 0}
+        audit: AttemptAudit = {**plan.audit(), "requests": [], "response_ids": [], "latency_ms": 0}
         item = {
             "kind": MessageKind.ASSISTANT,
             "text": platform_setting("BUDGET_MESSAGE"),

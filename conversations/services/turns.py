@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
 from django.db import connection, transaction
@@ -36,7 +36,7 @@ from conversations.conf import platform_setting
 from conversations.errors import Conflict
 from conversations.models import Conversation, Message, StaffAction, Turn
 from conversations.models.message import MessageKind
-from conversations.models.turn import TurnError, TurnStatus, TurnTrigger
+from conversations.models.turn import AttemptAudit, TurnError, TurnStatus, TurnTrigger
 from conversations.ops.facts import tool_outcomes_of
 from conversations.ops.recording import FINISHED_TURN_FIELDS, record_turn_finished
 from conversations.services.items import ITEM_COUNTER_FIELDS, conversation_lock, items_append
@@ -205,23 +205,26 @@ _AUDIT_FIELDS = (
 )
 
 
-def _audit_fields(audit: dict[str, Any]) -> dict[str, Any]:
-    return {name: audit[name] for name in _AUDIT_FIELDS if name in audit}
+def _audit_fields(audit: AttemptAudit) -> dict[str, Any]:
+    return {name: value for name, value in audit.items() if name in _AUDIT_FIELDS}
 
 
-_TOTAL_FIELDS = ["input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens", "cost", "updated_at"]
+_USAGE_FIELDS: tuple[Literal["input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens"], ...] = (
+    "input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens",
+)
+_TOTAL_FIELDS = [*_USAGE_FIELDS, "cost", "updated_at"]
 
 
-def _add_totals(conversation: Conversation, audit: dict[str, Any]) -> list[str]:
+def _add_totals(conversation: Conversation, audit: AttemptAudit) -> list[str]:
     """Add the turn's usage to the locked conversation in memory; returns the fields."""
-    for name in ("input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens"):
+    for name in _USAGE_FIELDS:
         setattr(conversation, name, getattr(conversation, name) + int(audit.get(name, 0)))
     conversation.cost += Decimal(str(audit.get("cost", 0)))
     return list(_TOTAL_FIELDS)
 
 
 def turn_complete(
-    *, turn_id: UUID | str, owner: str, items: list[dict[str, Any]], audit: dict[str, Any],
+    *, turn_id: UUID | str, owner: str, items: list[dict[str, Any]], audit: AttemptAudit,
 ) -> list[Message] | None:
     """Store the turn's items (function calls, outputs, the answer) and complete it,
     atomically. Returns None, writing nothing, if the caller lost the turn."""
@@ -257,7 +260,7 @@ def turn_complete(
 
 
 def turn_fail(
-    *, turn_id: UUID | str, owner: str, code: str, message: str, audit: dict[str, Any],
+    *, turn_id: UUID | str, owner: str, code: str, message: str, audit: AttemptAudit,
 ) -> bool:
     """Fail the turn, keeping its audit (including any partial text, which is never
     stored as an answer). False if the caller lost the turn."""
@@ -286,7 +289,7 @@ def turn_mark_cancelled(*, turn: Turn, reason: str) -> None:
 
 
 def turn_finish_cancelled(
-    *, turn_id: UUID | str, owner: str, audit: dict[str, Any]
+    *, turn_id: UUID | str, owner: str, audit: AttemptAudit
 ) -> bool:
     """Record that a running turn stopped because it was asked to. False if the caller
     lost the turn."""
