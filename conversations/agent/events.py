@@ -3,16 +3,21 @@ events reach them.
 
 The Channels layer delivers at most once, so an event is only a fast hint: the database
 is the truth, and stored items carry their `seq` so a client that missed frames asks
-for everything after the last `seq` it saw. Every event carries `conversation` and,
-when it belongs to a turn, `turn`. Subscribers (the websocket consumer, the SSE stream,
-the admin's live view) join `group_name(conversation_id)` and receive messages of type
-`conversation.event` whose `event` key holds one of the `EngineEvent`s built here.
+for everything after the last `seq` it saw. Every engine event carries `conversation`
+and, when it belongs to a turn, `turn`. Subscribers (the websocket consumer, the SSE
+stream, the admin's live view) join `group_name(conversation_id)` and receive messages
+of type `conversation.event` whose `event` key holds one of the `EngineEvent`s built here.
 
-This module is the one list: `EngineEvent` (what the services and the engine publish to
-a conversation's group), the websocket's own connection events (`ready`, `hello`,
-`caught_up`, `ack`, `typing`, `error`) and the SSE stream's `stream.timeout`. Each has a
-builder here; docs/widget.md has the table. Visitors get the customer view of an engine
-event (`conversations.customer_view`): notes withheld, `turn.failed` without `error`.
+This module is the one list (docs/widget.md has the table): `EngineEvent`, what the
+services and the engine publish to a conversation's group, and `ConnectionEvent`, what a
+door sends to one connection: the websocket's `ready` (built by
+`realtime.catchup.connection_state`), `hello`, `caught_up`, `ack`, `typing` and `error`,
+and the SSE stream's `stream.timeout`. The engine events' builders are named `*_event`
+(tests/realtime/test_every_event.py sends one of each through every consumer); the
+connection events' builders are named for what they say (`hello_for`, `caught_up_at`,
+`typing_hint`, `stream_timed_out`); `ack` and `error` are built where they are sent.
+Visitors get the customer view of an engine event (`conversations.customer_view`):
+notes withheld, `turn.failed` without `error`.
 """
 
 from __future__ import annotations
@@ -308,7 +313,7 @@ ConnectionEvent: TypeAlias = (
 Event: TypeAlias = EngineEvent | ConnectionEvent
 
 
-def hello_event(conversation: Conversation) -> HelloEvent:
+def hello_for(conversation: Conversation) -> HelloEvent:
     state = conversation_state(conversation)
     return {
         "type": "hello",
@@ -321,13 +326,13 @@ def hello_event(conversation: Conversation) -> HelloEvent:
     }
 
 
-def caught_up_event(last_seq: int) -> CaughtUpEvent:
+def caught_up_at(last_seq: int) -> CaughtUpEvent:
     return {"type": "caught_up", "last_seq": last_seq}
 
 
-def typing_event(conversation_id: str, *, role: str | None, name: str, active: bool) -> TypingEvent:
+def typing_hint(conversation_id: str, *, role: str | None, name: str, active: bool) -> TypingEvent:
     return {"type": "typing", "conversation": conversation_id, "role": role, "name": name, "active": active}
 
 
-def stream_timeout_event(conversation_id: str, turn_id: str | None) -> StreamTimeoutEvent:
+def stream_timed_out(conversation_id: str, turn_id: str | None) -> StreamTimeoutEvent:
     return {"type": "stream.timeout", "conversation": conversation_id, "turn": turn_id}

@@ -41,7 +41,7 @@ from conversations.agent.events import (
     EngineEvent,
     group_name,
     message_event,
-    stream_timeout_event,
+    stream_timed_out,
     turn_cancelled_event,
     turn_completed_event,
     turn_failed_event,
@@ -198,7 +198,7 @@ async def follow_turn(
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
-                yield stream_timeout_event(conversation_id, turn_id)
+                yield stream_timed_out(conversation_id, turn_id)
                 return
             received = await subscription.receive(min(POLL_SECONDS, remaining))
             if received is not None and received.get("type") == LOST_MESSAGE_TYPE:

@@ -23,7 +23,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from conversations.access import conversation_for_staff
-from conversations.agent.events import group_name, hello_event
+from conversations.agent.events import group_name, hello_for
 from conversations.errors import NotFound
 from conversations.ops.metrics import websocket_closed, websocket_opened
 
@@ -54,7 +54,7 @@ class StaffConversationConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         websocket_opened()
         self.counted = True
-        await self.send_json(hello_event(conversation))
+        await self.send_json(hello_for(conversation))
 
     async def disconnect(self, code: int) -> None:
         if self.counted:

@@ -31,10 +31,10 @@ from conversations.agent.engine import engine
 from conversations.agent.events import (
     AckEvent,
     MessageEvent,
-    caught_up_event,
+    caught_up_at,
     group_name,
     message_event,
-    typing_event,
+    typing_hint,
 )
 from conversations.conf import platform_setting
 from conversations.errors import PlatformError
@@ -148,7 +148,7 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         last = await engine.db(catchup.last_seq, self.viewer.conversation.pk)
         self.sent_seq = min(after, last)
         await self._send_stored(upto=last)
-        await self.send_json(caught_up_event(self.sent_seq))
+        await self.send_json(caught_up_at(self.sent_seq))
 
     async def _send_stored(self, *, upto: int) -> None:
         """Send stored items with `sent_seq < seq <= upto` from the database."""
@@ -217,7 +217,7 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             return
         if message.get("role") == self.viewer.role:
             return
-        await self.send_json(typing_event(
+        await self.send_json(typing_hint(
             str(self.viewer.conversation.pk),
             role=message.get("role"),
             name=message.get("name", ""),
