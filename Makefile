@@ -55,6 +55,7 @@ run-scale: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check . bin/check-doc-names bin/serve-scale
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) bin/check-doc-names
 	test -d node_modules || npm ci --no-audit --no-fund

@@ -26,13 +26,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from django.core.exceptions import ObjectDoesNotExist
 
 from conversations.errors import NotFound, PermissionDenied
 from conversations.models.conversation import Channel
 from conversations.permissions import perm
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser, User
+
+    from conversations.models import Conversation, Turn
 
 
 class Action(StrEnum):
@@ -76,7 +82,7 @@ class Principal:
         return self.kind == "visitor"
 
     @property
-    def staff_user(self) -> Any:
+    def staff_user(self) -> User | None:
         """The Django user to record as the actor of a StaffAction, or None."""
         return self.user if self.kind == "staff" else None
 
@@ -95,7 +101,12 @@ ANONYMOUS = Principal(kind="anonymous")
 SYSTEM = Principal(kind="system")
 
 
-def principal_of(actor: Any) -> Principal:
+# A service's `actor` argument: a principal, a Django user (a request's, so possibly
+# anonymous), or None for the platform itself.
+Actor: TypeAlias = "Principal | AbstractBaseUser | AnonymousUser | None"
+
+
+def principal_of(actor: Actor) -> Principal:
     """The principal behind a service's `actor` argument (see the module docstring)."""
     if isinstance(actor, Principal):
         return actor
@@ -164,14 +175,14 @@ def _is_staff(user: Any) -> bool:
     return bool(user is not None and user.is_active and user.is_staff)
 
 
-def _own_playground(user: Any, conversation: Any) -> bool:
+def _own_playground(user: Any, conversation: Conversation | None) -> bool:
     return (
         conversation is not None and conversation.channel == Channel.PLAYGROUND
         and conversation.customer_id == playground_owner_id(user)
     )
 
 
-def allowed(principal: Principal, action: Action, conversation: Any = None) -> bool:
+def allowed(principal: Principal, action: Action, conversation: Conversation | None = None) -> bool:
     """May the principal do `action` (on `conversation`, when given)? Visibility of the
     conversation is `may_see`'s question; this is the role's."""
     kind = principal.kind
@@ -194,7 +205,7 @@ def allowed(principal: Principal, action: Action, conversation: Any = None) -> b
     return False
 
 
-def may_see(principal: Principal, conversation: Any) -> bool:
+def may_see(principal: Principal, conversation: Conversation) -> bool:
     """May the principal see this conversation at all?"""
     kind = principal.kind
     if kind == "system":
@@ -219,14 +230,14 @@ def may_see(principal: Principal, conversation: Any) -> bool:
     return False
 
 
-def authorize_turn(actor: Any, action: Action, turn: Any) -> Principal:
+def authorize_turn(actor: Actor, action: Action, turn: Turn) -> Principal:
     """`authorize` on the turn's conversation (read only when a principal must be checked)."""
     if actor is None:
         return SYSTEM
     return authorize(actor, action, turn.conversation)
 
 
-def authorize(actor: Any, action: Action, conversation: Any = None) -> Principal:
+def authorize(actor: Actor, action: Action, conversation: Conversation | None = None) -> Principal:
     """Return the acting principal if it may do `action` (on `conversation`); raise
     NotFound if it may not see the conversation, PermissionDenied if it may see it but
     not do this."""
@@ -247,7 +258,7 @@ def _refusal(principal: Principal, action: Action) -> PermissionDenied:
     return PermissionDenied(_REFUSALS[action], code="forbidden")
 
 
-def require(actor: Any, action: Action) -> Principal:
+def require(actor: Actor, action: Action) -> Principal:
     """`authorize` with no conversation yet: may the principal do `action` at all?"""
     principal = principal_of(actor)
     if principal.kind != "system" and not allowed(principal, action):

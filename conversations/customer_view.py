@@ -10,6 +10,7 @@ and no conversation metadata the platform writes for staff (why it was handed of
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from conversations.models.message import CUSTOMER_VISIBLE_KINDS, MessageKind
@@ -56,7 +57,7 @@ def customer_turn(summary: dict[str, Any]) -> dict[str, Any]:
     return {**summary, "error": None} if "error" in summary else summary
 
 
-def customer_event(event: dict[str, Any], *, activity_for: Any = None) -> dict[str, Any] | None:
+def customer_event(event: Mapping[str, Any], *, activity_for: Any = None) -> Mapping[str, Any] | None:
     """The customer view of one engine event; None means do not send it."""
     kind = event.get("type")
     if kind == "message":

@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 
@@ -228,7 +229,7 @@ else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     _db = {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": VAR_DIR / "db.sqlite3",
+        "NAME": str(VAR_DIR / "db.sqlite3"),
         "OPTIONS": _SQLITE_OPTIONS,
         # Keep each thread's connection: opening one (and setting WAL) on every engine
         # job cost more than the job itself.
@@ -366,7 +367,7 @@ SPECTACULAR_SETTINGS = {
 
 # --- The platform's own options -------------------------------------------------------
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
-SUPPORT_PLATFORM = {
+SUPPORT_PLATFORM: dict[str, Any] = {
     # Provider: any OpenAI-compatible Responses endpoint. No key means the offline model.
     "PROVIDER_API_KEY": OPENAI_API_KEY,
     "PROVIDER_BASE_URL": os.environ.get("OPENAI_BASE_URL", ""),

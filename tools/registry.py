@@ -229,8 +229,8 @@ async def _run_one(
         else:
             loop = asyncio.get_running_loop()
             # Run in a copy of this context so the tool's log lines carry the turn's ids.
-            call = contextvars.copy_context().run
-            future = loop.run_in_executor(executor, call, lambda: tool_obj.function(context, **arguments))
+            in_context = contextvars.copy_context().run
+            future = loop.run_in_executor(executor, in_context, lambda: tool_obj.function(context, **arguments))
             result = await asyncio.wait_for(future, timeout)
     except TimeoutError:
         return ToolCallResult(call_id, name, f"Error: {name} did not finish within {timeout:g} seconds.", False)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.db.models import F, Sum
@@ -30,9 +30,12 @@ from conversations import observers
 from conversations.conf import platform_setting
 from conversations.models import StaffAction, Turn
 from conversations.models.message import MessageKind
-from conversations.models.turn import TurnError, TurnStatus
+from conversations.models.turn import AttemptAudit, TurnError, TurnStatus
 from conversations.services.conversations import conversation_handoff
 from conversations.services.leases import turn_complete
+
+if TYPE_CHECKING:
+    from conversations.agent.plan import TurnPlan
 
 WINDOW = timedelta(hours=24)
 
@@ -113,7 +116,7 @@ def budget_check(*, turn: Turn) -> BudgetBreach | None:
     return None
 
 
-def budget_enforce(*, plan: Any, owner: str) -> bool:
+def budget_enforce(*, plan: TurnPlan, owner: str) -> bool:
     """The runner's hook: True when a budget limit stopped the turn (the caller must not
     call the model), False when the turn may run. See the module docstring."""
     breach = budget_check(turn=plan.turn)
@@ -127,7 +130,7 @@ def budget_enforce(*, plan: Any, owner: str) -> bool:
         ).update(error_code=TurnError.BUDGET, error_message=breach.explanation)
         if not owned:
             return True
-        audit = {**plan.audit(), "requests": [], "response_ids": [], "latency_ms": 0}
+        audit: AttemptAudit = {**plan.audit(), "requests": [], "response_ids": [], "latency_ms": 0}
         item = {
             "kind": MessageKind.ASSISTANT,
             "text": platform_setting("BUDGET_MESSAGE"),

@@ -43,9 +43,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+
+if TYPE_CHECKING:
+    from conversations.models import Agent
 
 SAMPLING_PARAMS = ("temperature", "top_p")
 SPEC_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
@@ -131,7 +134,7 @@ def _row(values: dict[str, Any], prefix: str, base: ModelCapabilities | None = N
     unknown = set(values) - _FIELDS
     if unknown:
         raise ValueError(f"unknown model capability fields: {', '.join(sorted(unknown))}")
-    clean = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    clean: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
     if base is not None:
         return replace(base, **clean, prefix=prefix)
     return ModelCapabilities(**{"reasoning": False, **clean}, prefix=prefix)
@@ -170,7 +173,7 @@ def describe(row: ModelCapabilities) -> dict[str, Any]:
     return asdict(row)
 
 
-def agent_problems(agent: Any, model: str) -> dict[str, str]:
+def agent_problems(agent: Agent, model: str) -> dict[str, str]:
     """Why this agent's settings cannot work with `model` (field -> message); empty if
     they can. An agent is refused at save rather than sending a request the API rejects."""
     try:

@@ -27,15 +27,19 @@ from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+from uuid import UUID
 
 from channels.layers import get_channel_layer
 from django.db import close_old_connections
 
-from conversations.agent.events import CHANNEL_MESSAGE_TYPE, group_name, turn_failed_event
+from conversations.agent.events import CHANNEL_MESSAGE_TYPE, EngineEvent, group_name, turn_failed_event
 from conversations.agent.runner import run_next_turn
 from conversations.conf import platform_setting
 from conversations.services.leases import turns_expire_leases, turns_orphaned_queues
+
+if TYPE_CHECKING:
+    from conversations.agent.lease import LeaseKeeper
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -73,7 +77,7 @@ class Engine:
         self._tasks: set[asyncio.Task[Any]] = set()
         # Conversations being drained, per loop: {conversation id: re-check requested}.
         self._draining: dict[str, bool] = {}
-        self._running: dict[str, Any] = {}  # turn id -> its LeaseKeeper
+        self._running: dict[str, LeaseKeeper] = {}  # turn id -> its LeaseKeeper
         self._bind_lock = threading.Lock()
         self._db_executor: ThreadPoolExecutor | None = None
         self._tool_executor: ThreadPoolExecutor | None = None
@@ -188,7 +192,7 @@ class Engine:
             logger.error("engine task failed", exc_info=task.exception())
 
     # --- events ---------------------------------------------------------------------
-    async def publish(self, conversation_id: Any, event: dict[str, Any]) -> None:
+    async def publish(self, conversation_id: UUID | str, event: EngineEvent) -> None:
         """Send one event to the conversation's subscribers, after every event published
         for it before. A Redis `group_send` takes several round trips, so two sends in
         flight at once can overtake each other: a client would see `turn.completed`
@@ -210,7 +214,7 @@ class Engine:
             if self._publishing.get(key) is done:
                 del self._publishing[key]
 
-    async def _send(self, layer: Any, conversation_id: Any, event: dict[str, Any]) -> None:
+    async def _send(self, layer: Any, conversation_id: UUID | str, event: EngineEvent) -> None:
         message = {"type": CHANNEL_MESSAGE_TYPE, "event": event}
         for attempt in (1, 2):
             try:
@@ -221,13 +225,13 @@ class Engine:
                 if attempt == 2:
                     logger.warning("could not publish %s", event.get("type"), exc_info=True)
 
-    def publish_soon(self, conversation_id: Any, event: dict[str, Any]) -> None:
+    def publish_soon(self, conversation_id: UUID | str, event: EngineEvent) -> None:
         """`publish` as a task of the engine's loop (from any thread; the engine port
         calls it once a write commits)."""
         self.submit(self.publish(conversation_id, event))
 
     # --- turns ----------------------------------------------------------------------
-    def dispatch(self, conversation_id: Any) -> None:
+    def dispatch(self, conversation_id: UUID | str) -> None:
         self.submit(self.drain(str(conversation_id)))
 
     async def drain(self, conversation_id: str) -> None:
@@ -250,7 +254,7 @@ class Engine:
             draining.pop(conversation_id, None)
 
     @contextmanager
-    def running(self, turn_id: Any, keeper: Any) -> Iterator[None]:
+    def running(self, turn_id: UUID | str, keeper: LeaseKeeper) -> Iterator[None]:
         """Register a turn running in this process so `interrupt` can reach it."""
         self._running[str(turn_id)] = keeper
         try:
@@ -258,7 +262,7 @@ class Engine:
         finally:
             self._running.pop(str(turn_id), None)
 
-    def interrupt(self, turn_id: Any, signal: str = "cancel") -> None:
+    def interrupt(self, turn_id: UUID | str, signal: str = "cancel") -> None:
         """Stop a turn this process is running now, without waiting for its next lease
         renewal (from any thread). Turns running elsewhere see the request on renewal."""
         loop = self.loop

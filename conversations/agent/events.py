@@ -1,19 +1,34 @@
-"""Events the engine publishes about a conversation, and how they reach subscribers.
+"""Every event the system sends to subscribers, as typed structures, and how engine
+events reach them.
 
 The Channels layer delivers at most once, so an event is only a fast hint: the database
 is the truth, and stored items carry their `seq` so a client that missed frames asks
-for everything after the last `seq` it saw. Every event carries `conversation` and,
-when it belongs to a turn, `turn`. Subscribers (the websocket consumer, the SSE stream,
-the admin's live view) join `group_name(conversation_id)` and receive messages of type
-`conversation.event` whose `event` key holds one of the dicts built here.
+for everything after the last `seq` it saw. Every engine event carries `conversation`
+and, when it belongs to a turn, `turn`. Subscribers (the websocket consumer, the SSE
+stream, the admin's live view) join `group_name(conversation_id)` and receive messages
+of type `conversation.event` whose `event` key holds one of the `EngineEvent`s built here.
+
+This module is the one list (docs/widget.md has the table): `EngineEvent`, what the
+services and the engine publish to a conversation's group, and `ConnectionEvent`, what a
+door sends to one connection: the websocket's `ready` (built by
+`widget.catchup.connection_state`), `caught_up`, `ack`, `typing` and `error`,
+and the SSE stream's `stream.timeout`. The engine events' builders are named `*_event`
+(tests/realtime/test_every_event.py sends one of each through every consumer); the
+connection events' builders are named for what they say (`caught_up_at`,
+`typing_hint`, `stream_timed_out`); `ack` and `error` are built where they are sent.
+Visitors get the customer view of an engine event (`conversations.customer_view`):
+notes withheld, `turn.failed` without `error`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypeAlias, TypedDict
 from uuid import UUID
 
 from conversations.presenters import conversation_state, message_to_dict
+
+if TYPE_CHECKING:
+    from conversations.models import Conversation, Message, Turn
 
 CHANNEL_MESSAGE_TYPE = "conversation.event"
 
@@ -22,7 +37,103 @@ def group_name(conversation_id: UUID | str) -> str:
     return f"conversation.{conversation_id}"
 
 
-def message_event(message: Any) -> dict[str, Any]:
+# --- engine events: published to the conversation's group ------------------------------
+class MessageEvent(TypedDict):
+    type: Literal["message"]
+    conversation: str
+    turn: str | None
+    seq: int
+    message: dict[str, Any]  # `presenters.message_to_dict`
+    model_label: NotRequired[str]  # assistant items read back for a catch-up
+
+
+class TurnQueuedEvent(TypedDict):
+    type: Literal["turn.queued"]
+    conversation: str
+    turn: str
+    attempt: int
+
+
+class TurnStartedEvent(TypedDict):
+    type: Literal["turn.started"]
+    conversation: str
+    turn: str
+    attempt: int
+    model: str
+    model_label: str
+
+
+class TextDeltaEvent(TypedDict):
+    type: Literal["text.delta"]
+    conversation: str
+    turn: str
+    delta: str
+
+
+class CommentaryEvent(TypedDict):
+    type: Literal["turn.commentary"]
+    conversation: str
+    turn: str
+    delta: str
+
+
+class ToolStartedEvent(TypedDict):
+    type: Literal["tool.started"]
+    conversation: str
+    turn: str
+    call_id: str
+    name: str
+    activity: str
+
+
+class ToolFinishedEvent(TypedDict):
+    type: Literal["tool.finished"]
+    conversation: str
+    turn: str
+    call_id: str
+    name: str
+    ok: bool
+
+
+class TurnCompletedEvent(TypedDict):
+    type: Literal["turn.completed"]
+    conversation: str
+    turn: str
+    message_seq: int | None
+
+
+class TurnFailedEvent(TypedDict):
+    type: Literal["turn.failed"]
+    conversation: str
+    turn: str
+    error_code: str
+    error: NotRequired[str]  # withheld from visitors
+    retryable: bool
+
+
+class TurnCancelledEvent(TypedDict):
+    type: Literal["turn.cancelled"]
+    conversation: str
+    turn: str
+
+
+class ConversationUpdatedEvent(TypedDict):
+    type: Literal["conversation.updated"]
+    conversation: str
+    status: str
+    ai_paused: bool
+    agent: int
+    channel: str
+    last_seq: int
+
+
+EngineEvent: TypeAlias = (
+    MessageEvent | TurnQueuedEvent | TurnStartedEvent | TextDeltaEvent | CommentaryEvent | ToolStartedEvent
+    | ToolFinishedEvent | TurnCompletedEvent | TurnFailedEvent | TurnCancelledEvent | ConversationUpdatedEvent
+)
+
+
+def message_event(message: Message) -> MessageEvent:
     return {
         "type": "message",
         "conversation": str(message.conversation_id),
@@ -32,7 +143,7 @@ def message_event(message: Any) -> dict[str, Any]:
     }
 
 
-def turn_queued_event(turn: Any) -> dict[str, Any]:
+def turn_queued_event(turn: Turn) -> TurnQueuedEvent:
     return {
         "type": "turn.queued",
         "conversation": str(turn.conversation_id),
@@ -41,7 +152,7 @@ def turn_queued_event(turn: Any) -> dict[str, Any]:
     }
 
 
-def turn_started_event(turn: Any, *, model_label: str) -> dict[str, Any]:
+def turn_started_event(turn: Turn, *, model_label: str) -> TurnStartedEvent:
     return {
         "type": "turn.started",
         "conversation": str(turn.conversation_id),
@@ -52,18 +163,18 @@ def turn_started_event(turn: Any, *, model_label: str) -> dict[str, Any]:
     }
 
 
-def text_delta_event(conversation_id: str, turn_id: str, delta: str) -> dict[str, Any]:
+def text_delta_event(conversation_id: str, turn_id: str, delta: str) -> TextDeltaEvent:
     return {"type": "text.delta", "conversation": conversation_id, "turn": turn_id, "delta": delta}
 
 
-def commentary_event(conversation_id: str, turn_id: str, delta: str) -> dict[str, Any]:
+def commentary_event(conversation_id: str, turn_id: str, delta: str) -> CommentaryEvent:
     """Text of a `commentary` message ("Let me look that up"): progress, never the answer."""
     return {"type": "turn.commentary", "conversation": conversation_id, "turn": turn_id, "delta": delta}
 
 
 def tool_started_event(
     conversation_id: str, turn_id: str, *, call_id: str, name: str, activity: str
-) -> dict[str, Any]:
+) -> ToolStartedEvent:
     return {
         "type": "tool.started",
         "conversation": conversation_id,
@@ -76,7 +187,7 @@ def tool_started_event(
 
 def tool_finished_event(
     conversation_id: str, turn_id: str, *, call_id: str, name: str, ok: bool
-) -> dict[str, Any]:
+) -> ToolFinishedEvent:
     return {
         "type": "tool.finished",
         "conversation": conversation_id,
@@ -87,7 +198,7 @@ def tool_finished_event(
     }
 
 
-def turn_completed_event(turn: Any, *, message_seq: int | None) -> dict[str, Any]:
+def turn_completed_event(turn: Turn, *, message_seq: int | None) -> TurnCompletedEvent:
     return {
         "type": "turn.completed",
         "conversation": str(turn.conversation_id),
@@ -96,7 +207,7 @@ def turn_completed_event(turn: Any, *, message_seq: int | None) -> dict[str, Any
     }
 
 
-def turn_failed_event(turn: Any) -> dict[str, Any]:
+def turn_failed_event(turn: Turn) -> TurnFailedEvent:
     return {
         "type": "turn.failed",
         "conversation": str(turn.conversation_id),
@@ -107,11 +218,96 @@ def turn_failed_event(turn: Any) -> dict[str, Any]:
     }
 
 
-def turn_cancelled_event(turn: Any) -> dict[str, Any]:
+def turn_cancelled_event(turn: Turn) -> TurnCancelledEvent:
     return {"type": "turn.cancelled", "conversation": str(turn.conversation_id), "turn": str(turn.id)}
 
 
-def conversation_updated_event(conversation: Any) -> dict[str, Any]:
-    return {"type": "conversation.updated", "conversation": str(conversation.id), **{
-        k: v for k, v in conversation_state(conversation).items() if k != "id"
-    }}
+def conversation_updated_event(conversation: Conversation) -> ConversationUpdatedEvent:
+    state = conversation_state(conversation)
+    return {
+        "type": "conversation.updated",
+        "conversation": str(conversation.id),
+        "status": state["status"],
+        "ai_paused": state["ai_paused"],
+        "agent": state["agent"],
+        "channel": state["channel"],
+        "last_seq": state["last_seq"],
+    }
+
+
+# --- connection events: sent by a door to one socket or stream -------------------------
+class ReadyEvent(TypedDict):
+    """The conversation websocket's first event (`widget.catchup.connection_state`)."""
+
+    type: Literal["ready"]
+    conversation: str
+    role: str  # "visitor" or "staff"
+    status: str
+    ai_paused: bool
+    last_seq: int
+    agent: dict[str, Any]  # name
+    model: dict[str, Any]  # name, label, offline
+    turns: list[dict[str, Any]]  # recent attempts not completed
+    limits: dict[str, Any]  # max_message_chars
+
+
+class CaughtUpEvent(TypedDict):
+    type: Literal["caught_up"]
+    last_seq: int
+
+
+class AckEvent(TypedDict):
+    type: Literal["ack"]
+    frame: str  # "message", "retry" or "handoff"
+    client_id: NotRequired[str | None]  # message
+    seq: NotRequired[int]  # message
+    created: NotRequired[bool]  # message
+    turn: NotRequired[Any]  # retry: the turn as the frame named it
+    new_turn: NotRequired[str]  # retry
+
+
+class TypingEvent(TypedDict):
+    type: Literal["typing"]
+    conversation: str
+    role: str | None  # the typist's: "visitor" or "staff"
+    name: str
+    active: bool
+
+
+class ErrorEvent(TypedDict):
+    """A frame the websocket refused or failed; echoes the frame's `frame`, `client_id`
+    and `turn`, and has `fields` for validation errors."""
+
+    type: Literal["error"]
+    code: str
+    message: str
+    frame: NotRequired[str]
+    client_id: NotRequired[str]
+    turn: NotRequired[str]
+    fields: NotRequired[dict[str, str]]
+
+
+class StreamTimeoutEvent(TypedDict):
+    """The SSE stream's last event when the turn did not finish in time."""
+
+    type: Literal["stream.timeout"]
+    conversation: str
+    turn: str | None
+
+
+ConnectionEvent: TypeAlias = (
+    ReadyEvent | CaughtUpEvent | AckEvent | TypingEvent | ErrorEvent | StreamTimeoutEvent
+)
+Event: TypeAlias = EngineEvent | ConnectionEvent
+
+
+def caught_up_at(last_seq: int) -> CaughtUpEvent:
+    return {"type": "caught_up", "last_seq": last_seq}
+
+
+def typing_hint(conversation_id: str, *, role: str | None, name: str, active: bool) -> TypingEvent:
+    return {"type": "typing", "conversation": conversation_id, "role": role, "name": name, "active": active}
+
+
+def stream_timed_out(conversation_id: str, turn_id: str | None) -> StreamTimeoutEvent:
+    return {"type": "stream.timeout", "conversation": conversation_id, "turn": turn_id}

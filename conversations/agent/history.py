@@ -52,6 +52,7 @@ import functools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
+from uuid import UUID
 
 from conversations.agent.tokens import ITEM_OVERHEAD_TOKENS, count_tokens, get_encoding
 from conversations.models import Message, Turn
@@ -128,7 +129,7 @@ class _Row(NamedTuple):
     tool_name: str
     tool_arguments: str
     metadata: dict[str, Any]
-    turn_id: Any  # the turn that produced it, if any
+    turn_id: UUID | None  # the turn that produced it, if any
 
 
 _COLUMNS = (
@@ -146,7 +147,7 @@ class _Unit:
         return cls(rows, sum(r.token_count + ITEM_OVERHEAD_TOKENS for r in rows))
 
 
-def _fetch(conversation_id: Any, **filters: Any) -> list[_Row]:
+def _fetch(conversation_id: UUID | str, **filters: Any) -> list[_Row]:
     return [
         _Row._make(values)
         for values in Message.objects.filter(conversation_id=conversation_id, kind__in=MODEL_KINDS)
@@ -159,7 +160,7 @@ def _fetch(conversation_id: Any, **filters: Any) -> list[_Row]:
 class _Scanner:
     """The conversation's sendable units for `current`, newest first, read in pages."""
 
-    def __init__(self, conversation_id: Any, current: Message) -> None:
+    def __init__(self, conversation_id: UUID | str, current: Message) -> None:
         self.conversation_id = conversation_id
         self.current = current
         self.considered = 0
@@ -205,7 +206,7 @@ class _Scanner:
             below = page[-1].seq
 
 
-def _retrieved_units(conversation_id: Any, hits: list[tuple[int, float]]) -> Iterator[tuple[_Unit, float]]:
+def _retrieved_units(conversation_id: UUID | str, hits: list[tuple[int, float]]) -> Iterator[tuple[_Unit, float]]:
     """The units of the retriever's hits, best first; a call or output comes with its
     partner, or not at all."""
     if not hits:
@@ -214,11 +215,11 @@ def _retrieved_units(conversation_id: Any, hits: list[tuple[int, float]]) -> Ite
     pairing = {r.call_id for r in rows.values() if r.kind in (MessageKind.FUNCTION_CALL, MessageKind.FUNCTION_OUTPUT)}
     partners: dict[tuple[str, str], _Row] = {}
     if pairing:
-        for row in _fetch(
+        for partner in _fetch(
             conversation_id, call_id__in=pairing,
             kind__in=[MessageKind.FUNCTION_CALL, MessageKind.FUNCTION_OUTPUT],
         ):
-            partners.setdefault((row.kind, row.call_id), row)
+            partners.setdefault((partner.kind, partner.call_id), partner)
     for pk, score in hits:
         row = rows.get(pk)
         if row is None:
@@ -235,7 +236,7 @@ def _retrieved_units(conversation_id: Any, hits: list[tuple[int, float]]) -> Ite
 
 def select_history(
     *,
-    conversation_id: Any,
+    conversation_id: UUID | str,
     current: Message,
     budget: int,
     retriever: Retriever | None = None,
@@ -257,7 +258,7 @@ def select_history(
 
 
 def _recall_missing(
-    conversation_id: Any, current: Message, budget: int, retriever: Retriever | None, extended: HistorySelection
+    conversation_id: UUID | str, current: Message, budget: int, retriever: Retriever | None, extended: HistorySelection
 ) -> bool:
     """Whether a fresh selection for `current` retrieves a strong hit that the carried
     selection lacks: one of its `RECALL_CHECK_TOP` best-scored "retrieved" items, scoring
@@ -283,7 +284,7 @@ def _recall_missing(
 
 
 def _with_recalled(
-    conversation_id: Any, current: Message, budget: int, retriever: Retriever | None, extended: HistorySelection
+    conversation_id: UUID | str, current: Message, budget: int, retriever: Retriever | None, extended: HistorySelection
 ) -> HistorySelection:
     """`extended` with the items retrieved for `current` that it lacks, best first while
     they fit `budget`, placed (chronologically among themselves) before `current`."""
@@ -339,7 +340,7 @@ def _content(input_item: dict[str, Any]) -> str:
 
 
 def _extend_previous(
-    conversation_id: Any, current: Message, budget: int, previous: list[dict[str, Any]]
+    conversation_id: UUID | str, current: Message, budget: int, previous: list[dict[str, Any]]
 ) -> HistorySelection | None:
     """The previous selection, then what came after it, then `current`; None when that
     does not fit the budget or the previous selection cannot be sent again."""
@@ -372,7 +373,7 @@ def _extend_previous(
     items = []
     for row in carried:
         entry = recorded[row.id]
-        reason = entry.get("reason") if entry.get("reason") not in (None, "current") else "recent"
+        reason = entry["reason"] if entry.get("reason") not in (None, "current") else "recent"
         items.append(SelectedItem(row.id, row.seq, row.kind, row.token_count + ITEM_OVERHEAD_TOKENS, reason,
                                   entry.get("score")))
     items += [SelectedItem(row.id, row.seq, row.kind, row.token_count + ITEM_OVERHEAD_TOKENS, "recent")
@@ -387,7 +388,7 @@ def _extend_previous(
 
 
 def _select(
-    conversation_id: Any, current: Message, budget: int, retriever: Retriever | None
+    conversation_id: UUID | str, current: Message, budget: int, retriever: Retriever | None
 ) -> HistorySelection:
     retriever = retriever or default_retriever()
     current_tokens = current.token_count + ITEM_OVERHEAD_TOKENS

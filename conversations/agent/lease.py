@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from conversations.conf import platform_setting
 from conversations.services import leases as turn_services
+
+if TYPE_CHECKING:
+    from conversations.agent.engine import Engine
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +30,7 @@ LOST = "lost"
 
 
 class LeaseKeeper:
-    def __init__(self, engine: Any, turn_id: Any, owner: str) -> None:
+    def __init__(self, engine: Engine, turn_id: UUID | str, owner: str) -> None:
         self.engine = engine
         self.turn_id = turn_id
         self.owner = owner

@@ -20,9 +20,12 @@ A round's output comes from `provider.stream_round` as the provider returned it
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conversations.models.message import MessageKind
+
+if TYPE_CHECKING:
+    from tools.registry import ToolCallResult
 
 _FUNCTION_CALL_KEYS = ("type", "id", "call_id", "name", "arguments")
 _REASONING_KEYS = ("type", "id", "summary", "encrypted_content")
@@ -95,7 +98,7 @@ def answer_items(output: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return answers
 
 
-def tool_items(call: dict[str, Any], outcome: Any) -> list[dict[str, Any]]:
+def tool_items(call: dict[str, Any], outcome: ToolCallResult) -> list[dict[str, Any]]:
     """A function call and its output (a `ToolCallResult`), as fields for `items_append`."""
     return [
         {
@@ -114,6 +117,6 @@ def tool_items(call: dict[str, Any], outcome: Any) -> list[dict[str, Any]]:
     ]
 
 
-def output_input_item(outcome: Any) -> dict[str, Any]:
+def output_input_item(outcome: ToolCallResult) -> dict[str, Any]:
     """A tool's result as the `function_call_output` input item of the next round."""
     return {"type": "function_call_output", "call_id": outcome.call_id, "output": outcome.output}

@@ -19,6 +19,7 @@ import hmac
 import logging
 from dataclasses import dataclass, field, replace
 from typing import Any
+from uuid import UUID
 
 from django.conf import settings
 
@@ -28,7 +29,7 @@ from conversations.agent.history import HistorySelection, select_history
 from conversations.agent.provider import is_offline
 from conversations.conf import platform_setting
 from conversations.models import Agent, Turn
-from conversations.models.turn import TurnStatus
+from conversations.models.turn import AttemptAudit, TurnStatus
 from conversations.services.leases import TURN_PLAN_FIELDS, turn_claim
 from tools.registry import ToolContext, definitions_for
 
@@ -93,7 +94,7 @@ class TurnPlan:
         body["metadata"] = {"conversation": self.conversation_id, "turn": str(self.turn.id), **self.metadata}
         return body
 
-    def audit(self) -> dict[str, Any]:
+    def audit(self) -> AttemptAudit:
         return {
             "history": self.selection.explanation,
             "history_budget": self.budget,
@@ -111,7 +112,7 @@ class TurnPlan:
         return replace(self, budget=budget, selection=selection)
 
 
-def turn_plan_load(*, turn_id: Any) -> TurnPlan:
+def turn_plan_load(*, turn_id: UUID | str) -> TurnPlan:
     turns = Turn.objects.select_related("conversation", "user_message").only(*TURN_PLAN_FIELDS)
     return turn_plan_for(turns.get(pk=turn_id))
 
@@ -169,7 +170,7 @@ def platform_setting_or(name: str, default: Any) -> Any:
     return settings.SUPPORT_PLATFORM.get(name, default)
 
 
-def cache_key(agent_id: Any, conversation_id: Any) -> str:
+def cache_key(agent_id: int, conversation_id: UUID | str) -> str:
     """The `prompt_cache_key`: one per agent and conversation by default. A
     conversation's requests share their prefix (instructions, tools, its stable
     history), other conversations' do not, so one key per conversation keeps the
@@ -192,7 +193,7 @@ def safety_identifier(customer_kind: str, customer_id: str) -> str:
 
 
 def turn_claim_and_plan(
-    *, conversation_id: Any, owner: str, check_first: bool = True
+    *, conversation_id: UUID | str, owner: str, check_first: bool = True
 ) -> tuple[Any, TurnPlan | Exception] | None:
     """Claim the conversation's next turn for `owner` and plan it, in one database job.
     None when there is nothing to run; `(turn_id, exception)` when the claimed turn

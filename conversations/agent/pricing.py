@@ -7,9 +7,12 @@ a model missing from it costs nothing rather than a guess, and the offline model
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.conf import settings
+
+if TYPE_CHECKING:
+    from conversations.agent.provider import Usage
 
 DEFAULT_PRICES: dict[str, tuple[str, str, str]] = {
     # model prefix: (input, cached input, output) per 1M tokens
@@ -27,7 +30,8 @@ DEFAULT_PRICES: dict[str, tuple[str, str, str]] = {
 
 
 def price_table() -> dict[str, tuple[str, str, str]]:
-    return {**DEFAULT_PRICES, **settings.SUPPORT_PLATFORM.get("PRICES", {})}
+    overrides: dict[str, tuple[str, str, str]] = settings.SUPPORT_PLATFORM.get("PRICES", {})
+    return {**DEFAULT_PRICES, **overrides}
 
 
 def prices_for(model: str) -> tuple[Decimal, Decimal, Decimal] | None:
@@ -38,7 +42,7 @@ def prices_for(model: str) -> tuple[Decimal, Decimal, Decimal] | None:
     return None
 
 
-def cost_for(model: str, usage: Any) -> Decimal:
+def cost_for(model: str, usage: Usage) -> Decimal:
     prices = prices_for(model)
     if prices is None:
         return Decimal("0")

@@ -18,17 +18,19 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from conversations.agent.events import (
+    EngineEvent,
     commentary_event,
     text_delta_event,
     tool_finished_event,
     tool_started_event,
 )
 from conversations.agent.pricing import cost_for
-from conversations.agent.provider import Usage
-from tools.registry import activity_for
+from conversations.agent.provider import ProviderFailure, RoundResult, Usage
+from conversations.models.turn import AttemptAudit
+from tools.registry import ToolCallResult, activity_for
 
 logger = logging.getLogger(__name__)
 _observers: list[Callable[[TurnProgress], None]] = []
@@ -41,9 +43,15 @@ def observe_turns(observer: Callable[[TurnProgress], None]) -> Callable[[], None
     return lambda: _observers.remove(observer)
 
 
+class EventPublisher(Protocol):
+    """Where a progress sends its events: the `Engine`, or the console replay's sink."""
+
+    async def publish(self, conversation_id: str, event: EngineEvent) -> None: ...
+
+
 @dataclass
 class TurnProgress:
-    engine: Any
+    engine: EventPublisher
     conversation_id: str
     turn_id: str
     flush_interval: float
@@ -59,7 +67,7 @@ class TurnProgress:
     status: str = ""  # how the turn ended, once recorded
     provider_seconds: float = 0.0  # inside provider calls, not counting our own callbacks
     _callback_seconds: float = 0.0
-    history: dict[str, Any] = field(default_factory=dict)
+    history: AttemptAudit = field(default_factory=lambda: AttemptAudit())  # the plan's part
     _pending: str = ""
     _last_flush: float = 0.0
 
@@ -103,7 +111,7 @@ class TurnProgress:
         )
         self._callback_seconds += time.monotonic() - started
 
-    async def tool_finished(self, outcome: Any) -> None:
+    async def tool_finished(self, outcome: ToolCallResult) -> None:
         await self.engine.publish(
             self.conversation_id,
             tool_finished_event(
@@ -131,7 +139,7 @@ class TurnProgress:
             self.response_ids.append(response_id)
         self.usage.add(usage)
 
-    def round_finished(self, outcome: Any, *, commentary: list[str] | None = None) -> None:
+    def round_finished(self, outcome: RoundResult | ProviderFailure, *, commentary: list[str] | None = None) -> None:
         """One round's audit entry from its `RoundResult` or `ProviderFailure`."""
         usage = outcome.usage
         entry: dict[str, Any] = {
@@ -142,9 +150,8 @@ class TurnProgress:
             "cached_tokens": usage.cached_tokens,
             "output_tokens": usage.output_tokens,
         }
-        code = getattr(outcome, "code", "")
-        if code:
-            entry.update(error_code=code, stream_phase=outcome.stream_phase)
+        if isinstance(outcome, ProviderFailure) and outcome.code:
+            entry.update(error_code=outcome.code, stream_phase=outcome.stream_phase)
         if commentary:
             entry["commentary"] = commentary
         self.rounds.append(entry)
@@ -154,7 +161,7 @@ class TurnProgress:
         self.partial.clear()
         self._pending = ""
 
-    def audit(self, model: str, *, finished_ok: bool) -> dict[str, Any]:
+    def audit(self, model: str, *, finished_ok: bool) -> AttemptAudit:
         """The fields the turn services store on the Turn."""
         now = time.monotonic()
         usage = self.usage

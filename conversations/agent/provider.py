@@ -30,7 +30,7 @@ import os
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx2
 import openai
@@ -39,6 +39,9 @@ from openai import AsyncOpenAI
 from conversations.agent.offline_model import OfflineModelTransport
 from conversations.conf import platform_setting
 from conversations.models.turn import TurnError
+
+if TYPE_CHECKING:
+    from conversations.models import Agent
 
 OFFLINE_BASE_URL = "http://offline-model.internal/v1"
 # One client (and connection pool) per event loop: pooled connections belong to the loop
@@ -94,11 +97,11 @@ class ProviderFailure(Exception):
         return f"{self.code}: {self.message}"
 
 
-def is_offline(agent: Any) -> bool:
+def is_offline(agent: Agent | None) -> bool:
     return not _api_key(agent)
 
 
-def _api_key(agent: Any) -> str:
+def _api_key(agent: Agent | None) -> str:
     if agent is not None and agent.provider_api_key_env:
         return os.environ.get(agent.provider_api_key_env, "")
     return platform_setting("PROVIDER_API_KEY")
@@ -121,7 +124,7 @@ def _offline_transport() -> httpx2.AsyncBaseTransport:
 _transports: dict[str, Callable[[], httpx2.AsyncBaseTransport]] = {OFFLINE_BASE_URL: _offline_transport}
 
 
-def client_for(agent: Any) -> AsyncOpenAI:
+def client_for(agent: Agent | None) -> AsyncOpenAI:
     """The SDK client for this agent on the running loop (cached so connection pools
     are reused). Call from a coroutine."""
     key = _api_key(agent)
@@ -140,7 +143,7 @@ def client_for(agent: Any) -> AsyncOpenAI:
         if base_url:
             kwargs["base_url"] = base_url
         transport = _transports.get((base_url or "").rstrip("/"))
-        hooks = {"request": [_attempt_started], "response": [_attempt_answered]}
+        hooks: dict[str, list[Callable[..., Any]]] = {"request": [_attempt_started], "response": [_attempt_answered]}
         if transport is not None:
             kwargs["http_client"] = httpx2.AsyncClient(transport=transport(), event_hooks=hooks)
         else:
@@ -181,7 +184,7 @@ def _note_attempt_error(attempts: list[dict[str, Any]], exc: BaseException) -> N
             attempt["error"] = type(exc).__name__
 
 
-def model_label(model: str, agent: Any) -> str:
+def model_label(model: str, agent: Agent | None) -> str:
     """What a user is shown about who answered."""
     if is_offline(agent):
         return "Offline demo model (no AI provider configured)"
@@ -252,7 +255,7 @@ async def stream_round(
     """Send one streamed request; see the module docstring for the contract."""
     partial: list[str] = []
     output: dict[int, dict[str, Any]] = {}
-    commentary_items: set[int] = set()
+    commentary_items: set[int | None] = set()
     terminal: Any = None
     attempts: list[dict[str, Any]] = []
     token = _round_attempts.set(attempts)

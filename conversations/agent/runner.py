@@ -24,7 +24,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conversations import observers
 from conversations.agent import plan as turn_plan
@@ -46,7 +46,10 @@ from conversations.conf import platform_setting
 from conversations.models.message import MessageKind
 from conversations.models.turn import TurnError
 from conversations.services import leases as turn_services
-from tools.registry import execute_calls
+from tools.registry import ToolCallResult, execute_calls
+
+if TYPE_CHECKING:
+    from conversations.agent.engine import Engine
 
 logger = logging.getLogger(__name__)
 
@@ -59,10 +62,14 @@ class Failure:
 
 # Runs one round's function calls: their outcomes (`ToolCallResult`s, in order), or a
 # Failure that ends the rounds.
-ToolRunner = Callable[[list[dict[str, Any]], "turn_plan.TurnPlan", TurnProgress, Any], Awaitable[Any]]
+ToolRunner = Callable[
+    [list[dict[str, Any]], "turn_plan.TurnPlan", TurnProgress, "Engine"], Awaitable["list[ToolCallResult] | Failure"]
+]
 
 
-async def run_tools(calls: list[dict[str, Any]], plan: turn_plan.TurnPlan, progress: TurnProgress, engine: Any) -> Any:
+async def run_tools(
+    calls: list[dict[str, Any]], plan: turn_plan.TurnPlan, progress: TurnProgress, engine: Engine
+) -> list[ToolCallResult] | Failure:
     """The real tool runner: the registry's tools, concurrently, each under a timeout."""
     return await execute_calls(
         calls, plan.tool_context, allowed=plan.tool_names, executor=engine.tool_executor,
@@ -70,7 +77,7 @@ async def run_tools(calls: list[dict[str, Any]], plan: turn_plan.TurnPlan, progr
     )
 
 
-async def run_next_turn(conversation_id: str, *, engine: Any, dispatched: bool = False) -> bool:
+async def run_next_turn(conversation_id: str, *, engine: Engine, dispatched: bool = False) -> bool:
     """Claim the conversation's next queued turn for this process and run it to its
     end. False when there was nothing this process could claim. `dispatched` says a
     turn was just queued, so the claim goes straight for the write lock."""
@@ -91,7 +98,7 @@ async def run_next_turn(conversation_id: str, *, engine: Any, dispatched: bool =
     return True
 
 
-async def run_turn(plan: turn_plan.TurnPlan, *, engine: Any) -> None:
+async def run_turn(plan: turn_plan.TurnPlan, *, engine: Engine) -> None:
     """Run one claimed, planned turn to its end. Precondition: `engine.owner` holds its lease."""
     owner = engine.owner
     turn_id = plan.turn.pk
@@ -144,7 +151,7 @@ async def run_turn(plan: turn_plan.TurnPlan, *, engine: Any) -> None:
 
 
 async def run_rounds(
-    plan: turn_plan.TurnPlan, progress: TurnProgress, engine: Any, *, tools: ToolRunner = run_tools
+    plan: turn_plan.TurnPlan, progress: TurnProgress, engine: Engine, *, tools: ToolRunner = run_tools
 ) -> Failure | None:
     """The model rounds of one turn. Returns None when the model answered (the items to
     store are in `progress`), or why the turn failed."""

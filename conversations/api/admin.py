@@ -8,7 +8,7 @@ created which conversation keeps its key.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -18,6 +18,9 @@ from django.utils.cache import add_never_cache_headers
 
 from conversations.api.keys import api_key_issue, api_key_revoke
 from conversations.api.models import ApiClient, ApiKey, Scope
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldGroups
 from conversations.ratelimit import parse_rate
 
 
@@ -41,8 +44,8 @@ class ApiKeyForm(forms.ModelForm):
 
 class ApiKeyInline(admin.TabularInline):
     model = ApiKey
-    fields = ["name", "prefix", "scopes", "created_at", "last_used_at", "revoked_at"]
-    readonly_fields = fields
+    readonly_fields = ["name", "prefix", "scopes", "created_at", "last_used_at", "revoked_at"]
+    fields = [*readonly_fields]
     extra = 0
     can_delete = False
     show_change_link = True
@@ -77,7 +80,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
             return "revoked"
         return "active" if obj.is_active else "expired"
 
-    def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> _FieldGroups:
         if obj is None:
             return ["client", "name", "scopes", "rate_limit", "expires_at"]
         return ["client", "name", "display_prefix", "scopes", "rate_limit", "expires_at",
@@ -91,8 +94,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
         if change:
             super().save_model(request, obj, form, change)
             return
-        obj.created_by = request.user
-        obj._raw_key = api_key_issue(key=obj)  # shown once by response_add
+        obj.created_by = request.user  # type: ignore[assignment]  # the admin serves signed-in staff only
+        obj._raw_key = api_key_issue(key=obj)  # type: ignore[attr-defined]  # shown once by response_add
 
     def response_add(self, request: HttpRequest, obj: ApiKey, post_url_continue: str | None = None) -> HttpResponse:
         raw = getattr(obj, "_raw_key", None)

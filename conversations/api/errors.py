@@ -85,10 +85,12 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, drf.APIException):
         set_rollback()
         code = next((c for cls, c in _DRF_CODES if isinstance(exc, cls)), "error")
-        if getattr(exc, "auth_header", None):
-            headers["WWW-Authenticate"] = exc.auth_header
-        if isinstance(exc, drf.Throttled) and exc.wait is not None:
-            headers["Retry-After"] = str(max(1, math.ceil(exc.wait)))
+        auth_header = getattr(exc, "auth_header", None)  # set by the authentication exceptions
+        if auth_header:
+            headers["WWW-Authenticate"] = auth_header
+        wait = getattr(exc, "wait", None)  # Throttled's; its stub does not declare it
+        if isinstance(exc, drf.Throttled) and wait is not None:
+            headers["Retry-After"] = str(max(1, math.ceil(wait)))
         message = _text(exc.detail)
         if isinstance(exc, drf.ParseError) and "JSON" in message and not message.startswith("Malformed"):
             message = f"Malformed JSON: {message}"

@@ -15,6 +15,8 @@ from rest_framework.request import Request
 
 class StrictCursorPagination(CursorPagination):
     page_size_query_param = "limit"
+    page_size: int  # every subclass sets both
+    max_page_size: int
 
     def get_page_size(self, request: Request) -> int:
         raw = request.query_params.get(self.page_size_query_param)

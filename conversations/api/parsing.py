@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from rest_framework.exceptions import ParseError
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import JSONParser
+from rest_framework.renderers import BaseRenderer
 
 from conversations.conf import platform_setting
 from conversations.errors import PayloadTooLarge
@@ -29,7 +31,7 @@ def _reject_constant(name: str) -> Any:
 
 
 class ApiJSONParser(JSONParser):
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict | None = None) -> Any:
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None) -> Any:
         limit = platform_setting("API_MAX_BODY_BYTES")
         request = (parser_context or {}).get("request")
         declared = request.META.get("CONTENT_LENGTH") if request is not None else None
@@ -55,6 +57,6 @@ class ApiJSONParser(JSONParser):
 
 
 class ApiContentNegotiation(DefaultContentNegotiation):
-    def select_renderer(self, request: Any, renderers: list, format_suffix: str | None = None) -> Any:
-        renderer = renderers[0]
+    def select_renderer(self, request: Any, renderers: Iterable[BaseRenderer], format_suffix: str | None = None) -> Any:
+        renderer = next(iter(renderers))
         return renderer, renderer.media_type

@@ -64,7 +64,7 @@ def conversations_visible_to(principal: Principal) -> QuerySet[Conversation]:
     """The conversations the principal may list (callers have passed `principal_require`)."""
     queryset = Conversation.objects.all()
     if principal.kind == "visitor":
-        return queryset.filter(pk=principal.conversation_id)
+        return queryset.filter(pk=principal.conversation_id) if principal.conversation_id else queryset.none()
     if principal.kind == "key" and not principal.key.has_scope(Scope.ALL_CONVERSATIONS):
         return queryset.filter(api_client_link__client_id=principal.key.client_id)
     if principal.kind in ("key", "staff"):

@@ -19,7 +19,10 @@ UPDATABLE_STATUSES = [(Status.OPEN, "Open (reopen)"), (Status.RESOLVED, "Resolve
 class ErrorDetailSerializer(serializers.Serializer):
     code = serializers.CharField(help_text="Stable machine-readable code, e.g. not_found, invalid, too_large.")
     message = serializers.CharField(help_text="What went wrong, for people.")
-    fields = serializers.DictField(child=serializers.CharField(), help_text="Problem per input field.")
+    # The error body's key is "fields"; DRF's metaclass moves declared fields off the class.
+    fields = serializers.DictField(  # type: ignore[assignment]
+        child=serializers.CharField(), help_text="Problem per input field."
+    )
 
 
 class ErrorSerializer(serializers.Serializer):

@@ -74,7 +74,7 @@ def turn_audit(turn: Turn) -> dict[str, Any]:
         "time_to_first_token_ms": turn.time_to_first_token_ms,
         "latency_ms": turn.latency_ms,
         "started_at": _iso(turn.started_at),
-        "triggered_by": turn.triggered_by.get_username() if turn.triggered_by_id else None,
+        "triggered_by": turn.triggered_by.get_username() if turn.triggered_by else None,
     }
 
 

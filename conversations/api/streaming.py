@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from asgiref.sync import SyncToAsync, async_to_sync
@@ -38,8 +38,10 @@ from django.http import StreamingHttpResponse
 from conversations.agent.engine import engine
 from conversations.agent.events import (
     CHANNEL_MESSAGE_TYPE,
+    EngineEvent,
     group_name,
     message_event,
+    stream_timed_out,
     turn_cancelled_event,
     turn_completed_event,
     turn_failed_event,
@@ -135,7 +137,7 @@ def _stored_since(conversation_id: str, turn_id: str, after_seq: int, internal: 
     return turn, list(messages[:500])
 
 
-def _terminal_event(turn: Turn, messages: list[Message]) -> dict[str, Any]:
+def _terminal_event(turn: Turn, messages: list[Message]) -> EngineEvent:
     if turn.status == TurnStatus.COMPLETED:
         answers = [m.seq for m in messages if m.turn_id == turn.pk and m.kind == MessageKind.ASSISTANT]
         return turn_completed_event(turn, message_seq=answers[-1] if answers else None)
@@ -151,32 +153,32 @@ async def follow_turn(
     turn_id: str | None,
     after_seq: int,
     internal: bool,
-    first: list[dict[str, Any]],
+    first: Sequence[Mapping[str, Any]],
     max_seconds: float,
     check_first: bool = False,
-) -> AsyncIterator[dict[str, Any]]:
+) -> AsyncIterator[Mapping[str, Any]]:
     """Yield the conversation's events until turn `turn_id` ends (or `max_seconds`
     pass: then a `stream.timeout` event). Message events are deduplicated by seq and
     internal notes are withheld unless `internal`. Yields KEEPALIVE during silence."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max_seconds
     last_sent = loop.time()
-    sent: set[int] = set()
+    sent: set[int | None] = set()
 
-    def emit_message(event: dict[str, Any]) -> bool:
+    def emit_message(event: Mapping[str, Any]) -> bool:
         seq = event.get("seq")
         if seq in sent:
             return False
         sent.add(seq)
         return internal or event.get("message", {}).get("kind") != MessageKind.NOTE
 
-    async def from_database() -> tuple[list[dict[str, Any]], bool]:
+    async def from_database() -> tuple[list[EngineEvent], bool]:
         try:
             turn, messages = await engine.db(_stored_since, conversation_id, turn_id, after_seq, internal)
         except DatabaseError:  # unreachable for a moment: keep following the events
             logger.warning("stream could not read conversation %s", conversation_id, exc_info=True)
             return [], False
-        events = [e for e in map(message_event, messages) if emit_message(e)]
+        events: list[EngineEvent] = [e for e in map(message_event, messages) if emit_message(e)]
         if turn.is_finished:
             events.append(_terminal_event(turn, messages))
         return events, turn.is_finished
@@ -196,7 +198,7 @@ async def follow_turn(
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
-                yield {"type": "stream.timeout", "conversation": conversation_id, "turn": turn_id}
+                yield stream_timed_out(conversation_id, turn_id)
                 return
             received = await subscription.receive(min(POLL_SECONDS, remaining))
             if received is not None and received.get("type") == LOST_MESSAGE_TYPE:
@@ -258,7 +260,7 @@ def release_request_thread() -> None:
         executor.shutdown(wait=False)
 
 
-def sse_frame(event: dict[str, Any]) -> bytes:
+def sse_frame(event: Mapping[str, Any]) -> bytes:
     if event is KEEPALIVE:
         return b": keepalive\n\n"
     data = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
@@ -280,7 +282,7 @@ class _SubscribedResponse(StreamingHttpResponse):
             super().close()
 
 
-def event_stream_response(subscription: Subscription, events: AsyncIterator[dict[str, Any]]) -> StreamingHttpResponse:
+def event_stream_response(subscription: Subscription, events: AsyncIterator[Mapping[str, Any]]) -> StreamingHttpResponse:
     async def frames() -> AsyncIterator[bytes]:
         release_request_thread()
         async for event in events:
@@ -294,7 +296,7 @@ def event_stream_response(subscription: Subscription, events: AsyncIterator[dict
 
 def waited_json_response(
     subscription: Subscription,
-    events: AsyncIterator[dict[str, Any]],
+    events: AsyncIterator[Mapping[str, Any]],
     body: Callable[[], dict[str, Any]],
     *,
     status: int,

@@ -71,7 +71,7 @@ class _Shard(RedisSingleShardConnection):
 class _LoopLayer(RedisPubSubLoopLayer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._shards = [_Shard(shard.host, self) for shard in self._shards]
+        self._shards: list[_Shard] = [_Shard(shard.host, self) for shard in self._shards]
 
 
 class RedisPubSubChannelLayer(_ChannelsPubSubLayer):

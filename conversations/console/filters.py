@@ -44,7 +44,7 @@ def _titled(base: type, title: str) -> type:
     """A built-in field filter with a clearer title than the field's verbose name."""
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        base.__init__(self, *args, **kwargs)
+        base.__init__(self, *args, **kwargs)  # type: ignore[misc]  # `base` is this class's only base
         self.title = title
 
     return type(f"{base.__name__}_{title.replace(' ', '_')}", (base,), {"__init__": __init__})

@@ -11,7 +11,7 @@ the waiting ones and one or two LIMIT/OFFSET reads along the `(status, updated_a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
@@ -29,7 +29,7 @@ class WaitingFirstPaginator(Paginator):
         number = self.validate_number(number)
         bottom = (number - 1) * self.per_page
         top = bottom + self.per_page
-        base: QuerySet = self.object_list.order_by()
+        base = cast(QuerySet, self.object_list).order_by()  # the console pages querysets
         waiting = base.filter(status=Status.WAITING_ON_STAFF).order_by(*ORDER)
         rest = base.exclude(status=Status.WAITING_ON_STAFF).order_by(*ORDER)
         waiting_count = waiting.count()
@@ -37,4 +37,4 @@ class WaitingFirstPaginator(Paginator):
         if len(items) < self.per_page:
             start = max(0, bottom - waiting_count)
             items += list(rest[start:start + self.per_page - len(items)])
-        return self._get_page(items, number, self)
+        return self._get_page(items, number, self)  # type: ignore[attr-defined]  # Django's Page hook, not in the stubs

@@ -35,13 +35,14 @@ from conversations.agent import plan as turn_plan
 from conversations.agent.capabilities import capabilities_for
 from conversations.agent.engine import Engine
 from conversations.agent.engine import engine as default_engine
+from conversations.agent.events import EngineEvent
 from conversations.agent.history import HistorySelection
 from conversations.agent.plan import OFFLINE_MODEL
 from conversations.agent.pricing import cost_for
 from conversations.agent.progress import TurnProgress
 from conversations.agent.provider import is_offline
 from conversations.agent.runner import Failure, run_rounds
-from conversations.authorization import Action, authorize_turn
+from conversations.authorization import Action, Actor, authorize_turn
 from conversations.conf import platform_setting
 from conversations.console.models import Replay, ReplayStatus, ReplayStop
 from conversations.errors import InvalidInput
@@ -122,7 +123,7 @@ def replay_plan(
 def replay_start(
     *,
     turn: Turn,
-    actor: Any,
+    actor: Actor,
     agent: Agent | None = None,
     model: str = "",
     instructions: str | None = None,
@@ -151,7 +152,7 @@ def replay_start(
 class _NoEvents:
     """The replay's stand-in for the engine in its progress: events go nowhere."""
 
-    async def publish(self, conversation_id: str, event: dict[str, Any]) -> None:
+    async def publish(self, conversation_id: str, event: EngineEvent) -> None:
         return None
 
 
@@ -163,7 +164,9 @@ class RecordedTools:
         self.calls: list[dict[str, Any]] = []
         self.rounds = 0
 
-    async def __call__(self, calls: list[dict[str, Any]], plan: Any, progress: Any, engine: Any) -> Any:
+    async def __call__(
+        self, calls: list[dict[str, Any]], plan: turn_plan.TurnPlan, progress: TurnProgress, engine: Engine
+    ) -> list[ToolCallResult] | Failure:
         self.rounds += 1
         outcomes = []
         for call in calls:

@@ -144,8 +144,8 @@ def turn_audit(turn_id: Any) -> TurnAudit:
         .order_by("attempt", "created_at")
     )
     produced = list(Message.objects.filter(turn=turn).order_by("seq"))
-    ids = [entry.get("message_id") for entry in turn.history if isinstance(entry, dict)]
-    previews = {
+    ids = [entry["message_id"] for entry in turn.history if isinstance(entry, dict) and entry.get("message_id") is not None]
+    previews: dict[Any, tuple[str, str, str]] = {
         pk: (kind, text, tool_name)
         for pk, kind, text, tool_name in Message.objects.filter(pk__in=ids).values_list(
             "pk", "kind", "text", "tool_name"

@@ -261,7 +261,7 @@ def messages_ordered(segments: list[Segment]) -> tuple[list[dict[str, Any]], str
     read order. Returns (messages, why the order had to be inferred or "", how many
     created_at were missing and taken from a neighbour)."""
     segments = [s for s in segments if s.messages]
-    directions = {_direction(s.messages) for s in segments} - {None}
+    directions = {d for d in (_direction(s.messages) for s in segments) if d is not None}
     total = sum(len(s.messages) for s in segments)
     note = ""
     if "mixed" in directions or len(directions) > 1:
@@ -459,7 +459,7 @@ def thread_fill(
             )
             if kind == MessageKind.ASSISTANT and message.get("assistant_id"):
                 record.assistant_id = message["assistant_id"]
-        run_id = message.get("run_id")
+        run_id = message.get("run_id") or ""
         if run_id and last_of_run.get(run_id) == message_id:
             record.items.extend(after_run.pop(run_id, ()))
     # Steps of runs whose messages came in an earlier import: already there (their ids

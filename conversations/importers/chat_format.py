@@ -133,7 +133,7 @@ class ChatThreadBuilder:
         # Valid from here on: only now is state (occurrences, call ids) changed.
         record.placeholders.update(placeholders)
         base = self._external_id(message)
-        metadata = message.get("metadata") if isinstance(message.get("metadata"), dict) else {}
+        metadata: dict[str, Any] = message["metadata"] if isinstance(message.get("metadata"), dict) else {}
         items: list[ItemRecord] = []
         if role == "user":
             if text.strip():
@@ -145,7 +145,7 @@ class ChatThreadBuilder:
                 items.append(ItemRecord(MessageKind.ASSISTANT, base, when, text=text, metadata=metadata))
             items.extend(self._calls(message, base, when))
         elif role == "tool":
-            source_id = message["tool_call_id"]
+            source_id = str(message["tool_call_id"])
             items.append(self._output(self._call_ids.get(source_id, source_id), base, when, text))
         else:  # the legacy "function" role answers the latest open call of that name
             name = str(message.get("name") or "")

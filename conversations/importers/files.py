@@ -322,7 +322,7 @@ class _ChatIndex:
                 if isinstance(line.get("messages"), list):
                     if isinstance(line.get("metadata"), dict):
                         record.metadata.update(line["metadata"])
-                    messages = list(enumerate(line["messages"]))
+                    messages: list[tuple[int | None, Any]] = list(enumerate(line["messages"]))
                 else:
                     if isinstance(line.get("conversation_metadata"), dict):
                         record.metadata.update(line["conversation_metadata"])

@@ -67,7 +67,7 @@ class ImportReport:
             self.skipped.append(entry)
 
     def agent(self, plan: AgentPlan, status: str, agent_id: int | None) -> None:
-        entry = {"kind": "agent", "id": plan.assistant_id, "agent": agent_id, "name": plan.name}
+        entry: dict[str, Any] = {"kind": "agent", "id": plan.assistant_id, "agent": agent_id, "name": plan.name}
         if status == "created":
             entry["reason"] = "would create agent" if self.dry_run else "created agent"
             entry["tools"] = plan.tools

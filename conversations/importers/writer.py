@@ -176,7 +176,7 @@ def _thread_import(
             _citations_link(new)
             items_bulk_append(conversation=conversation, items=[item.fields() for item in new])
         runs = _runs_write(conversation, _new_runs(conversation.pk, record.runs))
-        if claim:
+        if claim and client_id is not None:
             ClientConversation.objects.get_or_create(conversation=conversation, defaults={"client_id": client_id})
         merged = {**conversation.metadata, **record.metadata}
         if merged != conversation.metadata:
@@ -327,6 +327,7 @@ def _conversation_create(
     record: ThreadRecord, items: list[ItemRecord], *, agent: Agent | None, customer: Customer,
     client_id: int | None = None,
 ) -> ThreadOutcome:
+    assert agent is not None  # None only in a dry run, which creates nothing
     conversation = Conversation.objects.create(
         agent=agent,
         customer_id=customer.customer_id,

@@ -41,7 +41,8 @@ class DocumentForm(forms.ModelForm):
         self.fields["body"].required = False
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data  # what ModelForm.clean returns
         upload = data.get("upload")
         if upload is not None:
             try:
@@ -73,7 +74,7 @@ class DocumentAdmin(admin.ModelAdmin):
     ]
     fieldsets = [
         (None, {"fields": ["title", "body", "upload", "is_active"]}),
-        ("Index", {"fields": readonly_fields}),
+        ("Index", {"fields": [*readonly_fields]}),
     ]
 
     def save_model(self, request: HttpRequest, obj: Document, form: Any, change: bool) -> None:

@@ -9,6 +9,7 @@ budget: the full history, the last N messages that fit, and the history selector
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import statistics
@@ -235,8 +236,9 @@ def selection_latency(
     for fact_name, question in QUESTIONS.items():
         current = ask(case.conversation, question)
         times, cpu_times, selection = timed_cpu(
-            lambda current=current: select_history(
-                conversation_id=case.conversation.pk, current=current, budget=budget, retriever=retriever
+            functools.partial(
+                select_history,
+                conversation_id=case.conversation.pk, current=current, budget=budget, retriever=retriever,
             ),
             repeat,
         )

@@ -80,7 +80,7 @@ def _extract(data: bytes, max_pages: int, max_chars: int) -> dict[str, str]:
                 return {"error": "chars"}
             if text:
                 parts.append(text)
-        title = str((reader.metadata or {}).get("/Title") or "").strip()
+        title = str((reader.metadata.get("/Title") if reader.metadata else None) or "").strip()
     except LimitReachedError as exc:
         return {"error": "limit", "detail": str(exc)[:200]}
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError,

@@ -170,7 +170,7 @@ def _matrix(dimensions: int) -> _Matrix:
     ids, rows = [], []
     embedded = Passage.objects.filter(document__is_active=True, embedding__isnull=False)
     for pk, blob in embedded.values_list("id", "embedding").iterator(chunk_size=2000):
-        vector = np.frombuffer(bytes(blob), dtype="<f4")
+        vector = np.frombuffer(bytes(blob), dtype="<f4")  # type: ignore[arg-type]  # the query excludes nulls
         if vector.shape[0] == dimensions:
             ids.append(pk)
             rows.append(vector)

@@ -9,9 +9,38 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from typing import Any, TypedDict
 
 from django.conf import settings
 from django.db import models
+
+
+class AttemptAudit(TypedDict, total=False):
+    """One attempt's audit as the agent hands it to the services that finish a turn
+    (`turn_complete`, `turn_fail`, `turn_finish_cancelled`): the plan's part
+    (`TurnPlan.audit`) and the run's (`TurnProgress.audit`). They store the keys that
+    are Turn columns and add the usage to the conversation's totals. Every key may be
+    missing: a turn that failed before it had a plan has an empty audit."""
+
+    # the plan's
+    history: list[dict[str, Any]]
+    history_budget: int
+    history_tokens: int
+    model: str
+    capabilities: dict[str, Any]  # the model's capability row; no Turn column stores it
+    # the run's
+    requests: list[dict[str, Any]]
+    response_ids: list[str]
+    rounds: list[dict[str, Any]]
+    partial_text: str
+    input_tokens: int
+    cached_tokens: int
+    output_tokens: int
+    reasoning_tokens: int
+    cost: Decimal
+    tool_rounds: int
+    time_to_first_token_ms: int | None
+    latency_ms: int
 
 
 class TurnStatus(models.TextChoices):

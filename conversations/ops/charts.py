@@ -162,11 +162,11 @@ def time_chart(
             base += value
     for s in lines:
         runs: list[list[str]] = [[]]
-        for i, value in enumerate(s.values):
-            if value is None:
+        for i, point in enumerate(s.values):
+            if point is None:
                 runs.append([])
             else:
-                runs[-1].append(f"{x(i):.1f},{y(float(value)):.1f}")
+                runs[-1].append(f"{x(i):.1f},{y(float(point)):.1f}")
         dash = ' stroke-dasharray="5 4"' if s.dashed else ""
         for run in runs:
             if len(run) > 1:

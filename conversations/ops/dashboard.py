@@ -166,9 +166,10 @@ def _turn_days(start: date, end: date, by_day: dict[date, DayStats]) -> None:
         .order_by("day")
     )
     for row in rows:
-        stats = by_day[row.pop("day")]
+        stats = by_day[row["day"]]
         for name, value in row.items():
-            setattr(stats, name, value if value is not None else getattr(stats, name))
+            if name != "day":
+                setattr(stats, name, value if value is not None else getattr(stats, name))
         # SQLite sums decimals as floats; keep the column's precision.
         stats.cost = Decimal(str(stats.cost)).quantize(Decimal("0.000001"))
 

@@ -14,7 +14,7 @@ from typing import Any
 from django.apps import apps as global_apps
 from django.utils import timezone
 
-from conversations.models import Message
+from conversations.models import Message, Turn
 from conversations.ops.models import ToolCallFact, TurnFact
 
 BATCH = 2000
@@ -85,7 +85,7 @@ _FACT_UPDATE_FIELDS = (
 )
 
 
-def turn_fact_record(turn: Any, *, tools: list[tuple[str, bool]] | None = None, ending: bool = False) -> None:
+def turn_fact_record(turn: Turn, *, tools: list[tuple[str, bool]] | None = None, ending: bool = False) -> None:
     """Write (or rewrite) the fact row of a turn that just ended.
 
     `tools` are the turn's tool outcomes when the caller has them (the items it just

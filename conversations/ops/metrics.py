@@ -120,7 +120,7 @@ def _agent_name(agent_id: Any) -> str:
     return name
 
 
-def observe_turn_finished(turn: Any) -> None:
+def observe_turn_finished(turn: Turn) -> None:
     """Count a turn that just ended, once the current transaction commits (at once
     outside a transaction)."""
     snapshot = {

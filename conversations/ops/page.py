@@ -81,7 +81,10 @@ def _cells(stats: DayStats) -> list[tuple[str, str]]:
 
 def daily_rows(data: DashboardData) -> list[dict[str, Any]]:
     """Newest day first, then the range's totals."""
-    rows = [{"day": d.day.isoformat(), "label": f"{d.day:%a} {fmt_day(d.day)}", "cells": _cells(d)} for d in reversed(data.days)]
+    rows = []
+    for d in reversed(data.days):
+        assert d.day is not None  # only the totals have no day
+        rows.append({"day": d.day.isoformat(), "label": f"{d.day:%a} {fmt_day(d.day)}", "cells": _cells(d)})
     rows.append({"day": "total", "label": "Whole range", "cells": _cells(data.totals)})
     return rows
 

@@ -9,19 +9,22 @@ Prometheus observations for after the commit.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conversations.observers import FINISHED_TURN_FIELDS
 from conversations.ops.facts import tool_outcomes_of, turn_fact_record
 from conversations.ops.metrics import observe_turn_finished
 
+if TYPE_CHECKING:
+    from conversations.models import Turn
 
-def on_turn_finished(turn: Any, stored: list[Any] | None) -> None:
+
+def on_turn_finished(turn: Turn, stored: list[Any] | None) -> None:
     """The `turn_finished` observer: `stored` is the items the ending stored, if any."""
     record_turn_finished(turn, tools=tool_outcomes_of(stored) if stored is not None else None)
 
 
-def record_turn_finished(turn: Any, *, tools: list[tuple[str, bool]] | None = None) -> None:
+def record_turn_finished(turn: Turn, *, tools: list[tuple[str, bool]] | None = None) -> None:
     """Precondition: `turn`'s final status and audit are saved in the current transaction,
     and `turn` holds them: a row read back, or an instance carrying every field of
     `FINISHED_TURN_FIELDS` as written. A field it loaded lazily (deferred) is read

@@ -112,22 +112,22 @@ def generate(*, turns: int, days: int, seed: int = 7, end: datetime | None = Non
             conversation.ai_paused = True
         conversations.append(conversation)
         plans.append((conversation, count, start))
-    users, turns, produced = _build_turns(rng, plans)
-    _set_totals(conversations, turns)
+    users, turn_rows, produced = _build_turns(rng, plans)
+    _set_totals(conversations, turn_rows)
     with transaction.atomic(), _keep_given_timestamps():
         Conversation.objects.bulk_create(conversations, batch_size=BATCH)
         Message.objects.bulk_create(users, batch_size=BATCH)
-        Turn.objects.bulk_create(turns, batch_size=BATCH)
+        Turn.objects.bulk_create(turn_rows, batch_size=BATCH)
         Message.objects.bulk_create(produced, batch_size=BATCH)
         turn_facts_rebuild(turns=Turn.objects.filter(agent__in=agents, created_at__gte=end - timedelta(days=days + 1)))
-    return Generated(conversations=len(conversations), turns=len(turns), messages=len(users) + len(produced))
+    return Generated(conversations=len(conversations), turns=len(turn_rows), messages=len(users) + len(produced))
 
 
 def _turn_outcome(rng: random.Random) -> tuple[str, str]:
     roll = rng.random()
     if roll < 0.045:
-        codes, weights = zip(*FAILURE_CODES, strict=True)
-        return TurnStatus.FAILED, rng.choices(codes, weights)[0]
+        codes = [code for code, _ in FAILURE_CODES]
+        return TurnStatus.FAILED, rng.choices(codes, [weight for _, weight in FAILURE_CODES])[0]
     if roll < 0.055:
         return TurnStatus.CANCELLED, ""
     return TurnStatus.COMPLETED, ""
@@ -219,5 +219,6 @@ def _set_totals(conversations: list[Conversation], turns: list[Turn]) -> None:
         for name in ("input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens", "cost"):
             setattr(conversation, name, getattr(conversation, name) + getattr(turn, name))
         conversation.has_failed_turn = turn.status == TurnStatus.FAILED
+        assert turn.finished_at is not None  # every sample turn has finished
         conversation.last_message_at = turn.finished_at
         conversation.updated_at = turn.finished_at

@@ -7,12 +7,12 @@ None for the platform itself) and refuse what it may not do
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 
 from conversations.agent.events import conversation_updated_event
-from conversations.authorization import Action, authorize
+from conversations.authorization import Action, Actor, authorize
 from conversations.errors import InvalidInput, NotFound
 from conversations.models import Agent, Conversation, StaffAction, Turn
 from conversations.models.conversation import Channel, CustomerKind, Status
@@ -21,6 +21,9 @@ from conversations.services.engine_port import interrupt_on_commit, publish_on_c
 from conversations.services.locks import conversation_lock
 from conversations.services.storable import clean_metadata, text_problem
 from conversations.services.turns import turn_mark_cancelled, turn_queue_for_unanswered
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 
 def agent_default() -> Agent:
@@ -66,7 +69,7 @@ def conversation_create(
     )
 
 
-def _record(conversation: Conversation, actor: Any, action: str, **detail: Any) -> None:
+def _record(conversation: Conversation, actor: User | None, action: str, **detail: Any) -> None:
     if actor is not None:
         StaffAction.objects.create(
             actor=actor, conversation=conversation, action=action, detail=detail
@@ -85,7 +88,7 @@ def _stop_ai_turns(conversation: Conversation) -> None:
 
 
 def conversation_handoff(
-    *, conversation: Conversation, reason: str = "", actor: Any = None, stop_running: bool = True
+    *, conversation: Conversation, reason: str = "", actor: Actor = None, stop_running: bool = True
 ) -> Conversation:
     """Hand the conversation to staff: waiting on staff, AI paused.
 
@@ -108,7 +111,7 @@ def conversation_handoff(
     return locked
 
 
-def conversation_take_over(*, conversation: Conversation, actor: Any) -> Conversation:
+def conversation_take_over(*, conversation: Conversation, actor: Actor) -> Conversation:
     """A staff member pauses the AI to answer personally."""
     user = authorize(actor, Action.TAKE_OVER, conversation).staff_user
     with transaction.atomic():
@@ -123,7 +126,7 @@ def conversation_take_over(*, conversation: Conversation, actor: Any) -> Convers
     return locked
 
 
-def conversation_hand_back(*, conversation: Conversation, actor: Any = None) -> Conversation:
+def conversation_hand_back(*, conversation: Conversation, actor: Actor = None) -> Conversation:
     """Give the conversation back to the AI. If the customer's last word is still
     unanswered, a turn is queued for it."""
     user = authorize(actor, Action.HAND_BACK, conversation).staff_user
@@ -139,7 +142,7 @@ def conversation_hand_back(*, conversation: Conversation, actor: Any = None) -> 
     return locked
 
 
-def conversation_set_status(*, conversation: Conversation, status: str, actor: Any = None) -> Conversation:
+def conversation_set_status(*, conversation: Conversation, status: str, actor: Actor = None) -> Conversation:
     """Resolve or reopen."""
     user = authorize(actor, Action.SET_STATUS, conversation).staff_user
     if status not in Status.values:

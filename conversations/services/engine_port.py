@@ -18,19 +18,22 @@ turn's next lease renewal, so none may turn a committed write into an error.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
+from uuid import UUID
 
 from django.db import transaction
 
+from conversations.agent.events import EngineEvent
+
 
 class EnginePort(Protocol):
-    def publish_soon(self, conversation_id: Any, event: dict[str, Any]) -> None:
+    def publish_soon(self, conversation_id: UUID | str, event: EngineEvent) -> None:
         """Send `event` to the conversation's subscribers, after those published before it."""
 
-    def dispatch(self, conversation_id: Any) -> None:
+    def dispatch(self, conversation_id: UUID | str) -> None:
         """Drain the conversation's queued turns (from any thread)."""
 
-    def interrupt(self, turn_id: Any, signal: str = "cancel") -> None:
+    def interrupt(self, turn_id: UUID | str, signal: str = "cancel") -> None:
         """Stop the turn now if this process runs it (from any thread)."""
 
 
@@ -49,16 +52,16 @@ def engine_port() -> EnginePort:
     return _port
 
 
-def publish_on_commit(conversation_id: Any, event: dict[str, Any]) -> None:
+def publish_on_commit(conversation_id: UUID | str, event: EngineEvent) -> None:
     port = engine_port()
     transaction.on_commit(lambda: port.publish_soon(conversation_id, event), robust=True)
 
 
-def dispatch_on_commit(conversation_id: Any) -> None:
+def dispatch_on_commit(conversation_id: UUID | str) -> None:
     port = engine_port()
     transaction.on_commit(lambda: port.dispatch(conversation_id), robust=True)
 
 
-def interrupt_on_commit(turn_id: Any, signal: str = "cancel") -> None:
+def interrupt_on_commit(turn_id: UUID | str, signal: str = "cancel") -> None:
     port = engine_port()
     transaction.on_commit(lambda: port.interrupt(turn_id, signal), robust=True)

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
+from uuid import UUID
 
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
@@ -33,7 +34,7 @@ from conversations.agent.events import (
 from conversations.conf import platform_setting
 from conversations.models import Conversation, Message, Turn
 from conversations.models.message import MessageKind
-from conversations.models.turn import TurnError, TurnStatus
+from conversations.models.turn import AttemptAudit, TurnError, TurnStatus
 from conversations.observers import FINISHED_TURN_FIELDS
 from conversations.services.engine_port import publish_on_commit
 from conversations.services.items import ITEM_COUNTER_FIELDS, items_append
@@ -44,7 +45,7 @@ def _lease_deadline() -> Any:
     return timezone.now() + timedelta(seconds=platform_setting("TURN_LEASE_SECONDS"))
 
 
-def conversation_has_failed_turn(conversation_id: Any) -> bool:
+def conversation_has_failed_turn(conversation_id: UUID | str) -> bool:
     """True when some user message's latest attempt failed."""
     later = Turn.objects.filter(user_message=OuterRef("user_message"), attempt__gt=OuterRef("attempt"))
     return (
@@ -70,7 +71,7 @@ def _set(turn: Turn, fields: dict[str, Any]) -> Turn:
     return turn
 
 
-def _flag_failed(conversation_id: Any) -> None:
+def _flag_failed(conversation_id: UUID | str) -> None:
     # A turn that fails is its message's latest attempt (a retry needs it finished).
     Conversation.objects.filter(pk=conversation_id, has_failed_turn=False).update(has_failed_turn=True)
 
@@ -86,7 +87,7 @@ TURN_PLAN_FIELDS = (
 )
 
 
-def turn_claim(*, conversation_id: Any, owner: str, check_first: bool = True) -> Turn | None:
+def turn_claim(*, conversation_id: UUID | str, owner: str, check_first: bool = True) -> Turn | None:
     """Claim the conversation's oldest queued turn for `owner` and return it (with its
     conversation and user message loaded), or None when a turn of it is already running
     under a live lease, or nothing is queued. A running turn whose lease expired is
@@ -138,7 +139,7 @@ def turn_claim(*, conversation_id: Any, owner: str, check_first: bool = True) ->
         return turn
 
 
-def turn_heartbeat(*, turn_id: Any, owner: str) -> str:
+def turn_heartbeat(*, turn_id: UUID | str, owner: str) -> str:
     """Renew the lease. Returns "ok", "cancel" (someone asked the turn to stop) or
     "lost" (the caller no longer owns the turn and must stop without writing).
     The common case (owned, not cancelled) is one UPDATE."""
@@ -151,7 +152,7 @@ def turn_heartbeat(*, turn_id: Any, owner: str) -> str:
     return "cancel" if owned.update(lease_expires_at=deadline) else "lost"
 
 
-def _lock_for_finish(turn_id: Any) -> Turn:
+def _lock_for_finish(turn_id: UUID | str) -> Turn:
     """Lock the turn's conversation (lock order: conversation, then turn; the turn itself
     is written by a conditional UPDATE) and read, in the same statement, the turn fields
     its ending records besides those it writes. They do not change while the turn
@@ -192,23 +193,26 @@ _AUDIT_FIELDS = (
 )
 
 
-def _audit_fields(audit: dict[str, Any]) -> dict[str, Any]:
-    return {name: audit[name] for name in _AUDIT_FIELDS if name in audit}
+def _audit_fields(audit: AttemptAudit) -> dict[str, Any]:
+    return {name: value for name, value in audit.items() if name in _AUDIT_FIELDS}
 
 
-_TOTAL_FIELDS = ["input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens", "cost", "updated_at"]
+_USAGE_FIELDS: tuple[Literal["input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens"], ...] = (
+    "input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens",
+)
+_TOTAL_FIELDS = [*_USAGE_FIELDS, "cost", "updated_at"]
 
 
-def _add_totals(conversation: Conversation, audit: dict[str, Any]) -> list[str]:
+def _add_totals(conversation: Conversation, audit: AttemptAudit) -> list[str]:
     """Add the turn's usage to the locked conversation in memory; returns the fields."""
-    for name in ("input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens"):
+    for name in _USAGE_FIELDS:
         setattr(conversation, name, getattr(conversation, name) + int(audit.get(name, 0)))
     conversation.cost += Decimal(str(audit.get("cost", 0)))
     return list(_TOTAL_FIELDS)
 
 
 def turn_complete(
-    *, turn_id: Any, owner: str, items: list[dict[str, Any]], audit: dict[str, Any],
+    *, turn_id: UUID | str, owner: str, items: list[dict[str, Any]], audit: AttemptAudit,
 ) -> list[Message] | None:
     """Store the turn's items (function calls, outputs, the answer) and complete it,
     atomically. Returns None, writing nothing, if the caller lost the turn."""
@@ -244,7 +248,7 @@ def turn_complete(
 
 
 def turn_fail(
-    *, turn_id: Any, owner: str, code: str, message: str, audit: dict[str, Any],
+    *, turn_id: UUID | str, owner: str, code: str, message: str, audit: AttemptAudit,
 ) -> bool:
     """Fail the turn, keeping its audit (including any partial text, which is never
     stored as an answer). False if the caller lost the turn."""
@@ -262,7 +266,7 @@ def turn_fail(
 
 
 def turn_finish_cancelled(
-    *, turn_id: Any, owner: str, audit: dict[str, Any]
+    *, turn_id: UUID | str, owner: str, audit: AttemptAudit
 ) -> bool:
     """Record that a running turn stopped because it was asked to. False if the caller
     lost the turn."""

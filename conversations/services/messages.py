@@ -7,12 +7,12 @@ the platform itself) and refuses what it may not do (`conversations.authorizatio
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
 
 from conversations.agent.events import conversation_updated_event, message_event
-from conversations.authorization import Action, authorize
+from conversations.authorization import Action, Actor, authorize
 from conversations.conf import platform_setting
 from conversations.errors import Conflict, InvalidInput, PayloadTooLarge
 from conversations.models import Conversation, Message, StaffAction, Turn
@@ -23,6 +23,9 @@ from conversations.services.items import ITEM_COUNTER_FIELDS, item_append
 from conversations.services.locks import conversation_lock
 from conversations.services.storable import clean_metadata, text_problem
 from conversations.services.turns import turn_queue
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ def _existing_post(conversation: Conversation, client_id: str, text: str) -> Pos
 
 def message_post(
     *, conversation: Conversation, text: Any, client_id: Any = "", metadata: dict | None = None,
-    actor: Any = None,
+    actor: Actor = None,
 ) -> PostResult:
     """Store a customer message and queue its turn, in one transaction.
 
@@ -127,7 +130,7 @@ def message_post(
     return PostResult(message=message, turn=turn, created=True)
 
 
-def staff_reply_post(*, conversation: Conversation, actor: Any, text: Any, client_id: Any = "") -> Message:
+def staff_reply_post(*, conversation: Conversation, actor: Actor, text: Any, client_id: Any = "") -> Message:
     """A person replies to the customer. Pauses the AI (a reply is a takeover) so the
     model does not answer over them; they hand back explicitly."""
     actor = authorize(actor, Action.REPLY, conversation).staff_user
@@ -163,7 +166,7 @@ def staff_reply_post(*, conversation: Conversation, actor: Any, text: Any, clien
     return message
 
 
-def note_add(*, conversation: Conversation, actor: Any, text: Any) -> Message:
+def note_add(*, conversation: Conversation, actor: Actor, text: Any) -> Message:
     """An internal note: stored in the transcript for staff, never sent to the customer
     or the model (the history selector and customer-facing reads exclude notes)."""
     actor = authorize(actor, Action.NOTE, conversation).staff_user
@@ -184,7 +187,7 @@ def note_add(*, conversation: Conversation, actor: Any, text: Any) -> Message:
     return message
 
 
-def _display_name(actor: Any) -> str:
+def _display_name(actor: User | None) -> str:
     if actor is None:
         return "Support"
     full = actor.get_full_name() if hasattr(actor, "get_full_name") else ""

@@ -8,7 +8,7 @@ once it is queued (claim, lease, finish) is in `leases`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 from django.db.models import Max
@@ -17,7 +17,7 @@ from django.utils import timezone
 from conversations import observers
 from conversations.agent.agents import agent_cached
 from conversations.agent.events import turn_cancelled_event, turn_queued_event
-from conversations.authorization import Action, authorize_turn
+from conversations.authorization import Action, Actor, authorize_turn
 from conversations.conf import platform_setting
 from conversations.errors import Conflict
 from conversations.models import Conversation, Message, StaffAction, Turn
@@ -25,6 +25,9 @@ from conversations.models.message import MessageKind
 from conversations.models.turn import TurnStatus, TurnTrigger
 from conversations.services.engine_port import dispatch_on_commit, interrupt_on_commit, publish_on_commit
 from conversations.services.locks import conversation_lock
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 
 def turn_mark_cancelled(*, turn: Turn, reason: str) -> None:
@@ -43,7 +46,7 @@ def turn_queue(
     conversation: Conversation,
     user_message: Message,
     trigger: str = TurnTrigger.CUSTOMER,
-    actor: Any = None,
+    actor: User | None = None,
     retry_of: Turn | None = None,
     attempt: int | None = None,
 ) -> Turn:
@@ -70,7 +73,7 @@ def turn_queue(
     return turn
 
 
-def turn_retry(*, turn: Turn, actor: Any = None, trigger: str = TurnTrigger.API_RETRY) -> Turn:
+def turn_retry(*, turn: Turn, actor: Actor = None, trigger: str = TurnTrigger.API_RETRY) -> Turn:
     """Queue a new attempt for the failed or cancelled turn's user message. Every attempt
     stays in the audit. Only the latest attempt can be retried, and not while the AI is
     paused (a person is answering). `actor` is the acting principal
@@ -97,7 +100,7 @@ def turn_retry(*, turn: Turn, actor: Any = None, trigger: str = TurnTrigger.API_
     return new
 
 
-def turn_cancel(*, turn: Turn, actor: Any = None) -> Turn:
+def turn_cancel(*, turn: Turn, actor: Actor = None) -> Turn:
     """Cancel a queued turn now, or stop a running one: at once when this process runs
     it, at its next lease renewal when another does. `actor` is the acting principal
     (`conversations.authorization`); refused unless it may cancel here."""
@@ -119,7 +122,7 @@ def turn_cancel(*, turn: Turn, actor: Any = None) -> Turn:
     return current
 
 
-def turn_queue_for_unanswered(*, conversation: Conversation, trigger: str, actor: Any = None) -> Turn | None:
+def turn_queue_for_unanswered(*, conversation: Conversation, trigger: str, actor: User | None = None) -> Turn | None:
     """Queue a turn for the customer's last message if nothing answered it yet.
     Precondition: inside a transaction holding the conversation row."""
     last = (

@@ -12,7 +12,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 
 from conversations.access import conversation_for_staff, conversation_for_visitor
-from conversations.agent.events import message_event
+from conversations.agent.events import MessageEvent, ReadyEvent, message_event
 from conversations.agent.provider import is_offline, model_label
 from conversations.authorization import Principal
 from conversations.conf import platform_setting
@@ -87,7 +87,7 @@ def open_turns(conversation_id: Any, *, role: str) -> list[dict[str, Any]]:
     return list(reversed(shown))
 
 
-def connection_state(conversation_id: Any, *, role: str) -> dict[str, Any]:
+def connection_state(conversation_id: Any, *, role: str) -> ReadyEvent:
     """The `ready` event: the conversation as it is now."""
     conversation = Conversation.objects.select_related("agent").get(pk=conversation_id)
     return {
@@ -110,7 +110,7 @@ def last_seq(conversation_id: Any) -> int:
 
 def message_events_after(
     conversation_id: Any, *, after: int, upto: int | None = None, role: str, limit: int = CATCHUP_BATCH
-) -> list[dict[str, Any]]:
+) -> list[MessageEvent]:
     """Message events for stored items with `after < seq <= upto`, in seq order, at most
     `limit`. Visitors get customer-visible kinds only (never notes). Assistant items
     carry `model_label`, the model that answered."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -32,7 +33,14 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from conversations.access import turn_of_conversation
 from conversations.agent.engine import engine
-from conversations.agent.events import group_name, message_event
+from conversations.agent.events import (
+    AckEvent,
+    MessageEvent,
+    caught_up_at,
+    group_name,
+    message_event,
+    typing_hint,
+)
 from conversations.conf import platform_setting
 from conversations.errors import PlatformError
 from conversations.models import Conversation
@@ -52,7 +60,7 @@ logger = logging.getLogger(__name__)
 TYPING_MESSAGE_TYPE = "conversation.typing"
 
 
-def _post(viewer: Viewer, text: Any, client_id: Any) -> tuple[dict[str, Any], bool]:
+def _post(viewer: Viewer, text: Any, client_id: Any) -> tuple[MessageEvent, bool]:
     # The services lock and re-read the row themselves; the connection's copy will do.
     # They also decide what the connection's principal may do (a viewer may not reply).
     conversation = viewer.conversation
@@ -145,7 +153,7 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         last = await engine.db(catchup.last_seq, self.viewer.conversation.pk)
         self.sent_seq = min(after, last)
         await self._send_stored(upto=last)
-        await self.send_json({"type": "caught_up", "last_seq": self.sent_seq})
+        await self.send_json(caught_up_at(self.sent_seq))
 
     async def _send_stored(self, *, upto: int) -> None:
         """Send stored items with `sent_seq < seq <= upto` from the database."""
@@ -163,7 +171,7 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         # Items the viewer never sees (notes) still advance the position.
         self.sent_seq = max(self.sent_seq, upto)
 
-    async def _deliver_message(self, event: dict[str, Any]) -> None:
+    async def _deliver_message(self, event: Mapping[str, Any]) -> None:
         seq = event.get("seq") or 0
         if seq <= self.sent_seq:
             return  # already delivered (catch-up and the live stream overlap)
@@ -180,12 +188,13 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             self.turn_labels[turn_id] = await engine.db(catchup.turn_model_label, turn_id)
         return self.turn_labels[turn_id]
 
-    async def _send_event(self, event: dict[str, Any]) -> None:
+    async def _send_event(self, event: Mapping[str, Any]) -> None:
         assert self.viewer is not None
+        shown: Mapping[str, Any] | None = event
         if self.viewer.role == VISITOR:
-            event = protocol.customer_event(event, activity_for=activity_for)
-        if event is not None:
-            await self.send_json(event)
+            shown = protocol.customer_event(event, activity_for=activity_for)
+        if shown is not None:
+            await self.send_json(shown)
 
     # --- channel layer handlers -------------------------------------------------------
     async def conversation_event(self, message: dict[str, Any]) -> None:
@@ -213,13 +222,12 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             return
         if message.get("role") == self.viewer.role:
             return
-        await self.send_json({
-            "type": "typing",
-            "conversation": str(self.viewer.conversation.pk),
-            "role": message.get("role"),
-            "name": message.get("name", ""),
-            "active": bool(message.get("active", True)),
-        })
+        await self.send_json(typing_hint(
+            str(self.viewer.conversation.pk),
+            role=message.get("role"),
+            name=message.get("name", ""),
+            active=bool(message.get("active", True)),
+        ))
 
     # --- client frames ----------------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -270,10 +278,10 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         if self.viewer.role == VISITOR and not self.posts.take():
             raise protocol.FrameError("rate_limited", "Too many messages; wait a moment and send again.")
         event, created = await engine.db(_post, self.viewer, frame.get("text"), frame.get("client_id"))
-        await self.send_json({
-            "type": "ack", "frame": "message", "client_id": frame.get("client_id") or None,
-            "seq": event["seq"], "created": created,
-        })
+        await self.send_json(AckEvent(
+            type="ack", frame="message", client_id=frame.get("client_id") or None,
+            seq=event["seq"], created=created,
+        ))
         await self._deliver_message(event)
 
     async def frame_typing(self, frame: dict[str, Any]) -> None:
@@ -297,11 +305,11 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
     async def frame_retry(self, frame: dict[str, Any]) -> None:
         assert self.viewer is not None
         new_turn = await engine.db(_retry, self.viewer, frame.get("turn"))
-        await self.send_json({"type": "ack", "frame": "retry", "turn": frame.get("turn"), "new_turn": new_turn})
+        await self.send_json(AckEvent(type="ack", frame="retry", turn=frame.get("turn"), new_turn=new_turn))
 
     async def frame_handoff(self, frame: dict[str, Any]) -> None:
         assert self.viewer is not None
         if self.viewer.role != VISITOR:
             raise protocol.FrameError("not_allowed", "Only the customer asks for a person.")
         await engine.db(_handoff, self.viewer, "The customer asked for a person (widget button).")
-        await self.send_json({"type": "ack", "frame": "handoff"})
+        await self.send_json(AckEvent(type="ack", frame="handoff"))

@@ -120,8 +120,8 @@ def _scope_secure(scope: dict[str, Any]) -> bool:
     proxy_header = settings.SECURE_PROXY_SSL_HEADER
     if proxy_header:
         name, expected = proxy_header
-        name = name.removeprefix("HTTP_").replace("_", "-").lower().encode()
-        return (header(scope, name) or "").split(",")[0].strip() == expected
+        key = name.removeprefix("HTTP_").replace("_", "-").lower().encode()
+        return (header(scope, key) or "").split(",")[0].strip() == expected
     return False
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,6 +125,6 @@ def customer_message(message: dict[str, Any], *, activity: str = "") -> dict[str
     return customer_view.customer_message(message, activity=activity)
 
 
-def customer_event(event: dict[str, Any], *, activity_for: Any) -> dict[str, Any] | None:
+def customer_event(event: Mapping[str, Any], *, activity_for: Any) -> Mapping[str, Any] | None:
     """The customer view of one engine event; None means do not send it."""
     return customer_view.customer_event(event, activity_for=activity_for)

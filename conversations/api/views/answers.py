@@ -14,7 +14,7 @@ serves, reading the database in short `engine.db` jobs of its own. Everything el
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -43,7 +43,7 @@ def _answer_items(turn: Turn | None) -> list[Message]:
     return list(Message.objects.filter(turn=turn).order_by("seq"))
 
 
-async def _customer_events(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+async def _customer_events(events: AsyncIterator[Mapping[str, Any]]) -> AsyncIterator[Mapping[str, Any]]:
     """A visitor's stream: each event as the widget websocket would show it."""
     async for event in events:
         shown = customer_event(event)  # keep-alives pass through as they are
@@ -116,11 +116,11 @@ def answer(
     when `replay`). `customer`: the caller is a visitor (`conversations.customer_view`)."""
     if mode == "poll" or subscription is None:
         finished = turn is not None and turn.is_finished
-        body = post_result_dict(
+        result = post_result_dict(
             message=message, turn=turn, created=created,
             answer=_answer_items(turn) if finished else [], internal=internal, customer=customer,
         )
-        return Response(body, status=status)
+        return Response(result, status=status)
     conversation_id = str(message.conversation_id)
     turn_id = str(turn.pk) if turn is not None else None
     if mode == "stream":

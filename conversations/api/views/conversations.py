@@ -52,7 +52,9 @@ class ConversationCollectionView(ApiView):
         "API keys their integration's (or all, with the all_conversations scope).",
         parameters=[ConversationFilterSerializer],
         responses={200: ConversationSerializer(many=True), **errors(400, 401, 403, 404, 429)},
-        auth=[{"apiKey": []}, {"visitorToken": []}, {"staffSession": []}],
+        # drf-spectacular annotates `auth` as names, but its get_auth returns these
+        # security requirement objects as they are.
+        auth=[{"apiKey": []}, {"visitorToken": []}, {"staffSession": []}],  # type: ignore[list-item]
     )
     def get(self, request: Request) -> Response:
         principal = self.principal
@@ -73,7 +75,9 @@ class ConversationCollectionView(ApiView):
         page = paginator.paginate_queryset(queryset, request, view=self)
         internal = principal.internal
         customer = principal.customer_view
-        return paginator.get_paginated_response([conversation_dict(c, internal=internal, customer=customer) for c in page])
+        return paginator.get_paginated_response(
+            [conversation_dict(c, internal=internal, customer=customer) for c in page or ()]
+        )
 
     @extend_schema(
         operation_id="conversations_create",
@@ -89,7 +93,7 @@ class ConversationCollectionView(ApiView):
             201: ConversationCreatedSerializer,
             **errors(400, 401, 403, 404, 413, 429),
         },
-        auth=[{"apiKey": []}, {"staffSession": []}, {}],
+        auth=[{"apiKey": []}, {"staffSession": []}, {}],  # type: ignore[list-item]  # as above
     )
     def post(self, request: Request) -> Response:
         principal = self.principal

@@ -7,15 +7,16 @@ from pathlib import Path
 
 import drf_spectacular_sidecar
 from django.core.exceptions import SuspiciousFileOperation
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest
+from django.http.response import HttpResponseBase
 from django.views.static import serve
 
 SIDECAR_ROOT = Path(drf_spectacular_sidecar.__file__).parent / "static" / "drf_spectacular_sidecar"
 
 
-def docs_asset(request: HttpRequest, path: str) -> HttpResponse:
+def docs_asset(request: HttpRequest, path: str) -> HttpResponseBase:
     try:
-        response = serve(request, path, document_root=SIDECAR_ROOT)
+        response = serve(request, path, document_root=str(SIDECAR_ROOT))
     except SuspiciousFileOperation:
         raise Http404("Not found.") from None
     response["Cache-Control"] = "public, max-age=86400"

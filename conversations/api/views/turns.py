@@ -49,7 +49,7 @@ class TurnCollectionView(ApiView):
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(turns, request, view=self)
         customer = self.principal.customer_view
-        return paginator.get_paginated_response([turn_dict(t, internal=False, customer=customer) for t in page])
+        return paginator.get_paginated_response([turn_dict(t, internal=False, customer=customer) for t in page or ()])
 
 
 class TurnDetailView(ApiView):

@@ -9,7 +9,7 @@ most one default.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin
@@ -52,7 +52,7 @@ class AgentForm(forms.ModelForm):
         choices = [(name, f"{name} — {tool.description[:90]}") for name, tool in sorted(known.items())]
         current = list(self.instance.tools or []) if self.instance.pk else []
         choices += [(name, f"{name} (not in the registry)") for name in current if name not in known]
-        self.fields["tools"].choices = choices
+        cast(forms.MultipleChoiceField, self.fields["tools"]).choices = choices
         self.fields["tools"].initial = current
         self.fields["make_default"].initial = bool(self.instance.pk and self.instance.is_default)
 
@@ -61,7 +61,8 @@ class AgentForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         """Refuse settings the model cannot take (the same check `agent_save` makes)."""
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data  # what ModelForm.clean returns
         probe = copy.copy(self.instance)  # the instance gets the form's values only after clean()
         for name in ("model", "temperature", "reasoning_effort", "max_output_tokens", "history_token_budget",
                      "model_capabilities"):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.http import Http404, HttpResponseNotAllowed, JsonResponse
+from django.http import Http404, HttpResponse, HttpResponseNotAllowed, JsonResponse
 
 from conversations.agent.provider import model_label
 from conversations.authorization import Action, playground_owner_id
@@ -51,7 +51,7 @@ def _error(exc: PlatformError) -> JsonResponse:
     return JsonResponse(error_body(exc), status=exc.status, headers=error_headers(exc))
 
 
-def try_start(model_admin: Any, request: Any, agent_id: Any) -> JsonResponse:
+def try_start(model_admin: Any, request: Any, agent_id: Any) -> HttpResponse:
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     agent = _agent(request, agent_id)
@@ -73,7 +73,7 @@ def try_start(model_admin: Any, request: Any, agent_id: Any) -> JsonResponse:
     }, status=201)
 
 
-def try_message(model_admin: Any, request: Any, agent_id: Any, conversation_id: Any) -> JsonResponse:
+def try_message(model_admin: Any, request: Any, agent_id: Any, conversation_id: Any) -> HttpResponse:
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     agent = _agent(request, agent_id)

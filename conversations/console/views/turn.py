@@ -64,7 +64,8 @@ def replay_create(model_admin: Any, request: Any, turn_id: Any) -> HttpResponse:
     turn = Turn.objects.select_related("agent", "conversation").get(pk=turn.pk)
     agent = None
     if request.POST.get("agent"):
-        agent = Agent.objects.filter(pk=_int(request.POST["agent"])).first()
+        agent_pk = _int(request.POST["agent"])
+        agent = Agent.objects.filter(pk=agent_pk).first() if agent_pk is not None else None
         if agent is None:
             messages.error(request, "Unknown agent.")
             return redirect(turn_url(turn.pk))

@@ -180,6 +180,7 @@ class Command(BaseCommand):
                 started = time.perf_counter()
                 posted = await engine.db(message_post, conversation=conversation, text=sentence(rng, 6, 20))
                 post_time = time.perf_counter() - started
+                assert posted.turn is not None  # a customer message always queues a turn here
                 turn_id = str(posted.turn.id)
                 while True:
                     event = (await layer.receive(channel))["event"]

@@ -127,13 +127,15 @@ def script(exchanges: int, probes: list[int], rng: random.Random) -> Script:
             ]
         items.append({"kind": "assistant", "text": answer})
     stored = bench._append(conversation, items)
-    facts, questions, probe_of = {}, {}, {}
-    for index, name, probe in marks:
-        if probe is None:
+    facts: dict[str, int] = {}
+    questions: dict[int, str] = {}
+    probe_of: dict[int, int] = {}
+    for index, name, mark_probe in marks:
+        if mark_probe is None:
             facts[name] = stored[index].pk
         else:
             questions[stored[index].pk] = name
-            probe_of[stored[index].pk] = probe
+            probe_of[stored[index].pk] = mark_probe
     return Script(conversation, facts, questions, probe_of)
 
 
@@ -200,7 +202,7 @@ def replay(case: Script, budget: int, retriever: retrieval.Retriever, carry: boo
         seen_tokens += message.token_count + ITEM_OVERHEAD_TOKENS
 
 
-def _extends(previous: list[dict[str, Any]], ids: list[int]) -> bool:
+def _extends(previous: list[dict[str, Any]], ids: list[int | None]) -> bool:
     """The new selection starts with the previous one (the current message aside)."""
     before = [entry["message_id"] for entry in previous if entry["reason"] not in ("current", "recall note", "recalled")]
     return ids[: len(before)] == before

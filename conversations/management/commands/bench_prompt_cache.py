@@ -157,6 +157,7 @@ class Command(BaseCommand):
         for _ in range(exchanges):
             for conversation, channel in opened:
                 posted = await engine.db(message_post, conversation=conversation, text=_sentence(rng, 8, 40))
+                assert posted.turn is not None  # a customer message always queues a turn here
                 turn_id = str(posted.turn.id)
                 while True:
                     event = (await layer.receive(channel))["event"]

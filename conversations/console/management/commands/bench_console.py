@@ -20,6 +20,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
+from django.http import StreamingHttpResponse
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
@@ -55,6 +56,8 @@ class Command(BaseCommand):
         long = Conversation.objects.filter(agent=agent, customer_id__startswith=f"{PREFIX}-long-").first()
         turn = Turn.objects.filter(conversation=long).order_by("-created_at").first()
         some = Conversation.objects.filter(agent=agent).order_by("customer_id").values_list("customer_id", flat=True)[500]
+        if long is None or turn is None:
+            raise CommandError("no long conversation with a turn: generate the data set first")
         base = "/admin/conversations/conversation/"
         deep = max(1, min(1000, options["conversations"] // 50 - 1))
         pages = [
@@ -128,7 +131,7 @@ class Command(BaseCommand):
         response = client.get(url)
         if response.status_code != 200:
             raise CommandError(f"{url} answered {response.status_code}")
-        if response.streaming:
+        if isinstance(response, StreamingHttpResponse):
             for _ in response.streaming_content:
                 pass
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, TextIO, cast
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -72,7 +72,7 @@ class Command(BaseCommand):
             customers=customers,
             concurrency=options["concurrency"],
             writers=options["writers"],
-            progress=Progress(self.stderr._out, enabled=False if options["no_progress"] else None),
+            progress=Progress(cast(TextIO, self.stderr._out), enabled=False if options["no_progress"] else None),
             api_client=options["api_client"],
         )
         if options["api_base_url"] and options["paths"]:

@@ -6,6 +6,7 @@ against an idle database."""
 
 from __future__ import annotations
 
+import functools
 import random
 from typing import Any
 
@@ -17,7 +18,7 @@ from conversations.knowledge.models import Passage
 from conversations.knowledge.retriever import FullTextRetriever
 from conversations.knowledge.selectors import knowledge_search
 from conversations.knowledge.services import knowledge_reindex
-from conversations.retrieval import KeywordRetriever
+from conversations.retrieval import KeywordRetriever, Retriever
 
 
 class Command(BaseCommand):
@@ -56,7 +57,7 @@ class Command(BaseCommand):
 
         planted = [bench.planted_conversation(options["exchanges"], rng) for _ in range(options["conversations"])]
         bench.analyze()
-        retrievers = {"selector (full-text)": fulltext, "selector (keyword fallback)": keyword}
+        retrievers: dict[str, Retriever] = {"selector (full-text)": fulltext, "selector (keyword fallback)": keyword}
         rows = bench.compare(planted, budget, retrievers)
         full = bench.mean(rows[0].prompt_tokens)
         out("")
@@ -96,7 +97,7 @@ class Command(BaseCommand):
         count = Passage.objects.count()
         samples = []
         for query in queries:
-            times, _ = bench.timed(lambda query=query: knowledge_search(query=query), 5)
+            times, _ = bench.timed(functools.partial(knowledge_search, query=query), 5)
             samples += times
         out(f"Knowledge-base search over {count:,} passages ({len(queries)} queries x 5 runs):")
         out(f"  full-text:                   {bench.latency_line(samples)}")
@@ -105,6 +106,6 @@ class Command(BaseCommand):
                 knowledge_reindex()  # embeds every passage with the bundled model
                 samples = []
                 for query in queries:
-                    times, _ = bench.timed(lambda query=query: knowledge_search(query=query), 5)
+                    times, _ = bench.timed(functools.partial(knowledge_search, query=query), 5)
                     samples += times
             out(f"  full-text + offline semantic: {bench.latency_line(samples)}")
