@@ -6,11 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from conversations.models import Conversation, Turn
 from conversations.ops import metrics
@@ -79,8 +81,12 @@ def test_queued_turn_gauge_reads_the_database(default_agent, provider):
     conversation = conversation_create(channel="api")
     posted = message_post(conversation=conversation, text="hello")
     wait_turn_finished(posted.turn.id)
-    # A queued turn nobody has dispatched yet (as after a crash between commit and dispatch).
-    Turn.objects.create(conversation=conversation, user_message=posted.message, agent=default_agent, attempt=2)
+    # A queued turn waiting behind a turn another process runs under a live lease: no
+    # claim (this process's sweeper included) may start it while the scrape reads it.
+    Turn.objects.create(conversation=conversation, user_message=posted.message, agent=default_agent, attempt=2,
+                        status="running", lease_owner="another-process",
+                        lease_expires_at=timezone.now() + timedelta(minutes=10))
+    Turn.objects.create(conversation=conversation, user_message=posted.message, agent=default_agent, attempt=3)
     samples = scrape(client)
     assert value(samples, "support_turns_in_state", status="queued") >= 1
     assert value(samples, "support_turn_queue_oldest_age_seconds") >= 0

@@ -81,7 +81,7 @@ def test_redis_restart_mid_answer_the_widget_reconnects_and_shows_the_stored_ans
     # Then the server closed the socket with 4503 (as soon as its layer noticed: at once
     # when the receive connection drops, within its run_id watch when redis-py
     # reconnected silently), the widget said it was reconnecting, and came back
-    widget.page.wait_for_function("window.__closes.includes(4503)", timeout=15_000)
+    widget.page.wait_for_function("() => window.__closes.includes(4503)", timeout=15_000)
     expect(widget.root.locator(".status")).to_have_text("")
     assert "Connection lost. Reconnecting…" in widget.page.evaluate("window.__statuses")
     # and it shows the stored answer without the visitor doing anything, exactly once
