@@ -196,7 +196,7 @@ def test_another_browser_cannot_open_the_first_visitors_conversation(server, bro
             f"() => localStorage.getItem({json.dumps(key)}) === null"
         )
         expect(other.root.locator(".msg")).to_have_count(0)
-        other.open()
+        expect(other.root.locator("section.panel")).to_be_visible()  # it was open in this tab
         expect(other.root.locator(".log")).to_contain_text("no longer available")
         other.send("hello again")
         other.page.wait_for_function(

@@ -44,7 +44,7 @@ export const ViewMixin = (Base) =>
       this.$input = el("textarea", { rows: "1", id: "input", autocomplete: "off", "aria-describedby": "count" });
       this.$inputLabel = el("label", { className: "sr", for: "input" });
       this.$send = el("button", { className: "send", type: "submit" }, [icon(ICON_SEND, true)]);
-      this.$count = el("p", { className: "count", id: "count", "aria-live": "polite" });
+      this.$count = el("p", { className: "count", id: "count" }); // read with the box (aria-describedby), not on every key
       this.$form = el("form", {}, [this.$inputLabel, this.$input, this.$send, this.$count]);
       on(this.$form, "submit", (e) => {
         e.preventDefault();
