@@ -13,6 +13,8 @@ const browser = {
   console: "readonly",
   setTimeout: "readonly",
   clearTimeout: "readonly",
+  setInterval: "readonly",
+  clearInterval: "readonly",
   requestAnimationFrame: "readonly",
   fetch: "readonly",
   WebSocket: "readonly",

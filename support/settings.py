@@ -386,6 +386,10 @@ SUPPORT_PLATFORM: dict[str, Any] = {
     # Customer sites allowed to embed the widget (websocket origins and CORS), beyond
     # the site's own ALLOWED_HOSTS: "shop.example.com", ".example.com", or "*".
     "WIDGET_ORIGINS": _env_list("SUPPORT_WIDGET_ORIGINS", ""),
+    # What the widget tells customers about who answers: "off" (nothing), "assistant"
+    # ("AI assistant") or "model" (the model's name). The offline demo model always
+    # says that it is one, whatever this says.
+    "WIDGET_PROVENANCE": os.environ.get("SUPPORT_WIDGET_PROVENANCE", "assistant"),
     # Reverse proxies in front of daphne whose X-Forwarded-For entries are trusted: the
     # client address is the N-th entry from the right (conversations/clientaddr.py).
     # SUPPORT_API_NUM_PROXIES is the older name of the same setting.

@@ -11,7 +11,7 @@ of type `conversation.event` whose `event` key holds one of the `EngineEvent`s b
 This module is the one list (docs/widget.md has the table): `EngineEvent`, what the
 services and the engine publish to a conversation's group, and `ConnectionEvent`, what a
 door sends to one connection: the websocket's `ready` (built by
-`widget.catchup.connection_state`), `caught_up`, `ack`, `typing` and `error`,
+`widget.catchup.connection_state`), `read`, `caught_up`, `ack`, `typing` and `error`,
 and the SSE stream's `stream.timeout`. The engine events' builders are named `*_event`
 (tests/realtime/test_every_event.py sends one of each through every consumer); the
 connection events' builders are named for what they say (`caught_up_at`,
@@ -246,9 +246,18 @@ class ReadyEvent(TypedDict):
     ai_paused: bool
     last_seq: int
     agent: dict[str, Any]  # name
-    model: dict[str, Any]  # name, label, offline
+    model: dict[str, Any]  # name, label, offline; for visitors provenance
+    read_seq: int  # the customer's messages read up to here
     turns: list[dict[str, Any]]  # recent attempts not completed
     limits: dict[str, Any]  # max_message_chars
+
+
+class ReadEvent(TypedDict):
+    """Visitors only: a staff member has seen the customer's messages up to `seq`."""
+
+    type: Literal["read"]
+    conversation: str
+    seq: int
 
 
 class CaughtUpEvent(TypedDict):
@@ -296,9 +305,13 @@ class StreamTimeoutEvent(TypedDict):
 
 
 ConnectionEvent: TypeAlias = (
-    ReadyEvent | CaughtUpEvent | AckEvent | TypingEvent | ErrorEvent | StreamTimeoutEvent
+    ReadyEvent | ReadEvent | CaughtUpEvent | AckEvent | TypingEvent | ErrorEvent | StreamTimeoutEvent
 )
 Event: TypeAlias = EngineEvent | ConnectionEvent
+
+
+def read_up_to(conversation_id: UUID | str, seq: int) -> ReadEvent:
+    return {"type": "read", "conversation": str(conversation_id), "seq": seq}
 
 
 def caught_up_at(last_seq: int) -> CaughtUpEvent:

@@ -44,6 +44,9 @@ class Conversation(models.Model):
     )
     # Seq allocation counter; the row is locked while a seq is taken so seqs are gap-free.
     next_seq = models.PositiveIntegerField(default=1, editable=False)
+    # The highest seq a staff member has had in front of them (the console's live view
+    # was open): the widget shows the customer's messages up to it as read.
+    staff_read_seq = models.PositiveIntegerField(default=0, editable=False)
     # Denormalised for the staff list, kept by the message services.
     message_count = models.PositiveIntegerField(default=0)
     last_message_preview = models.CharField(max_length=200, blank=True)

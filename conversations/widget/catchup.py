@@ -22,6 +22,7 @@ from conversations.models import Conversation, Message, Turn
 from conversations.models.message import CUSTOMER_VISIBLE_KINDS, MessageKind
 from conversations.models.turn import TurnStatus
 from conversations.presenters import turn_summary
+from conversations.widget.presentation import read_seq, visitor_model
 
 VISITOR = "visitor"
 STAFF = "staff"
@@ -88,8 +89,10 @@ def open_turns(conversation_id: Any, *, role: str) -> list[dict[str, Any]]:
 
 
 def connection_state(conversation_id: Any, *, role: str) -> ReadyEvent:
-    """The `ready` event: the conversation as it is now."""
+    """The `ready` event: the conversation as it is now (for a visitor, the model as the
+    site's provenance setting shows it, see `conversations.widget.presentation`)."""
     conversation = Conversation.objects.select_related("agent").get(pk=conversation_id)
+    model = model_info(conversation)
     return {
         "type": "ready",
         "conversation": str(conversation.pk),
@@ -98,7 +101,8 @@ def connection_state(conversation_id: Any, *, role: str) -> ReadyEvent:
         "ai_paused": conversation.ai_paused,
         "last_seq": conversation.next_seq - 1,
         "agent": {"name": conversation.agent.name},
-        "model": model_info(conversation),
+        "model": visitor_model(model) if role == VISITOR else model,
+        "read_seq": read_seq(conversation),
         "turns": open_turns(conversation.pk, role=role),
         "limits": {"max_message_chars": platform_setting("MAX_MESSAGE_CHARS")},
     }

@@ -5,7 +5,8 @@ authorises (a visitor token, or a staff session from the site's own origin, as t
 console's live view and try-it panel connect), joins the conversation's event group,
 sends a `ready` event with the conversation's state and then every stored item after
 `after`. From then on it relays the engine's events (the customer view for visitors,
-unchanged for staff) and typing hints, and turns client frames into service calls:
+unchanged for staff), typing hints and read marks (a staff connection marks the
+customer's messages read, `presentation.staff_read_mark`), and turns client frames into service calls:
 `message` -> `message_post` (staff: `staff_reply_post`), `retry` -> `turn_retry`,
 `handoff` -> `conversation_handoff`, `resume` -> catch-up. The services authorise every
 action of the connection's principal (`conversations.authorization.authorize`); ORM
@@ -39,6 +40,7 @@ from conversations.agent.events import (
     caught_up_at,
     group_name,
     message_event,
+    read_up_to,
     typing_hint,
 )
 from conversations.conf import platform_setting
@@ -53,6 +55,7 @@ from conversations.services.turns import turn_retry
 from conversations.widget import catchup, protocol
 from conversations.widget.catchup import STAFF, VISITOR, Viewer
 from conversations.widget.origins import scope_is_own_origin
+from conversations.widget.presentation import READ_MESSAGE_TYPE, staff_read_mark, visitor_event
 from conversations.widget.socketlimits import socket_acquire, socket_release
 from tools.registry import activity_for
 
@@ -138,6 +141,8 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         )
         after = protocol.seq_value((query.get("after") or ["0"])[0])
         await self._catch_up(after or 0)
+        if viewer.role == STAFF:
+            await self._staff_read(self.sent_seq)  # a staff member opened it: the customer sees "Read"
 
     async def disconnect(self, code: int) -> None:
         socket_release(self.slots)
@@ -182,6 +187,13 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             event = {**event, "model_label": await self._turn_label(event["turn"])}
         self.sent_seq = seq
         await self._send_event(event)
+        if self.viewer is not None and self.viewer.role == STAFF and event["message"].get("kind") == MessageKind.USER:
+            await self._staff_read(seq)
+
+    async def _staff_read(self, seq: int) -> None:
+        assert self.viewer is not None
+        if seq and await engine.db(staff_read_mark, conversation_id=self.viewer.conversation.pk, seq=seq):
+            await self.channel_layer.group_send(self.group, {"type": READ_MESSAGE_TYPE, "seq": seq})
 
     async def _turn_label(self, turn_id: str) -> str:
         if turn_id not in self.turn_labels:
@@ -193,6 +205,7 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         shown: Mapping[str, Any] | None = event
         if self.viewer.role == VISITOR:
             shown = protocol.customer_event(event, activity_for=activity_for)
+            shown = visitor_event(shown) if shown is not None else None
         if shown is not None:
             await self.send_json(shown)
 
@@ -216,6 +229,12 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         """The channel layer lost its broker: events may be missing and the group
         membership may be gone. Close, so the client reconnects and catches up."""
         await self.close(code=protocol.CLOSE_LIVE_DELIVERY_LOST)
+
+    async def conversation_read(self, message: dict[str, Any]) -> None:
+        """A staff member has seen the customer's messages up to `seq`."""
+        if self.viewer is None or self.viewer.role != VISITOR:
+            return
+        await self.send_json(read_up_to(self.viewer.conversation.pk, message["seq"]))
 
     async def conversation_typing(self, message: dict[str, Any]) -> None:
         if self.viewer is None or message.get("sender") == self.channel_name:

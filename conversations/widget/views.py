@@ -39,6 +39,7 @@ from conversations.ratelimit import rate_limit_hit
 from conversations.services.conversations import conversation_create
 from conversations.widget.catchup import model_info
 from conversations.widget.origins import request_origin_allowed
+from conversations.widget.presentation import read_seq, visitor_model
 
 MAX_BODY_BYTES = 4096
 
@@ -79,7 +80,8 @@ def session_payload(conversation: Conversation, token: str) -> dict[str, Any]:
         "ai_paused": conversation.ai_paused,
         "last_seq": conversation.next_seq - 1,
         "agent": {"name": conversation.agent.name},
-        "model": model_info(conversation),
+        "model": visitor_model(model_info(conversation)),
+        "read_seq": read_seq(conversation),
         "limits": {"max_message_chars": platform_setting("MAX_MESSAGE_CHARS")},
     }
 

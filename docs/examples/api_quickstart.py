@@ -1,7 +1,9 @@
 """REST API quickstart: create a conversation, stream an answer, retry a turn.
 
-Needs only `httpx`. Start the platform (`make run`), create an API key, then run:
+Needs only `httpx`. Start the platform, create an API key, then run the example:
 
+    export PORT=8000    # any free port: `make run` serves it, the example calls it
+    make run &
     export SUPPORT_API_KEY=$(.venv/bin/python manage.py api_key_create --client demo --name quickstart --quiet)
     .venv/bin/python docs/examples/api_quickstart.py
 
@@ -17,7 +19,8 @@ from typing import Any
 
 import httpx
 
-BASE_URL = os.environ.get("SUPPORT_API_URL", "http://127.0.0.1:8000")
+# Where `make run` serves: its PORT (default 8000), unless SUPPORT_API_URL says otherwise.
+BASE_URL = os.environ.get("SUPPORT_API_URL") or f"http://127.0.0.1:{os.environ.get('PORT') or 8000}"
 API_KEY = os.environ["SUPPORT_API_KEY"]
 
 

@@ -101,9 +101,8 @@ def test_a_reply_streams_in_tools_show_in_words_history_survives_reload_and_can_
     grown = widget.page.evaluate("window.__lengths")
     assert len(set(grown)) >= 5 and grown == sorted(grown), grown  # it grew, piece by piece
     expect(widget.answers().first).to_contain_text("Hello! I'm the offline demo assistant")
-    expect(widget.root.locator(".msg.assistant .caption").first).to_have_text(
-        "Answered by Offline demo model (no AI provider configured)"
-    )
+    # Who answered is said once, in the header (issue 21), not under every answer.
+    expect(widget.root.locator(".msg.assistant .caption")).to_have_count(0)
     expect(widget.root.locator("header .model")).to_contain_text("Offline demo model")
 
     widget.send("Where is order 1001? My email is ada@example.com")
@@ -172,7 +171,9 @@ def test_another_browser_cannot_open_the_first_visitors_conversation(server, bro
     try:
         other = Widget.visit(other_context, server)
         expect(other.root.locator("section.panel")).to_be_attached()
-        other.page.wait_for_function("() => Object.keys(localStorage).length > 0")
+        other.open()
+        other.send("hello")  # the conversation starts with the first message (issue 21)
+        expect(other.answers()).to_have_count(1)
         own = other.stored()
         assert own["conversation"] != victim["conversation"]
         probe = other.page.evaluate("""async ({victimId, ownToken}) => {
@@ -191,11 +192,18 @@ def test_another_browser_cannot_open_the_first_visitors_conversation(server, bro
         planted = json.dumps({"conversation": victim["conversation"], "token": "made-up"})
         other.page.evaluate(f"localStorage.setItem({json.dumps(key)}, {json.dumps(planted)})")
         other.page.reload()
-        other.page.wait_for_function(  # forgotten (briefly absent), then a new one stored
+        other.page.wait_for_function(  # forgotten, and nothing stored until the visitor writes
+            f"() => localStorage.getItem({json.dumps(key)}) === null"
+        )
+        expect(other.root.locator(".msg")).to_have_count(0)
+        expect(other.root.locator("section.panel")).to_be_visible()  # it was open in this tab
+        expect(other.root.locator(".log")).to_contain_text("no longer available")
+        other.send("hello again")
+        other.page.wait_for_function(
             f"() => {{ const v = JSON.parse(localStorage.getItem({json.dumps(key)})); return v && v.token !== 'made-up'; }}"
         )
         assert other.stored()["conversation"] not in (victim["conversation"], own["conversation"])
-        expect(other.root.locator(".msg")).to_have_count(0)
+        expect(other.root.locator(".msg.user")).to_have_count(1)
         assert "secret" not in other.page.evaluate(f"{ROOT}.textContent")
     finally:
         other_context.close()

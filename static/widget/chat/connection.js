@@ -1,5 +1,6 @@
-/* The session and the socket: `POST /widget/session` (start or resume, token kept in
- * localStorage), the websocket with `?token=&after=<last seq>`, reconnecting with
+/* The session and the socket: `POST /widget/session` (resume at once when localStorage
+ * holds a token; start only when the visitor first sends something or asks for a
+ * person, so a page view creates nothing), the websocket with `?token=&after=<last seq>`, reconnecting with
  * backoff (at once after 4503; afresh after 4404), and the frames the visitor sends
  * (messages, typing hints). docs/widget.md is the protocol. */
 
@@ -13,28 +14,48 @@ export const ConnectionMixin = (Base) =>
   class extends Base {
     // --- session and socket -------------------------------------------------------------
 
-    async _start(notice) {
+    /* Resume the saved conversation at once; with none, wait for the visitor's first
+       message (`_ensureConversation`) unless one is already waiting to be sent. */
+    _start(notice) {
       clearTimeout(this._timer);
-      this._setStatus(this.t("connecting"));
       const saved = store.get(this.storageKey);
+      if (saved && saved.token) return this._begin(saved.token, notice);
+      if (notice) this._systemLine(notice);
+      if (this.pending.size || this._wantHandoff) return this._begin(null);
+      this._setStatus("");
+      return null;
+    }
+
+    /* The visitor wrote or asked for a person: start their conversation if need be. */
+    _ensureConversation() {
+      if (!this.session && !this._starting) this._begin(null);
+    }
+
+    async _begin(token, notice) {
+      clearTimeout(this._timer);
+      this._starting = true;
+      this._setStatus(this.t("connecting"));
       let session;
       try {
-        session = await this._fetchSession(saved && saved.token);
+        session = await this._fetchSession(token);
       } catch (err) {
-        if (err.status === 404 && saved) {
+        this._starting = false;
+        if (err.status === 404 && token) {
           store.remove(this.storageKey);
           this._start(this.t("conversationGone"));
         } else {
           this._setStatus(navigator.onLine === false ? this.t("offline") : this.t("reconnecting"));
-          this._later(() => this._start(notice));
+          this._later(() => this._begin(token, notice));
         }
         return;
       }
+      this._starting = false;
       this.session = session;
       store.set(this.storageKey, { conversation: session.conversation, token: session.token });
       this.status = session.status;
       this.aiPaused = session.ai_paused;
-      if (session.limits) this.$input.maxLength = session.limits.max_message_chars;
+      this.readSeq = Math.max(this.readSeq, session.read_seq || 0);
+      if (session.limits) this.maxChars = session.limits.max_message_chars;
       this._renderTexts();
       if (notice) this._systemLine(notice);
       this._connect();
@@ -103,7 +124,7 @@ export const ConnectionMixin = (Base) =>
       clearTimeout(this._timer);
       this._attempt = 0;
       if (this.session) this._connect();
-      else this._start();
+      else if (!this._starting) this._start();
     }
 
     _closeSocket() {
@@ -127,15 +148,18 @@ export const ConnectionMixin = (Base) =>
       if (!text.trim()) return;
       const item = { id: newId(), text, el: this._bubble("user", text), unsent: false };
       item.el.classList.add("pending");
-      item.el.appendChild(el("span", { className: "note", text: this.t("sending") }));
+      item.el.querySelector(".meta").appendChild(el("span", { className: "note", text: this.t("sending") }));
       this.pending.set(item.id, item);
       this.$log.appendChild(item.el);
       this._scrollToEnd();
       this.$input.value = "";
       this._autosize();
+      this._renderCount();
       this._lastTypingSent = 0;
-      // Unsent messages wait for the connection and are sent (idempotently) on reconnect.
-      this._sendFrame({ type: "message", text, client_id: item.id });
+      // Unsent messages wait for the connection and are sent (idempotently) on reconnect;
+      // the first one starts the conversation.
+      if (!this.session) this._ensureConversation();
+      else this._sendFrame({ type: "message", text, client_id: item.id });
     }
 
     _markUnsent(item, reason) {
@@ -151,7 +175,7 @@ export const ConnectionMixin = (Base) =>
         this._sendFrame({ type: "message", text: item.text, client_id: item.id });
       });
       const note = el("span", { className: "note", text: this.t("notSent", { reason }) + " " }, [again]);
-      item.el.appendChild(note);
+      item.el.querySelector(".meta").appendChild(note);
     }
 
     _sendTyping() {

@@ -7,13 +7,15 @@
 import { ConnectionMixin } from "./connection.js";
 import { isObject, merge, fill } from "./dom.js";
 import { EventsMixin } from "./events.js";
-import { store } from "./store.js";
+import { store, tabStore } from "./store.js";
 import { STRINGS } from "./strings.js";
 import { TranscriptMixin } from "./transcript.js";
 import { ViewMixin } from "./view.js";
 
 export const TAG = "support-chat";
 const STORAGE_PREFIX = "support-chat:v1:";
+const DEFAULT_MAX_CHARS = 8000; // the platform's default, until a session says otherwise
+const CLOCK_MS = 30000; // how often relative times ("5 min ago") are redrawn
 // The modules are served beside widget.js, so their origin is the script's: the
 // platform the widget talks to unless the `server` attribute says otherwise.
 const MODULE_ORIGIN = new URL(import.meta.url).origin;
@@ -34,7 +36,9 @@ export class SupportChat extends EventsMixin(TranscriptMixin(ConnectionMixin(Vie
     this._resetState();
     this._build();
     this._applyAttributes();
-    if (this.hasAttribute("open")) this.open({ focus: false });
+    // Open if the page says so, or if it was open on the previous page of this site (tab).
+    if (this.hasAttribute("open") || tabStore.get(this.openKey)) this.open({ focus: false, remember: false });
+    this._clock = setInterval(() => this._renderTimes(), CLOCK_MS);
     this._onOnline = () => {
       this._setStatus("");
       this._reconnectNow();
@@ -48,6 +52,7 @@ export class SupportChat extends EventsMixin(TranscriptMixin(ConnectionMixin(Vie
   disconnectedCallback() {
     window.removeEventListener("online", this._onOnline);
     window.removeEventListener("offline", this._onOffline);
+    clearInterval(this._clock);
     this._closeSocket();
     this.shadowRoot.replaceChildren();
     this._built = false;
@@ -65,9 +70,18 @@ export class SupportChat extends EventsMixin(TranscriptMixin(ConnectionMixin(Vie
     return STORAGE_PREFIX + this.server;
   }
 
+  /* sessionStorage key: whether the panel is open, kept across this tab's pages. */
+  get openKey() {
+    return STORAGE_PREFIX + "open:" + this.server;
+  }
+
   _resetState() {
     this.session = null;
     this.lastSeq = 0; // highest seq received: the reconnect asks for what follows
+    this.readSeq = 0; // the visitor's messages up to this seq have been read
+    this.maxChars = DEFAULT_MAX_CHARS;
+    this._starting = false; // a session request is in flight
+    this._wantHandoff = false; // asked for a person before the conversation existed
     this.items = new Map(); // seq -> element (or null for items not drawn)
     this.pending = new Map(); // client_id -> {id, text, el}: sent, not yet stored
     this.turns = new Map(); // turn id -> {live, segments, current, calls}
@@ -114,6 +128,7 @@ export class SupportChat extends EventsMixin(TranscriptMixin(ConnectionMixin(Vie
 
   open(options = {}) {
     this.isOpen = true;
+    if (options.remember !== false) tabStore.set(this.openKey, true);
     this.classList.add("is-open");
     this.$panel.hidden = false;
     this.$launcher.setAttribute("aria-expanded", "true");
@@ -125,6 +140,7 @@ export class SupportChat extends EventsMixin(TranscriptMixin(ConnectionMixin(Vie
 
   close() {
     this.isOpen = false;
+    tabStore.remove(this.openKey);
     this.classList.remove("is-open");
     this.$panel.hidden = true;
     this.$launcher.setAttribute("aria-expanded", "false");
@@ -136,10 +152,17 @@ export class SupportChat extends EventsMixin(TranscriptMixin(ConnectionMixin(Vie
   requestHandoff() {
     // aria-disabled, not disabled: a disabled button drops the keyboard focus.
     if (this.$handoff.getAttribute("aria-disabled") === "true") return;
+    if (!this.session) {
+      // No conversation yet: asking for a person starts one; the frame follows on connect.
+      this._wantHandoff = true;
+      this.$handoff.setAttribute("aria-disabled", "true");
+      this._ensureConversation();
+      return;
+    }
     if (this._sendFrame({ type: "handoff" })) this.$handoff.setAttribute("aria-disabled", "true");
   }
 
-  /* Forget this conversation (on this device) and start a fresh one. */
+  /* Forget this conversation (on this device); the next message starts a fresh one. */
   newConversation() {
     this._closeSocket();
     store.remove(this.storageKey);

@@ -21,6 +21,7 @@ const HANDLERS = {
   "turn.cancelled": "_onTurnCancelled",
   "conversation.updated": "_onConversationUpdated",
   typing: "_onTyping",
+  read: "_onRead",
   ack: "_onAck",
   error: "_onError",
 };
@@ -48,6 +49,7 @@ export const EventsMixin = (Base) =>
       this.readyTurns = event.turns || [];
       this.activeTurns = new Set(this.readyTurns.filter((t) => t.status === "queued" || t.status === "running").map((t) => t.id));
       this._renderTexts();
+      this._markRead(event.read_seq || 0);
     }
 
     _onCaughtUp() {
@@ -60,6 +62,12 @@ export const EventsMixin = (Base) =>
       for (const id of [...this.problems.keys()]) if (!stillFailed.has(id)) this._removeProblem(id);
       for (const item of this.pending.values()) {
         if (!item.unsent) this._sendFrame({ type: "message", text: item.text, client_id: item.id });
+      }
+      if (this._wantHandoff) {
+        // The visitor asked for a person before the conversation existed.
+        this._wantHandoff = false;
+        this.$handoff.removeAttribute("aria-disabled");
+        this.requestHandoff();
       }
       this._renderTyping();
       this._scrollToEnd();
@@ -76,6 +84,8 @@ export const EventsMixin = (Base) =>
       else if (message.kind === "function_call") node = this._storedCall(message);
       else if (message.kind === "function_output") this._storedOutput(message);
       this.items.set(event.seq, node);
+      // An answer, a tool call or a staff reply exists only after what came before was read.
+      if (message.kind !== "user" && message.kind !== "function_output") this._markRead(event.seq);
     }
 
     _onTurnQueued(event) {
@@ -87,6 +97,7 @@ export const EventsMixin = (Base) =>
       this.activeTurns.add(event.turn);
       const view = this._turn(event.turn);
       view.live = true; // deltas are drawn only for turns seen starting on this socket
+      this._markRead(this.lastSeq); // the model is sent everything stored so far
       this._renderTyping();
     }
 
@@ -181,6 +192,11 @@ export const EventsMixin = (Base) =>
         }, STAFF_TYPING_MS);
       }
       this._renderTyping();
+    }
+
+    /* A staff member has seen the conversation up to `seq`. */
+    _onRead(event) {
+      this._markRead(event.seq || 0);
     }
 
     _onAck(event) {

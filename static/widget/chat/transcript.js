@@ -1,5 +1,5 @@
-/* The transcript: drawing stored items (the visitor's messages, answers, staff replies,
- * tool rows) and a turn's live state (its streamed draft, its commentary, a failed
+/* The transcript: drawing stored items (the visitor's messages with their delivered /
+ * read state, answers, staff replies, each with its time; tool rows) and a turn's live state (its streamed draft, its commentary, a failed
  * turn's problem box with "Try again", the typing line, the banner). */
 
 import { el, fill, formatted, parseArgs } from "./dom.js";
@@ -10,13 +10,40 @@ export const TranscriptMixin = (Base) =>
 
     _storedUser(message) {
       const item = message.client_id && this.pending.get(message.client_id);
+      let node;
       if (item) {
         this.pending.delete(message.client_id);
         item.el.classList.remove("pending", "unsent");
         item.el.querySelector(".note")?.remove();
-        return this._append(item.el); // moves it into seq order, above other unsent ones
+        node = this._append(item.el); // moves it into seq order, above other unsent ones
+      } else {
+        node = this._append(this._bubble("user", message.text));
       }
-      return this._append(this._bubble("user", message.text));
+      node.dataset.seq = String(message.seq);
+      const meta = node.querySelector(".meta");
+      meta.prepend(this._time(message.created_at));
+      meta.appendChild(el("span", { className: "receipt" }));
+      this._renderReceipts();
+      return node;
+    }
+
+    /* "Delivered" on the visitor's stored messages, "Read" up to `readSeq`. */
+    _renderReceipts() {
+      for (const node of this.$log.querySelectorAll(".msg.user[data-seq]")) {
+        const read = Number(node.dataset.seq) <= this.readSeq;
+        const receipt = node.querySelector(".receipt");
+        const text = this.t(read ? "read" : "delivered");
+        if (receipt && receipt.textContent !== text) {
+          receipt.textContent = text;
+          receipt.classList.toggle("is-read", read);
+        }
+      }
+    }
+
+    _markRead(seq) {
+      if (seq <= this.readSeq) return;
+      this.readSeq = seq;
+      this._renderReceipts();
     }
 
     _storedAssistant(message, modelLabel) {
@@ -37,8 +64,14 @@ export const TranscriptMixin = (Base) =>
       } else {
         node = this._append(this._bubble("assistant", message.text));
       }
-      const label = modelLabel || (this.session && this.session.model && this.session.model.label);
-      if (label) node.appendChild(el("span", { className: "caption", text: this.t("answeredBy", { model: label }) }));
+      // Provenance is said once, in the header. An answer names its model only when it
+      // differs from the header's (the offline model answering a real provider's chat).
+      const header = this.session && this.session.model;
+      if (modelLabel && header && modelLabel !== header.label) {
+        node.appendChild(el("span", { className: "caption", text: this.t("answeredBy", { model: modelLabel }) }));
+      }
+      const meta = node.querySelector(".meta") || node.appendChild(el("span", { className: "meta" }));
+      if (!meta.firstChild) meta.appendChild(this._time(message.created_at));
       node.insertBefore(el("span", { className: "sr", text: this.t("assistant") + ": " }), node.firstChild);
       this._followLog();
       this._noticed(this.t("assistant") + ": " + message.text);
@@ -49,6 +82,7 @@ export const TranscriptMixin = (Base) =>
       const name = (message.metadata && message.metadata.author_name) || "";
       const who = name ? this.t("staffName", { name }) : this.t("staffFallback");
       const node = this._append(this._bubble("staff", message.text, who));
+      node.querySelector(".meta").appendChild(this._time(message.created_at));
       this.staffTyping = "";
       this._renderTyping();
       this._noticed(who + ": " + message.text);
@@ -87,6 +121,7 @@ export const TranscriptMixin = (Base) =>
       const bubble = el("div", { className: "bubble" });
       bubble.appendChild(formatted(text));
       node.appendChild(bubble);
+      node.appendChild(el("span", { className: "meta" }));
       return node;
     }
 

@@ -1,7 +1,7 @@
 /* Drawing the widget: its shadow DOM (launcher, panel, transcript, form), the texts in
  * the current language, and the small view helpers every other part uses (the status
- * line, the unread badge, announcements for screen readers, scrolling, appending a
- * line in seq order). */
+ * line, the launcher's icon and unread badge, who answers, times, the character count,
+ * announcements for screen readers, scrolling, appending a line in seq order). */
 
 import { el, icon, ICON_CHAT, ICON_CLOSE, ICON_SEND } from "./dom.js";
 import { CSS } from "./styles.js";
@@ -15,6 +15,7 @@ export const ViewMixin = (Base) =>
       const on = (node, type, fn) => node.addEventListener(type, fn);
 
       this.$launcher = el("button", { className: "launcher", type: "button", "aria-expanded": "false", "aria-controls": "panel" }, [icon(ICON_CHAT)]);
+      this.$launcher.dataset.icon = "chat";
       this.$badge = el("span", { className: "badge", hidden: "", "aria-hidden": "true" });
       this.$launcher.appendChild(this.$badge);
       on(this.$launcher, "click", () => (this.isOpen ? this.close() : this.open()));
@@ -40,10 +41,11 @@ export const ViewMixin = (Base) =>
       this.$typing = el("div", { className: "typing", "aria-hidden": "true" });
       this.$live = el("div", { className: "sr", "aria-live": "polite", "aria-relevant": "additions" });
 
-      this.$input = el("textarea", { rows: "1", id: "input", autocomplete: "off" });
+      this.$input = el("textarea", { rows: "1", id: "input", autocomplete: "off", "aria-describedby": "count" });
       this.$inputLabel = el("label", { className: "sr", for: "input" });
       this.$send = el("button", { className: "send", type: "submit" }, [icon(ICON_SEND, true)]);
-      this.$form = el("form", {}, [this.$inputLabel, this.$input, this.$send]);
+      this.$count = el("p", { className: "count", id: "count" }); // read with the box (aria-describedby), not on every key
+      this.$form = el("form", {}, [this.$inputLabel, this.$input, this.$send, this.$count]);
       on(this.$form, "submit", (e) => {
         e.preventDefault();
         this._submit();
@@ -56,6 +58,7 @@ export const ViewMixin = (Base) =>
       });
       on(this.$input, "input", () => {
         this._autosize();
+        this._renderCount();
         this._sendTyping();
       });
 
@@ -84,8 +87,7 @@ export const ViewMixin = (Base) =>
       if (!this.$title) return;
       const agent = this.session && this.session.agent;
       this.$title.textContent = this.getAttribute("heading") || (agent && agent.name) || this.t("title");
-      const model = this.session && this.session.model;
-      this.$model.textContent = model ? this.t("subtitleModel", { model: model.label }) : "";
+      this.$model.textContent = this._provenance();
       this.$close.setAttribute("aria-label", this.t("close"));
       this.$handoff.textContent = this.t("talkToPerson");
       this.$new.textContent = this.t("newConversation");
@@ -93,6 +95,8 @@ export const ViewMixin = (Base) =>
       this.$input.setAttribute("placeholder", this.t("placeholder"));
       this.$inputLabel.textContent = this.t("inputLabel");
       this.$send.setAttribute("aria-label", this.t("send"));
+      this._renderCount();
+      this._renderTimes();
       this._renderBadge();
       this._renderBanner();
       this._renderTyping();
@@ -110,7 +114,76 @@ export const ViewMixin = (Base) =>
       this._renderTexts();
     }
 
+    /* Who answers, said once in the header, as the site chose (the server applies the
+       choice: a hidden model's name never reaches the page). The offline model always
+       says what it is. */
+    _provenance() {
+      const model = this.session && this.session.model;
+      if (!model) return "";
+      const mode = model.provenance || (model.offline ? "offline" : "model");
+      if (mode === "offline" || (mode === "model" && model.label)) return this.t("subtitleModel", { model: model.label });
+      if (mode === "assistant") return this.t("subtitleAssistant");
+      return "";
+    }
+
+    /* "1,234 / 8,000" once the text nears the limit (the last fifth). */
+    _renderCount() {
+      if (!this.$count) return;
+      const max = this.maxChars;
+      this.$input.maxLength = max;
+      const used = this.$input.value.length;
+      const near = used >= max * 0.8;
+      const fmt = (n) => n.toLocaleString(this.strings.locale || undefined);
+      const text = near ? this.t("charCount", { used: fmt(used), max: fmt(max) }) : "";
+      if (this.$count.textContent !== text) this.$count.textContent = text;
+      this.$count.classList.toggle("at-limit", used >= max);
+    }
+
+    /* A message's time: relative ("5 min ago"), with the exact time in a tooltip shown on
+       hover and keyboard focus, and in its accessible name. */
+    _time(iso) {
+      const node = el("time", { tabindex: "0" });
+      if (!iso) return node;
+      node.setAttribute("datetime", iso);
+      this._renderTime(node, Date.now());
+      return node;
+    }
+
+    _renderTime(node, now) {
+      const when = new Date(node.getAttribute("datetime"));
+      if (Number.isNaN(when.getTime())) return;
+      const locale = this.strings.locale || undefined;
+      const exact = when.toLocaleString(locale, { dateStyle: "medium", timeStyle: "short" });
+      const seconds = Math.round((when.getTime() - now) / 1000);
+      let relative;
+      if (Math.abs(seconds) < 45) relative = this.t("justNow");
+      else {
+        const rtf = new Intl.RelativeTimeFormat(locale, { numeric: "auto", style: "short" });
+        const minutes = Math.round(seconds / 60);
+        const hours = Math.round(seconds / 3600);
+        if (Math.abs(minutes) < 60) relative = rtf.format(minutes, "minute");
+        else if (Math.abs(hours) < 24) relative = rtf.format(hours, "hour");
+        else relative = when.toLocaleDateString(locale, { month: "short", day: "numeric" });
+      }
+      if (node.textContent !== relative) node.textContent = relative;
+      node.dataset.exact = exact;
+      node.title = exact;
+      node.setAttribute("aria-label", relative + ", " + exact);
+    }
+
+    _renderTimes() {
+      if (!this.$log) return;
+      const now = Date.now();
+      for (const node of this.$log.querySelectorAll("time[datetime]")) this._renderTime(node, now);
+    }
+
     _renderBadge() {
+      const want = this.isOpen ? "close" : "chat";
+      if (this.$launcher.dataset.icon !== want) {
+        // A close icon on the launcher while the panel is open.
+        this.$launcher.querySelector("svg").replaceWith(icon(want === "close" ? ICON_CLOSE : ICON_CHAT));
+        this.$launcher.dataset.icon = want;
+      }
       let label = this.isOpen ? this.t("launcherClose") : this.t("launcherOpen");
       if (this.unread > 0 && !this.isOpen) {
         this.$badge.hidden = false;
