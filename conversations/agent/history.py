@@ -67,6 +67,10 @@ REBUILD_SHARE = 0.5
 # it, in up to this share of the budget (reason "recalled", for this turn only); the
 # carried part must fit the rest. 0 turns it off: retrieval then runs only at rebuilds.
 RECALL_SHARE = 0.05
+# The retriever's query carries the text of the last `CONTEXT_ITEMS` messages before the
+# current one (newest first), so "did that happen?" reaches what "that" refers to.
+CONTEXT_ITEMS = 4
+_CONTEXT_KINDS = (MessageKind.USER, MessageKind.ASSISTANT, MessageKind.STAFF)
 # The alternative measured by `bench_history_prefix` (off by default, see the figures
 # in docs/architecture.md): rebuild a carried selection when one of the
 # `RECALL_CHECK_TOP` best items a fresh selection retrieves (None: any), scoring at least
@@ -294,7 +298,8 @@ def _with_recalled(
     contents = {_content(sent) for sent in extended.input_items}
     recalled: list[tuple[_Row, float]] = []
     hits = retriever.retrieve(
-        conversation_id=conversation_id, query=current.text, before_seq=current.seq, limit=RETRIEVE_LIMIT
+        conversation_id=conversation_id, query=current.text, before_seq=current.seq, limit=RETRIEVE_LIMIT,
+        context=[_content(sent) for sent in reversed(extended.input_items[-1 - CONTEXT_ITEMS : -1])],
     )
     for unit, score in _retrieved_units(conversation_id, hits):
         if remaining <= ITEM_OVERHEAD_TOKENS:
@@ -410,7 +415,10 @@ def _select(
     recent_cap = remaining - int(budget * (1 - RECENT_SHARE))
     held: _Unit | None = None
     oldest_recent = current.seq
+    context: list[str] = []  # the last exchanges' text, newest first: part of the query
     for unit in units:
+        if len(context) < CONTEXT_ITEMS:
+            context += [_content(_row_input_item(row)) for row in unit.rows if row.kind in _CONTEXT_KINDS]
         if unit.tokens > recent_cap:
             held = unit
             break
@@ -421,7 +429,7 @@ def _select(
     if held is not None and remaining > 0:
         hits = retriever.retrieve(
             conversation_id=conversation_id, query=current.text, before_seq=oldest_recent,
-            limit=RETRIEVE_LIMIT,
+            limit=RETRIEVE_LIMIT, context=context[:CONTEXT_ITEMS],
         )
         for unit, score in _retrieved_units(conversation_id, hits):
             take(unit, "retrieved", score)
