@@ -280,9 +280,11 @@ def clear_caches() -> None:
     texts_cache.clear()
 
 
-def query_vector(embedder: Any, query: str, context: Sequence[str]) -> np.ndarray:
-    """The current message's embedding plus `CONTEXT_WEIGHT` of the last exchanges'
-    (newest first, each weighted half the one after it), L2-normalised."""
+def query_vectors(embedder: Any, query: str, context: Sequence[str]) -> np.ndarray:
+    """Two query vectors: the current message's embedding alone, and the same plus
+    `CONTEXT_WEIGHT` of the last exchanges' (newest first, each weighted half the one
+    before it), L2-normalised. An item scores the better of its two similarities, so
+    context helps a vague message without diluting a precise one."""
     context = [c for c in context if c][:4]
     vectors = embed_cached(embedder, [query, *context])
     vector = vectors[0].copy()
@@ -290,7 +292,7 @@ def query_vector(embedder: Any, query: str, context: Sequence[str]) -> np.ndarra
         weights = np.array([0.5**i for i in range(len(context))], np.float32)
         mixed = (vectors[1:] * weights[:, None]).sum(0) / weights.sum()
         vector += CONTEXT_WEIGHT * mixed
-    return vector / (np.linalg.norm(vector) or 1.0)
+    return np.vstack([vectors[0], vector / (np.linalg.norm(vector) or 1.0)])
 
 
 def semantic_rankings(
@@ -302,21 +304,32 @@ def semantic_rankings(
     if embedder is None:
         return [], []
     try:
-        vector = query_vector(embedder, query, context)
+        vectors = query_vectors(embedder, query, context)
     except Exception:
         logger.warning("could not embed a history query with %s", embedder.key, exc_info=True)
         return [], []
     found = _vectors(conversation_id, embedder.key)
-    if not len(found.ids) or found.matrix.shape[1] != vector.shape[0]:
+    if not len(found.ids) or found.matrix.shape[1] != vectors.shape[1]:
         return [], []
-    similarities = np.einsum("ij,j->i", found.matrix, vector)
+    similarities = np.einsum("ij,kj->ik", found.matrix, vectors).max(axis=1)
     similarities = np.where(found.seqs < before_seq, similarities, -1.0)
 
     def top(scores: np.ndarray, count: int) -> list[tuple[int, float]]:
-        count = min(count, len(scores))
-        best = np.argpartition(-scores, count - 1)[:count]
-        best = best[np.argsort(-scores[best])]
-        return [(int(found.ids[i]), round(float(scores[i]), 4)) for i in best if scores[i] >= MIN_SIMILARITY]
+        # Candidates beyond `count` too, so copies of one text (a repeated question, a
+        # stock reply) take one place, the newest copy's, and leave room for others.
+        wanted = min(count * 4, len(scores))
+        best = np.argpartition(-scores, wanted - 1)[:wanted]
+        best = best[np.lexsort((-found.seqs[best], -scores[best]))]
+        ranking: list[tuple[int, float]] = []
+        seen: set[bytes] = set()
+        for i in best:
+            if scores[i] < MIN_SIMILARITY or len(ranking) >= count:
+                break
+            copy = found.matrix[i, :8].tobytes()
+            if copy not in seen:
+                seen.add(copy)
+                ranking.append((int(found.ids[i]), round(float(scores[i]), 4)))
+        return ranking
 
     semantic = top(similarities, SEMANTIC_CANDIDATES)
     commitments: list[tuple[int, float]] = []

@@ -92,7 +92,16 @@ class Command(BaseCommand):
             ids = list(Message.objects.filter(conversation=conversation).order_by("seq").values_list("id", flat=True))
             stored.append((case, conversation, ids))
         bench.analyze()
-        out(f"embedding CPU: {embed_cpu * 1000 / embedded:.1f} ms per item ({embedded} items, batched)")
+        out(f"embedding CPU: {embed_cpu * 1000 / embedded:.1f} ms per item stored ({embedded} items; "
+            "repeated texts come from the cache)")
+        unique = sorted({i["text"] for c in cases for i in c.items if i.get("text")})[:256]
+        embedder = history_semantic.history_embedder()
+        for batch, label in ((32, "batched by 32"), (1, "one at a time")):
+            start = time.process_time()
+            for i in range(0, len(unique), batch):
+                embedder.embed(unique[i : i + batch])
+            out(f"embedding CPU, {len(unique)} distinct texts {label}: "
+                f"{(time.process_time() - start) * 1000 / len(unique):.1f} ms per item")
         hits: dict[tuple[str, int, str], list[bool]] = {}
         sent: dict[tuple[str, int], list[int]] = {}
         full: list[int] = []
