@@ -6,6 +6,8 @@ counts is what the request carries."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.conf import settings
 
@@ -116,7 +118,7 @@ def test_the_request_never_exceeds_the_budget(budget):
         items.append({"kind": "staff", "text": f"Checked item {n} with the warehouse.",
                       "metadata": {"author_name": "Dana Whitfield-Castellanos"}})
         items += tool_pair(f"call_{n}_abcdefghijklmnop", "lookup_order_status_with_a_long_name",
-                           '{"order_number": "QX-%05d"}' % n, '{"status": "shipped"}')
+                           json.dumps({"order_number": f"QX-{n:05d}"}), '{"status": "shipped"}')
     append(conversation, items)
     (current,) = append(conversation, [{"kind": "user", "text": "And the grinder?"}])
     selection = select_history(conversation_id=conversation.pk, current=current, budget=budget)
