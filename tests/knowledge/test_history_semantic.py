@@ -128,3 +128,12 @@ def test_the_request_never_exceeds_the_budget(budget):
     if budget >= 400:  # the costly kinds are among what was counted
         kinds = {item.get("role") or item["type"] for item in selection.input_items}
         assert {"developer", "function_call", "function_call_output"} <= kinds
+
+
+def test_embed_history_catches_up(offline_embeddings):
+    from django.core.management import call_command
+
+    conversation = new_conversation()
+    append(conversation, exchange("Hello there", "Hi!"))
+    call_command("embed_history")
+    assert MessageEmbedding.objects.filter(conversation_id=conversation.pk).count() == 2
