@@ -23,7 +23,8 @@ so "did that happen?" carries the topic of what was just said. Three rankings ar
 by reciprocal rank (`fuse`): full-text (bm25 / ts_rank, unchanged), semantic (cosine
 within the conversation, above `MIN_SIMILARITY`) and, when the message asks after a
 promise ("did what you promised happen?"), the assistant's and staff's commitments
-ranked by similarity.
+ranked by similarity; when it asks what the customer already did, the customer's
+"already tried" items likewise.
 """
 
 from __future__ import annotations
@@ -73,6 +74,26 @@ _FOLLOW_UP = re.compile(
     r"taken place|go(ne)? through|follow(ed)?[ -]up|what happened (with|to)|sorted)\b",
     re.IGNORECASE,
 )
+
+
+_TRIED = re.compile(
+    r"\b(already|i've tried|i tried|i have tried|i've (restarted|reset|swapped|checked|cleaned|reinstalled|"
+    r"updated|replaced)|i (restarted|reset|swapped|reinstalled))\b",
+    re.IGNORECASE,
+)
+_ASKS_TRIED = re.compile(
+    r"\b(i'?d done|i had done|i've done|i have done|i did|i tried|i'd tried|already (tried|done)|"
+    r"done (so far|myself|on my side)|on my (side|end)|tried (so far|myself|already)|beforehand)\b",
+    re.IGNORECASE,
+)
+
+
+def is_tried(kind: str, text: str) -> bool:
+    return kind == MessageKind.USER and bool(_TRIED.search(text))
+
+
+def asks_tried(text: str) -> bool:
+    return bool(_ASKS_TRIED.search(text))
 
 
 def is_commitment(kind: str, text: str) -> bool:
@@ -185,7 +206,7 @@ def embed_pending(conversation_id: Any = None, limit: int = 2_000) -> int:
     MessageEmbedding.objects.bulk_create(
         [
             MessageEmbedding(message_id=pk, conversation_id=conv, seq=seq, model=embedder.key,
-                             commitment=is_commitment(kind, text), vector=vector.astype("<f4").tobytes())
+                             commitment=is_commitment(kind, text), tried=is_tried(kind, text), vector=vector.astype("<f4").tobytes())
             for (pk, conv, seq, kind, text, _, _), vector in zip(found, vectors, strict=True)
         ],
         ignore_conflicts=True,
@@ -237,6 +258,7 @@ class _Vectors:
     ids: np.ndarray
     seqs: np.ndarray
     commitments: np.ndarray
+    tried: np.ndarray
     matrix: np.ndarray
 
 
@@ -251,10 +273,10 @@ def _vectors(conversation_id: Any, key: str) -> _Vectors:
         cached = _cache.get(conversation_id)
     if cached is None or cached.model != key:
         cached = _Vectors(key, 0, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, bool),
-                          np.zeros((0, 0), np.float32))
+                          np.zeros(0, bool), np.zeros((0, 0), np.float32))
     new = list(
         MessageEmbedding.objects.filter(conversation_id=conversation_id, model=key, id__gt=cached.last_id)
-        .order_by("id").values_list("id", "message_id", "seq", "commitment", "vector")
+        .order_by("id").values_list("id", "message_id", "seq", "commitment", "tried", "vector")
     )
     if new:
         block = np.vstack([np.frombuffer(bytes(v), dtype="<f4") for *_, v in new])
@@ -264,6 +286,7 @@ def _vectors(conversation_id: Any, key: str) -> _Vectors:
             np.concatenate([cached.ids, np.array([r[1] for r in new], np.int64)]),
             np.concatenate([cached.seqs, np.array([r[2] for r in new], np.int64)]),
             np.concatenate([cached.commitments, np.array([r[3] for r in new], bool)]),
+            np.concatenate([cached.tried, np.array([r[4] for r in new], bool)]),
             np.ascontiguousarray(matrix, dtype=np.float32),
         )
     with _cache_lock:
@@ -298,8 +321,10 @@ def query_vectors(embedder: Any, query: str, context: Sequence[str]) -> np.ndarr
 def semantic_rankings(
     conversation_id: Any, query: str, before_seq: int, context: Sequence[str] = ()
 ) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
-    """(semantic ranking, commitment ranking) of the conversation's items older than
-    `before_seq`; both empty when semantic retrieval is off or the embedder fails."""
+    """(semantic ranking, facts ranking) of the conversation's items older than
+    `before_seq`: the facts are the promises when the message asks after one, and what
+    the customer already tried when it asks about that; both empty when semantic
+    retrieval is off or the embedder fails."""
     embedder = history_embedder()
     if embedder is None:
         return [], []
@@ -332,12 +357,13 @@ def semantic_rankings(
         return ranking
 
     semantic = top(similarities, SEMANTIC_CANDIDATES)
-    commitments: list[tuple[int, float]] = []
-    if asks_follow_up(query) and found.commitments.any():
-        # Any promise is a candidate (the floor is for plain similarity, not for this).
-        promised = np.where(found.commitments & (found.seqs < before_seq), similarities + 1.0, -1.0)
-        commitments = [(pk, round(score - 1.0, 4)) for pk, score in top(promised, COMMITMENT_CANDIDATES)]
-    return semantic, commitments
+    facts: list[tuple[int, float]] = []
+    for asked, marked in ((asks_follow_up(query), found.commitments), (asks_tried(query), found.tried)):
+        if asked and marked.any():
+            # Any marked item is a candidate (the floor is for plain similarity, not this).
+            boosted = np.where(marked & (found.seqs < before_seq), similarities + 1.0, -1.0)
+            facts += [(pk, round(score - 1.0, 4)) for pk, score in top(boosted, COMMITMENT_CANDIDATES)]
+    return semantic, facts
 
 
 def fuse(rankings: Iterable[list[tuple[int, float]]], limit: int) -> list[tuple[int, float]]:

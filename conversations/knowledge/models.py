@@ -88,7 +88,9 @@ class MessageEmbedding(models.Model):
     written by a background step after the item's transaction commits
     (`history_semantic`), never on the answer's path. `commitment` marks assistant or
     staff items that promise something (a refund, a call, a replacement), which
-    follow-up questions ("did what you promised happen?") are matched against.
+    follow-up questions ("did what you promised happen?") are matched against; `tried`
+marks customer items that say what they already did ("I already restarted the router"),
+for questions such as "remember what I'd done on my side?".
     Rows are read per conversation in `id` order, so a process's cache of a
     conversation's vectors is brought up to date with one small query."""
 
@@ -98,6 +100,7 @@ class MessageEmbedding(models.Model):
     seq = models.PositiveIntegerField()
     model = models.CharField(max_length=80)
     commitment = models.BooleanField(default=False)
+    tried = models.BooleanField(default=False)
     vector = models.BinaryField()
 
     class Meta:

@@ -137,3 +137,12 @@ def test_embed_history_catches_up(offline_embeddings):
     append(conversation, exchange("Hello there", "Hi!"))
     call_command("embed_history")
     assert MessageEmbedding.objects.filter(conversation_id=conversation.pk).count() == 2
+
+
+def test_a_question_about_what_was_already_tried_recalls_it(offline_embeddings):
+    conversation = new_conversation()
+    fact, _ = append(conversation, exchange(
+        "I already restarted the router twice and reset it to factory settings.", "Thanks, noted."))
+    append(conversation, filler(150))
+    _, chosen = _ask(conversation, "Remember what I told you I'd done on my side?")
+    assert fact.pk in chosen
