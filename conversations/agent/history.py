@@ -1,7 +1,10 @@
 """The history selector: which stored items a turn sends to the model, and why.
 
-Contract, for a turn answering `current` under `budget` tokens (each item's stored
-token count, from the model's real encoding, plus a fixed per-item framing overhead):
+Contract, for a turn answering `current` under `budget` tokens (each item costs
+exactly what is sent for it, `tokens.sent_item_tokens`: its stored token count from the
+model's real encoding, what the request adds around it — the staff prefix, a call's
+function name and call id, an output's call id, an assistant item's phase — and a
+fixed per-item framing overhead):
 - the current user message is always sent (reason "current"), last;
 - the newest exchanges come first (reason "recent"), newest first, up to a share of the
   budget, stopping at the first one that does not fit so recency stays contiguous;
@@ -68,6 +71,10 @@ REBUILD_SHARE = 0.5
 # it, in up to this share of the budget (reason "recalled", for this turn only); the
 # carried part must fit the rest. 0 turns it off: retrieval then runs only at rebuilds.
 RECALL_SHARE = 0.05
+# The retriever's query carries the text of the last `CONTEXT_ITEMS` messages before the
+# current one (newest first), so "did that happen?" reaches what "that" refers to.
+CONTEXT_ITEMS = 4
+_CONTEXT_KINDS = (MessageKind.USER, MessageKind.ASSISTANT, MessageKind.STAFF)
 # The alternative measured by `bench_history_prefix` (off by default, see the figures
 # in docs/architecture.md): rebuild a carried selection when one of the
 # `RECALL_CHECK_TOP` best items a fresh selection retrieves (None: any), scoring at least
@@ -137,6 +144,38 @@ _COLUMNS = (
 )
 
 
+def _cost(row: _Row) -> int:
+    """Exactly what the item costs as sent (`sent_item_tokens`): its stored token count
+    (text and arguments, the model's encoding) plus what the request adds around it:
+    the staff prefix, a call's function name and call id, an output's call id, an
+    assistant item's phase; the larger of the two encodings for those additions."""
+    if row.kind == MessageKind.STAFF:
+        return ITEM_OVERHEAD_TOKENS + max(
+            count_tokens(_row_input_item(row)["content"], _encoding(name)) for name in _ENCODINGS
+        )
+    extra = 0
+    if row.kind == MessageKind.FUNCTION_CALL:
+        extra = _short_tokens(row.tool_name) + _short_tokens(row.call_id)
+    elif row.kind == MessageKind.FUNCTION_OUTPUT:
+        extra = _short_tokens(row.call_id)
+    elif row.kind == MessageKind.ASSISTANT and (row.metadata or {}).get("phase"):
+        extra = _short_tokens(str(row.metadata["phase"]))
+    return row.token_count + ITEM_OVERHEAD_TOKENS + extra
+
+
+_ENCODINGS = ("o200k_base", "cl100k_base")
+
+
+@functools.cache
+def _encoding(name: str) -> Any:
+    return get_encoding(name)
+
+
+@functools.lru_cache(maxsize=4096)
+def _short_tokens(text: str) -> int:
+    return max(count_tokens(text, _encoding(name)) for name in _ENCODINGS) if text else 0
+
+
 @dataclass
 class _Unit:
     rows: tuple[_Row, ...]
@@ -144,7 +183,7 @@ class _Unit:
 
     @classmethod
     def of(cls, *rows: _Row) -> _Unit:
-        return cls(rows, sum(r.token_count + ITEM_OVERHEAD_TOKENS for r in rows))
+        return cls(rows, sum(_cost(r) for r in rows))
 
 
 def _fetch(conversation_id: UUID | str, **filters: Any) -> list[_Row]:
@@ -295,7 +334,8 @@ def _with_recalled(
     contents = {_content(sent) for sent in extended.input_items}
     recalled: list[tuple[_Row, float]] = []
     hits = retriever.retrieve(
-        conversation_id=conversation_id, query=current.text, before_seq=current.seq, limit=RETRIEVE_LIMIT
+        conversation_id=conversation_id, query=current.text, before_seq=current.seq, limit=RETRIEVE_LIMIT,
+        context=[_content(sent) for sent in reversed(extended.input_items[-1 - CONTEXT_ITEMS : -1])],
     )
     for unit, score in _retrieved_units(conversation_id, hits):
         if remaining <= ITEM_OVERHEAD_TOKENS:
@@ -311,7 +351,7 @@ def _with_recalled(
         return extended
     recalled.sort(key=lambda pair: pair[0].seq)
     note = SelectedItem(None, None, "developer", recall_note_tokens(), "recall note")
-    block = [SelectedItem(row.id, row.seq, row.kind, row.token_count + ITEM_OVERHEAD_TOKENS, "recalled", score)
+    block = [SelectedItem(row.id, row.seq, row.kind, _cost(row), "recalled", score)
              for row, score in recalled]
     items = [*extended.items[:-1], note, *block, extended.items[-1]]
     input_items = [
@@ -367,16 +407,16 @@ def _extend_previous(
         newer.extend(unit.rows)
     newer.sort(key=lambda row: row.seq)
     current_tokens = current.token_count + ITEM_OVERHEAD_TOKENS
-    tokens = current_tokens + sum(row.token_count + ITEM_OVERHEAD_TOKENS for row in (*carried, *newer))
+    tokens = current_tokens + sum(_cost(row) for row in (*carried, *newer))
     if tokens > budget:
         return None
     items = []
     for row in carried:
         entry = recorded[row.id]
         reason = entry["reason"] if entry.get("reason") not in (None, "current") else "recent"
-        items.append(SelectedItem(row.id, row.seq, row.kind, row.token_count + ITEM_OVERHEAD_TOKENS, reason,
+        items.append(SelectedItem(row.id, row.seq, row.kind, _cost(row), reason,
                                   entry.get("score")))
-    items += [SelectedItem(row.id, row.seq, row.kind, row.token_count + ITEM_OVERHEAD_TOKENS, "recent")
+    items += [SelectedItem(row.id, row.seq, row.kind, _cost(row), "recent")
               for row in newer]
     items.append(SelectedItem(current.pk, current.seq, current.kind, current_tokens, "current"))
     input_items = [_row_input_item(row) for row in (*carried, *newer)]
@@ -401,7 +441,7 @@ def _select(
             return False
         remaining -= unit.tokens
         for row in unit.rows:
-            item = SelectedItem(row.id, row.seq, row.kind, row.token_count + ITEM_OVERHEAD_TOKENS, reason, score)
+            item = SelectedItem(row.id, row.seq, row.kind, _cost(row), reason, score)
             chosen[row.id] = (row, item)
         return True
 
@@ -411,7 +451,10 @@ def _select(
     recent_cap = remaining - int(budget * (1 - RECENT_SHARE))
     held: _Unit | None = None
     oldest_recent = current.seq
+    context: list[str] = []  # the last exchanges' text, newest first: part of the query
     for unit in units:
+        if len(context) < CONTEXT_ITEMS:
+            context += [_content(_row_input_item(row)) for row in unit.rows if row.kind in _CONTEXT_KINDS]
         if unit.tokens > recent_cap:
             held = unit
             break
@@ -422,7 +465,7 @@ def _select(
     if held is not None and remaining > 0:
         hits = retriever.retrieve(
             conversation_id=conversation_id, query=current.text, before_seq=oldest_recent,
-            limit=RETRIEVE_LIMIT,
+            limit=RETRIEVE_LIMIT, context=context[:CONTEXT_ITEMS],
         )
         for unit, score in _retrieved_units(conversation_id, hits):
             take(unit, "retrieved", score)

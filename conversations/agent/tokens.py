@@ -98,3 +98,16 @@ def count_tokens(text: str, encoding: tiktoken.Encoding) -> int:
 
 def count_for_model(text: str, model: str) -> int:
     return count_tokens(text, get_encoding(encoding_name_for_model(model)))
+
+
+# The fields of a Responses API input item whose text the model reads (the rest, type
+# and role, is framing, counted in ITEM_OVERHEAD_TOKENS).
+SENT_FIELDS = ("content", "name", "arguments", "output", "call_id", "phase")
+
+
+def sent_item_tokens(item: dict, encoding: tiktoken.Encoding) -> int:
+    """What one input item costs as sent: its framing plus the tokens of every text
+    field the request carries for it. The history selector's budget counts exactly this."""
+    return ITEM_OVERHEAD_TOKENS + sum(
+        count_tokens(str(item[name]), encoding) for name in SENT_FIELDS if item.get(name)
+    )

@@ -80,3 +80,31 @@ class MessageIndexEntry(models.Model):
 
     def __str__(self) -> str:
         return f"index of message {self.message_id}"
+
+
+class MessageEmbedding(models.Model):
+    """The semantic index of conversation items: one L2-normalised float32 vector per
+    item (bytes, so SQLite and PostgreSQL store it alike; no vector extension needed),
+    written by a background step after the item's transaction commits
+    (`history_semantic`), never on the answer's path. `commitment` marks assistant or
+    staff items that promise something (a refund, a call, a replacement), which
+    follow-up questions ("did what you promised happen?") are matched against; `tried`
+marks customer items that say what they already did ("I already restarted the router"),
+for questions such as "remember what I'd done on my side?".
+    Rows are read per conversation in `id` order, so a process's cache of a
+    conversation's vectors is brought up to date with one small query."""
+
+    id = models.BigAutoField(primary_key=True)
+    message = models.OneToOneField("conversations.Message", on_delete=models.CASCADE, related_name="+")
+    conversation_id = models.UUIDField()
+    seq = models.PositiveIntegerField()
+    model = models.CharField(max_length=80)
+    commitment = models.BooleanField(default=False)
+    tried = models.BooleanField(default=False)
+    vector = models.BinaryField()
+
+    class Meta:
+        indexes = [models.Index(fields=["conversation_id", "id"], name="knowledge_msgemb_conv_id")]
+
+    def __str__(self) -> str:
+        return f"embedding of message {self.message_id}"

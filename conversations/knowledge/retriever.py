@@ -8,7 +8,7 @@ it falls back to the selector's own keyword retriever.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from conversations.knowledge.search import full_text, search_terms
@@ -21,7 +21,7 @@ class FullTextRetriever:
         self._fallback = KeywordRetriever()
 
     def retrieve(
-        self, *, conversation_id: Any, query: str, before_seq: int, limit: int
+        self, *, conversation_id: Any, query: str, before_seq: int, limit: int, context: Sequence[str] = ()
     ) -> list[tuple[int, float]]:
         """(message id, score) of the items older than `before_seq` that best match the
         query's words, best first (bm25 on SQLite, ts_rank on PostgreSQL)."""

@@ -1,0 +1,399 @@
+"""Semantic history retrieval: item embeddings searched within one conversation and
+fused with the full-text ranking, so a paraphrase ("what's my pet called?") reaches the
+message that holds the answer ("my dog Rex") while word matches keep their weight.
+
+Switch: platform setting `HISTORY_EMBEDDINGS` (`SUPPORT_HISTORY_EMBEDDINGS`): "" (off,
+full-text only), "offline" (all-MiniLM-L6-v2 on NumPy, `minilm.py`; nothing fetched)
+or "provider" (the provider's embeddings endpoint, `semantic.ProviderEmbedder`).
+
+Writing: `HybridHistoryRetriever.index` (called by `items_append` in the writer's
+transaction) only schedules the conversation, on commit, for a background thread of
+this process (`_Worker`); the thread embeds the items that have no vector yet
+(`embed_pending`) and stores them as `MessageEmbedding` rows. The answer never waits for
+it. Catch-up: every run of `embed_pending` takes whatever is missing (oldest process
+restarts, items written by another process or by `items_bulk_append`), and
+`manage.py embed_history` does it for every conversation. An item without a vector yet
+is still found by full-text search.
+
+Reading: a conversation's vectors are cached per process (`_vectors`) and brought up
+to date with one query for rows newer than the cached ones, so a selection reads a
+bounded number of rows however long the conversation is. The query vector is the
+current message's embedding plus a lighter share of the last exchanges' (`context`),
+so "did that happen?" carries the topic of what was just said. Three rankings are fused
+by reciprocal rank (`fuse`): full-text (bm25 / ts_rank, unchanged), semantic (cosine
+within the conversation, above `MIN_SIMILARITY`) and, when the message asks after a
+promise ("did what you promised happen?"), the assistant's and staff's commitments
+ranked by similarity; when it asks what the customer already did, the customer's
+"already tried" items likewise.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from django.core.exceptions import ImproperlyConfigured
+from django.db import close_old_connections, connection, transaction
+from django.db.models import Exists, OuterRef
+
+from conversations.conf import platform_setting
+from conversations.knowledge.models import MessageEmbedding
+from conversations.knowledge.retriever import FullTextRetriever
+from conversations.models import Message
+from conversations.models.message import MessageKind
+from conversations.retrieval import MODEL_KINDS
+
+logger = logging.getLogger(__name__)
+
+SEMANTIC_CANDIDATES = 30
+COMMITMENT_CANDIDATES = 8
+MIN_SIMILARITY = 0.2
+CONTEXT_WEIGHT = 0.35
+RRF_K = 20
+EMBED_BATCH = 64
+MAX_EMBED_CHARS = 2_000
+CACHED_CONVERSATIONS = 32
+CACHED_TEXTS = 4096
+
+_COMMITMENT = re.compile(
+    r"\b(we'll|we will|i'll|i will|you'll (get|receive|see)|(i|we)'ve (approved|arranged|booked|added|"
+    r"escalated|issued|scheduled|ordered|requested|asked)|will (phone|call|ring|ship|send|refund|arrive|waive|"
+    r"email|contact|credit|reach|deliver)|promise|guarantee|booked for|is booked)\b",
+    re.IGNORECASE,
+)
+_FOLLOW_UP = re.compile(
+    r"\b(promis\w*|you said|you told|you offered|you agreed|you mentioned|you would|you'd|you were going|"
+    r"(did|has|have) (that|it|this|they|the thing)\b|any (news|update|progress)|still (on|happening|coming)|"
+    r"taken place|go(ne)? through|follow(ed)?[ -]up|what happened (with|to)|sorted)\b",
+    re.IGNORECASE,
+)
+
+
+_TRIED = re.compile(
+    r"\b(already|i've tried|i tried|i have tried|i've (restarted|reset|swapped|checked|cleaned|reinstalled|"
+    r"updated|replaced)|i (restarted|reset|swapped|reinstalled))\b",
+    re.IGNORECASE,
+)
+_ASKS_TRIED = re.compile(
+    r"\b(i'?d done|i had done|i've done|i have done|i did|i tried|i'd tried|already (tried|done)|"
+    r"done (so far|myself|on my side)|on my (side|end)|tried (so far|myself|already)|beforehand)\b",
+    re.IGNORECASE,
+)
+
+
+def is_tried(kind: str, text: str) -> bool:
+    return kind == MessageKind.USER and bool(_TRIED.search(text))
+
+
+def asks_tried(text: str) -> bool:
+    return bool(_ASKS_TRIED.search(text))
+
+
+def is_commitment(kind: str, text: str) -> bool:
+    return kind in (MessageKind.ASSISTANT, MessageKind.STAFF) and bool(_COMMITMENT.search(text))
+
+
+def asks_follow_up(text: str) -> bool:
+    return bool(_FOLLOW_UP.search(text))
+
+
+class OfflineHistoryEmbedder:
+    key = "minilm-l6-v2:384"
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        from conversations.knowledge.minilm import model
+
+        return model().embed(texts)
+
+
+_offline = OfflineHistoryEmbedder()
+
+
+def history_embedder() -> Any:
+    """The configured embedder, or None when semantic history retrieval is off (or the
+    provider option has no key)."""
+    kind = platform_setting("HISTORY_EMBEDDINGS")
+    if not kind:
+        return None
+    if kind == "offline":
+        return _offline
+    if kind == "provider":
+        from conversations.knowledge.semantic import ProviderEmbedder, _provider
+
+        if not platform_setting("PROVIDER_API_KEY"):
+            return None
+        name = platform_setting("EMBEDDINGS_MODEL")
+        return _provider.setdefault(name, ProviderEmbedder(name))
+    raise ImproperlyConfigured(f"SUPPORT_HISTORY_EMBEDDINGS must be empty, 'offline' or 'provider', not {kind!r}")
+
+
+class _TextCache:
+    """Recently embedded texts (the worker's and the queries'), so a selection finds
+    the current message's and the last exchanges' vectors without running the model."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str, text: str) -> np.ndarray | None:
+        with self._lock:
+            vector = self._items.get((key, text))
+            if vector is not None:
+                self._items.move_to_end((key, text))
+            return vector
+
+    def put(self, key: str, text: str, vector: np.ndarray) -> None:
+        with self._lock:
+            self._items[(key, text)] = vector
+            self._items.move_to_end((key, text))
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+texts_cache = _TextCache(CACHED_TEXTS)
+
+
+def embed_cached(embedder: Any, texts: list[str]) -> np.ndarray:
+    """Embeddings of `texts`, running the model only for those not cached."""
+    texts = [t[:MAX_EMBED_CHARS] for t in texts]
+    out: list[np.ndarray | None] = [texts_cache.get(embedder.key, t) for t in texts]
+    missing = sorted({t for t, v in zip(texts, out, strict=True) if v is None})
+    if missing:
+        computed = np.vstack([embedder.embed(missing[i : i + EMBED_BATCH]) for i in range(0, len(missing), EMBED_BATCH)])
+        fresh = dict(zip(missing, computed, strict=True))
+        for text, vector in fresh.items():
+            texts_cache.put(embedder.key, text, vector)
+        out = [v if v is not None else fresh[t] for t, v in zip(texts, out, strict=True)]
+    vectors = [v for v in out if v is not None]  # every text has one by now
+    return np.vstack(vectors).astype(np.float32) if vectors else np.zeros((0, 1), dtype=np.float32)
+
+
+def item_text(kind: str, text: str, tool_name: str, tool_arguments: str) -> str:
+    if kind == MessageKind.FUNCTION_CALL:
+        return f"{tool_name} {tool_arguments}"
+    return text
+
+
+def embed_pending(conversation_id: Any = None, limit: int = 2_000) -> int:
+    """Embed up to `limit` items (of one conversation, or any) that have no vector for
+    the configured model yet, newest first; returns how many were stored."""
+    embedder = history_embedder()
+    if embedder is None:
+        return 0
+    stored = MessageEmbedding.objects.filter(message_id=OuterRef("pk"), model=embedder.key)
+    rows = Message.objects.filter(kind__in=MODEL_KINDS).filter(~Exists(stored))
+    if conversation_id is not None:
+        rows = rows.filter(conversation_id=conversation_id)
+    found = list(
+        rows.order_by("-id").values_list("id", "conversation_id", "seq", "kind", "text", "tool_name",
+                                         "tool_arguments")[:limit]
+    )
+    if not found:
+        return 0
+    vectors = embed_cached(embedder, [item_text(k, t, n, a) for _, _, _, k, t, n, a in found])
+    MessageEmbedding.objects.filter(message_id__in=[r[0] for r in found]).exclude(model=embedder.key).delete()
+    MessageEmbedding.objects.bulk_create(
+        [
+            MessageEmbedding(message_id=pk, conversation_id=conv, seq=seq, model=embedder.key,
+                             commitment=is_commitment(kind, text), tried=is_tried(kind, text), vector=vector.astype("<f4").tobytes())
+            for (pk, conv, seq, kind, text, _, _), vector in zip(found, vectors, strict=True)
+        ],
+        ignore_conflicts=True,
+    )
+    return len(found)
+
+
+class _Worker:
+    """One daemon thread per process that embeds scheduled conversations' new items."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._pending: set[Any] = set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def schedule(self, conversation_id: Any) -> None:
+        with self._lock:
+            if conversation_id in self._pending:
+                return
+            self._pending.add(conversation_id)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="history-embeddings", daemon=True)
+                self._thread.start()
+        self._queue.put(conversation_id)
+
+    def _run(self) -> None:
+        while True:
+            conversation_id = self._queue.get()
+            with self._lock:
+                self._pending.discard(conversation_id)
+            try:
+                close_old_connections()
+                while embed_pending(conversation_id, limit=EMBED_BATCH * 4) == EMBED_BATCH * 4:
+                    pass
+            except Exception:
+                logger.warning("could not embed the new items of %s", conversation_id, exc_info=True)
+            finally:
+                connection.close()
+
+
+worker = _Worker()
+
+
+@dataclass
+class _Vectors:
+    model: str
+    last_id: int
+    ids: np.ndarray
+    seqs: np.ndarray
+    commitments: np.ndarray
+    tried: np.ndarray
+    matrix: np.ndarray
+
+
+_cache: OrderedDict[Any, _Vectors] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def _vectors(conversation_id: Any, key: str) -> _Vectors:
+    """The conversation's vectors, from the process cache plus one query for the rows
+    stored since."""
+    with _cache_lock:
+        cached = _cache.get(conversation_id)
+    if cached is None or cached.model != key:
+        cached = _Vectors(key, 0, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, bool),
+                          np.zeros(0, bool), np.zeros((0, 0), np.float32))
+    new = list(
+        MessageEmbedding.objects.filter(conversation_id=conversation_id, model=key, id__gt=cached.last_id)
+        .order_by("id").values_list("id", "message_id", "seq", "commitment", "tried", "vector")
+    )
+    if new:
+        block = np.vstack([np.frombuffer(bytes(v), dtype="<f4") for *_, v in new])
+        matrix = block if not len(cached.ids) else np.vstack([cached.matrix, block])
+        cached = _Vectors(
+            key, new[-1][0],
+            np.concatenate([cached.ids, np.array([r[1] for r in new], np.int64)]),
+            np.concatenate([cached.seqs, np.array([r[2] for r in new], np.int64)]),
+            np.concatenate([cached.commitments, np.array([r[3] for r in new], bool)]),
+            np.concatenate([cached.tried, np.array([r[4] for r in new], bool)]),
+            np.ascontiguousarray(matrix, dtype=np.float32),
+        )
+    with _cache_lock:
+        _cache[conversation_id] = cached
+        _cache.move_to_end(conversation_id)
+        while len(_cache) > CACHED_CONVERSATIONS:
+            _cache.popitem(last=False)
+    return cached
+
+
+def clear_caches() -> None:
+    with _cache_lock:
+        _cache.clear()
+    texts_cache.clear()
+
+
+def query_vectors(embedder: Any, query: str, context: Sequence[str]) -> np.ndarray:
+    """Two query vectors: the current message's embedding alone, and the same plus
+    `CONTEXT_WEIGHT` of the last exchanges' (newest first, each weighted half the one
+    before it), L2-normalised. An item scores the better of its two similarities, so
+    context helps a vague message without diluting a precise one."""
+    context = [c for c in context if c][:4]
+    vectors = embed_cached(embedder, [query, *context])
+    vector = vectors[0].copy()
+    if context:
+        weights = np.array([0.5**i for i in range(len(context))], np.float32)
+        mixed = (vectors[1:] * weights[:, None]).sum(0) / weights.sum()
+        vector += CONTEXT_WEIGHT * mixed
+    return np.vstack([vectors[0], vector / (np.linalg.norm(vector) or 1.0)])
+
+
+def semantic_rankings(
+    conversation_id: Any, query: str, before_seq: int, context: Sequence[str] = ()
+) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+    """(semantic ranking, facts ranking) of the conversation's items older than
+    `before_seq`: the facts are the promises when the message asks after one, and what
+    the customer already tried when it asks about that; both empty when semantic
+    retrieval is off or the embedder fails."""
+    embedder = history_embedder()
+    if embedder is None:
+        return [], []
+    try:
+        vectors = query_vectors(embedder, query, context)
+    except Exception:
+        logger.warning("could not embed a history query with %s", embedder.key, exc_info=True)
+        return [], []
+    found = _vectors(conversation_id, embedder.key)
+    if not len(found.ids) or found.matrix.shape[1] != vectors.shape[1]:
+        return [], []
+    similarities = np.einsum("ij,kj->ik", found.matrix, vectors).max(axis=1)
+    similarities = np.where(found.seqs < before_seq, similarities, -1.0)
+
+    def top(scores: np.ndarray, count: int) -> list[tuple[int, float]]:
+        # Candidates beyond `count` too, so copies of one text (a repeated question, a
+        # stock reply) take one place, the newest copy's, and leave room for others.
+        wanted = min(count * 4, len(scores))
+        best = np.argpartition(-scores, wanted - 1)[:wanted]
+        best = best[np.lexsort((-found.seqs[best], -scores[best]))]
+        ranking: list[tuple[int, float]] = []
+        seen: set[bytes] = set()
+        for i in best:
+            if scores[i] < MIN_SIMILARITY or len(ranking) >= count:
+                break
+            copy = found.matrix[i, :8].tobytes()
+            if copy not in seen:
+                seen.add(copy)
+                ranking.append((int(found.ids[i]), round(float(scores[i]), 4)))
+        return ranking
+
+    semantic = top(similarities, SEMANTIC_CANDIDATES)
+    facts: list[tuple[int, float]] = []
+    for asked, marked in ((asks_follow_up(query), found.commitments), (asks_tried(query), found.tried)):
+        if asked and marked.any():
+            # Any marked item is a candidate (the floor is for plain similarity, not this).
+            boosted = np.where(marked & (found.seqs < before_seq), similarities + 1.0, -1.0)
+            facts += [(pk, round(score - 1.0, 4)) for pk, score in top(boosted, COMMITMENT_CANDIDATES)]
+    return semantic, facts
+
+
+def fuse(rankings: Iterable[list[tuple[int, float]]], limit: int) -> list[tuple[int, float]]:
+    """Reciprocal-rank fusion: each ranking adds 1 / (RRF_K + rank) to an item's score."""
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, (pk, _) in enumerate(ranking, start=1):
+            scores[pk] = scores.get(pk, 0.0) + 1 / (RRF_K + rank)
+    ordered = sorted(scores.items(), key=lambda pair: -pair[1])[:limit]
+    return [(pk, round(score, 6)) for pk, score in ordered]
+
+
+class HybridHistoryRetriever(FullTextRetriever):
+    """Full-text ranking fused with semantic (and commitment) rankings; exactly the
+    full-text retriever when `HISTORY_EMBEDDINGS` is off."""
+
+    def retrieve(
+        self, *, conversation_id: Any, query: str, before_seq: int, limit: int, context: Sequence[str] = ()
+    ) -> list[tuple[int, float]]:
+        lexical = super().retrieve(conversation_id=conversation_id, query=query, before_seq=before_seq, limit=limit)
+        semantic, commitments = semantic_rankings(conversation_id, query, before_seq, context)
+        if not semantic and not commitments:
+            return lexical
+        return fuse([lexical, semantic, commitments], limit)
+
+    def index(self, messages: Iterable[Message]) -> None:
+        messages = list(messages)
+        super().index(messages)
+        if not messages or history_embedder() is None or not platform_setting("HISTORY_EMBED_BACKGROUND"):
+            return
+        conversation_id = messages[0].conversation_id
+        transaction.on_commit(lambda: worker.schedule(conversation_id))
