@@ -199,9 +199,10 @@ def _fetch(conversation_id: UUID | str, **filters: Any) -> list[_Row]:
 class _Scanner:
     """The conversation's sendable units for `current`, newest first, read in pages."""
 
-    def __init__(self, conversation_id: UUID | str, current: Message) -> None:
+    def __init__(self, conversation_id: UUID | str, current: Message, *, after_seq: int | None = None) -> None:
         self.conversation_id = conversation_id
         self.current = current
+        self.after_seq = after_seq  # read only items newer than this (a unit older than it is never whole)
         self.considered = 0
 
     def _visible(self, row: _Row, answered: dict[Any, int]) -> bool:
@@ -223,6 +224,8 @@ class _Scanner:
     def __iter__(self) -> Iterator[_Unit]:
         outputs: dict[str, _Row] = {}
         query = Message.objects.filter(conversation_id=self.conversation_id, kind__in=MODEL_KINDS)
+        if self.after_seq is not None:
+            query = query.filter(seq__gt=self.after_seq)
         below: int | None = None
         while True:
             page_query = query if below is None else query.filter(seq__lt=below)
@@ -399,7 +402,10 @@ def _extend_previous(
         return None
     carried = sorted(rows.values(), key=lambda row: row.seq)
     last = carried[-1].seq
-    scanner = _Scanner(conversation_id, current)
+    # Only what came after the carried items: a page of 200 rows read to find the two
+    # or three new ones was most of this function's cost in a long conversation. Units
+    # come newest first, so those wholly after `last` are exactly the ones read here.
+    scanner = _Scanner(conversation_id, current, after_seq=last)
     newer: list[_Row] = []
     for unit in scanner:
         if unit.rows[0].seq <= last:

@@ -22,6 +22,7 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
+from django.db.models import Subquery
 
 from conversations.agent.agents import agent_cached
 from conversations.agent.capabilities import UNKNOWN, ModelCapabilities, capabilities_for, describe
@@ -156,14 +157,17 @@ def previous_selection(turn: Turn) -> list[dict[str, Any]] | None:
     this turn can send the same prefix again (see `history.py`, "Stable prefix")."""
     if not platform_setting_or("STABLE_HISTORY_PREFIX", True):
         return None
-    return (
+    # The previous turn is found by its id, in a subquery, and only its history is read:
+    # ordering the turns with their `history` column made SQLite sort every earlier
+    # turn's recorded selection (tens of KB each) to keep one.
+    previous = (
         Turn.objects.filter(conversation_id=turn.conversation_id, created_at__lte=turn.created_at)
         .exclude(pk=turn.pk)
         .exclude(status__in=[TurnStatus.QUEUED, TurnStatus.RUNNING])
         .order_by("-created_at")
-        .values_list("history", flat=True)
-        .first()
-    ) or None
+        .values("pk")[:1]
+    )
+    return Turn.objects.filter(pk=Subquery(previous)).values_list("history", flat=True).first() or None
 
 
 def platform_setting_or(name: str, default: Any) -> Any:
