@@ -37,6 +37,21 @@ def item_token_count(*, kind: str, text: str = "", arguments: str = "", model: s
 ITEM_COUNTER_FIELDS = ("next_seq", "message_count", "last_message_at", "last_message_preview", "updated_at")
 
 
+def _stored(row: Conversation, messages: list[Message], *, save: bool) -> None:
+    """After the insert, in the same transaction: index the items (so the retrieval index
+    never disagrees with the messages) and update the locked row's counters."""
+    index = getattr(default_retriever(), "index", None)
+    if index is not None:
+        index(messages)
+    row.message_count += len(messages)
+    row.last_message_at = max(m.created_at for m in messages)
+    previews = [m for m in messages if m.kind in _PREVIEW_KINDS]
+    if previews:
+        row.last_message_preview = previews[-1].text[:200]
+    if save:
+        row.save(update_fields=list(ITEM_COUNTER_FIELDS))
+
+
 def items_append(
     *,
     conversation: Conversation,
@@ -72,17 +87,7 @@ def items_append(
         messages.append(Message(conversation=row, seq=row.next_seq, **fields))
         row.next_seq += 1
     Message.objects.bulk_create(messages)
-    index = getattr(default_retriever(), "index", None)
-    if index is not None:
-        # Same transaction: the retrieval index never disagrees with the messages.
-        index(messages)
-    row.message_count += len(messages)
-    row.last_message_at = max(m.created_at for m in messages)
-    previews = [m for m in messages if m.kind in _PREVIEW_KINDS]
-    if previews:
-        row.last_message_preview = previews[-1].text[:200]
-    if save:
-        row.save(update_fields=list(ITEM_COUNTER_FIELDS))
+    _stored(row, messages, save=save)
     if row is not conversation:
         for name in ITEM_COUNTER_FIELDS:
             setattr(conversation, name, getattr(row, name))
@@ -171,16 +176,7 @@ def items_bulk_append(
         message.id = ids[message.seq]
         message._state.adding = False
         message._state.db = connection.alias
-    index = getattr(default_retriever(), "index", None)
-    if index is not None:
-        index(messages)
-    row.message_count += len(messages)
-    row.last_message_at = max(m.created_at for m in messages)
-    previews = [m for m in messages if m.kind in _PREVIEW_KINDS]
-    if previews:
-        row.last_message_preview = previews[-1].text[:200]
-    if save:
-        row.save(update_fields=list(ITEM_COUNTER_FIELDS))
+    _stored(row, messages, save=save)
     return messages
 
 
