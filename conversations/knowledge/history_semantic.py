@@ -39,13 +39,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from django.core.exceptions import ImproperlyConfigured
 from django.db import close_old_connections, connection, transaction
 from django.db.models import Exists, OuterRef
 
 from conversations.conf import platform_setting
 from conversations.knowledge.models import MessageEmbedding
 from conversations.knowledge.retriever import FullTextRetriever
+from conversations.knowledge.semantic import configured_embedder
 from conversations.models import Message
 from conversations.models.message import MessageKind
 from conversations.retrieval import MODEL_KINDS
@@ -119,19 +119,7 @@ _offline = OfflineHistoryEmbedder()
 def history_embedder() -> Any:
     """The configured embedder, or None when semantic history retrieval is off (or the
     provider option has no key)."""
-    kind = platform_setting("HISTORY_EMBEDDINGS")
-    if not kind:
-        return None
-    if kind == "offline":
-        return _offline
-    if kind == "provider":
-        from conversations.knowledge.semantic import ProviderEmbedder, _provider
-
-        if not platform_setting("PROVIDER_API_KEY"):
-            return None
-        name = platform_setting("EMBEDDINGS_MODEL")
-        return _provider.setdefault(name, ProviderEmbedder(name))
-    raise ImproperlyConfigured(f"SUPPORT_HISTORY_EMBEDDINGS must be empty, 'offline' or 'provider', not {kind!r}")
+    return configured_embedder("HISTORY_EMBEDDINGS", offline=_offline)
 
 
 class _TextCache:

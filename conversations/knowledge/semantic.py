@@ -111,19 +111,24 @@ _provider: dict[str, ProviderEmbedder] = {}
 def embedder() -> Embedder | None:
     """The configured embedder, or None when semantic ranking is off (the default) or
     the provider option has no key."""
-    kind = platform_setting("KNOWLEDGE_EMBEDDINGS")
+    return configured_embedder("KNOWLEDGE_EMBEDDINGS", offline=_offline)
+
+
+def configured_embedder(setting: str, *, offline: Any) -> Any:
+    """The embedder a `SUPPORT_<setting>` of "", "offline" or "provider" names (None when
+    empty, or "provider" without a key); the knowledge base and history each pass their
+    own offline model, and share the provider's."""
+    kind = platform_setting(setting)
     if not kind:
         return None
     if kind == "offline":
-        return _offline
+        return offline
     if kind == "provider":
         if not platform_setting("PROVIDER_API_KEY"):
             return None
         model = platform_setting("EMBEDDINGS_MODEL")
         return _provider.setdefault(model, ProviderEmbedder(model))
-    raise ImproperlyConfigured(
-        f"SUPPORT_KNOWLEDGE_EMBEDDINGS must be empty, 'offline' or 'provider', not {kind!r}"
-    )
+    raise ImproperlyConfigured(f"SUPPORT_{setting} must be empty, 'offline' or 'provider', not {kind!r}")
 
 
 def passage_text(title: str, heading: str, text: str) -> str:
