@@ -18,6 +18,7 @@ import pytest
 
 from tests.browser import CHROMIUM
 from tests.scale.harness import RedisServer, stop_other_clusters
+from tests.scale_mode import scale_run
 from tests.widget.server import DaphneServer
 from tests.widget.test_browser import ROOT, Widget, expect
 
@@ -26,6 +27,12 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is absent"),
     pytest.mark.skipif(not shutil.which("redis-server"), reason="redis-server is not installed here"),
+    # It starts its own redis-server in either pass; the scale pass adds only the shared
+    # PostgreSQL test database. There, once in three whole scale runs, the 4503 close
+    # never came (it passes alone in scale mode); until that is understood it runs in the
+    # embedded pass, and tests/scale/test_redis_loss.py covers a Redis restart with
+    # many sockets in scale mode.
+    pytest.mark.skipif(scale_run(), reason="runs in the embedded pass, on a redis-server of its own"),
 ]
 
 # Records every close code the page's websockets see, before the widget's script runs.

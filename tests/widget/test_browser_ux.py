@@ -175,6 +175,8 @@ def test_launcher_icon_unread_badge_and_the_panel_staying_open_across_pages(serv
 
     widget.root.get_by_role("button", name=re.compile("^Open chat")).click()
     widget.root.get_by_role("button", name="Talk to a person").click()
+    # the handoff is shown (so it is read) before the panel closes
+    expect(widget.root.locator(".banner")).to_have_text("A person will reply here.")
     widget.page.keyboard.press("Escape")
     staff_context, staff = staff_socket(browser, server, widget.stored()["conversation"])
     try:
