@@ -85,6 +85,26 @@ class Widget:
         return self.page.evaluate(f"(() => {{ const a = {ROOT}.activeElement; return a ? a.tagName + '.' + a.className : '' }})()")
 
 
+def staff_socket(browser: Any, server: DaphneServer, conversation_id: str) -> Any:
+    """A logged-in staff member with the conversation open (its live view's socket)."""
+    staff_context = new_context(browser)
+    staff = staff_context.new_page()
+    staff.goto(server.base_url + "/admin/login/")
+    staff.fill("#id_username", "admin")
+    staff.fill("#id_password", server.admin_password())
+    staff.click("input[type=submit]")
+    staff.wait_for_url(re.compile(r"/admin/$"))
+    staff.evaluate("""async (id) => {
+        const ws = new WebSocket(`ws://${location.host}/ws/conversations/${id}/`);
+        await new Promise((resolve, reject) => {
+            ws.onmessage = (e) => { if (JSON.parse(e.data).type === 'caught_up') resolve(); };
+            ws.onclose = (e) => reject(new Error('closed ' + e.code));
+        });
+        window.staffSocket = ws;
+    }""", conversation_id)
+    return staff_context, staff
+
+
 def test_a_reply_streams_in_tools_show_in_words_history_survives_reload_and_can_start_over(server, context):
     widget = Widget.visit(context, server)
     widget.open()
@@ -220,23 +240,9 @@ def test_handoff_and_a_staff_reply_arrive_live_with_an_unread_badge(server, brow
     visitor.page.keyboard.press("Escape")
     conversation_id = visitor.stored()["conversation"]
 
-    staff_context = new_context(browser)
+    staff_context, staff = staff_socket(browser, server, conversation_id)
     try:
-        staff = staff_context.new_page()
-        staff.goto(server.base_url + "/admin/login/")
-        staff.fill("#id_username", "admin")
-        staff.fill("#id_password", server.admin_password())
-        staff.click("input[type=submit]")
-        staff.wait_for_url(re.compile(r"/admin/$"))
-        staff.evaluate("""async (id) => {
-            const ws = new WebSocket(`ws://${location.host}/ws/conversations/${id}/`);
-            await new Promise((resolve, reject) => {
-                ws.onmessage = (e) => { if (JSON.parse(e.data).type === 'caught_up') resolve(); };
-                ws.onclose = (e) => reject(new Error('closed ' + e.code));
-            });
-            window.staffSocket = ws;
-            ws.send(JSON.stringify({type: 'typing'}));
-        }""", conversation_id)
+        staff.evaluate("() => window.staffSocket.send(JSON.stringify({type: 'typing'}))")
         expect(visitor.root.locator(".typing")).to_have_text("admin is typing…")
         staff.evaluate("""() => window.staffSocket.send(JSON.stringify(
             {type: 'message', text: 'Hi, this is the support team. Checking now.', client_id: 'staff-1'}))""")

@@ -8,13 +8,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.browser import CHROMIUM, new_context
 from tests.widget.server import DaphneServer
-from tests.widget.test_browser import ARTIFACTS, ROOT, Widget
+from tests.widget.test_browser import ARTIFACTS, ROOT, Widget, staff_socket
 
 pytestmark = [
     pytest.mark.browser,
@@ -44,26 +43,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaphneServer]:
 
 def widget_conversations(server: DaphneServer) -> int:
     return int(server.manage("shell", "-v0", "-c", COUNT_WIDGET_CONVERSATIONS).strip().splitlines()[-1])
-
-
-def staff_socket(browser: Any, server: DaphneServer, conversation_id: str) -> Any:
-    """A logged-in staff member with the conversation open (its live view's socket)."""
-    staff_context = new_context(browser)
-    staff = staff_context.new_page()
-    staff.goto(server.base_url + "/admin/login/")
-    staff.fill("#id_username", "admin")
-    staff.fill("#id_password", server.admin_password())
-    staff.click("input[type=submit]")
-    staff.wait_for_url(re.compile(r"/admin/$"))
-    staff.evaluate("""async (id) => {
-        const ws = new WebSocket(`ws://${location.host}/ws/conversations/${id}/`);
-        await new Promise((resolve, reject) => {
-            ws.onmessage = (e) => { if (JSON.parse(e.data).type === 'caught_up') resolve(); };
-            ws.onclose = (e) => reject(new Error('closed ' + e.code));
-        });
-        window.staffSocket = ws;
-    }""", conversation_id)
-    return staff_context, staff
 
 
 def test_page_views_and_opening_the_widget_create_no_conversation_until_the_customer_writes(server, context):
