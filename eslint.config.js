@@ -24,6 +24,8 @@ const browser = {
   HTMLElement: "readonly",
   customElements: "readonly",
   CSSStyleSheet: "readonly",
+  MutationObserver: "readonly",
+  getComputedStyle: "readonly",
 };
 
 const rules = {

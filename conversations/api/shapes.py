@@ -13,7 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from conversations.customer_view import customer_conversation, customer_message, customer_turn
+from conversations.customer_view import (
+    customer_conversation,
+    customer_message,
+    customer_sources,
+    customer_turn,
+)
 from conversations.models import Conversation, Message, Turn
 from conversations.presenters import message_to_dict, turn_summary
 
@@ -81,7 +86,7 @@ def turn_audit(turn: Turn) -> dict[str, Any]:
 def message_dict(message: Message, *, customer: bool = False) -> dict[str, Any] | None:
     """The message as the caller may see it; None when a visitor never sees it (notes)."""
     data = message_to_dict(message)
-    return customer_message(data) if customer else data
+    return customer_message(data, sources=customer_sources(data)) if customer else data
 
 
 def turn_dict(turn: Turn, *, internal: bool, customer: bool = False) -> dict[str, Any]:

@@ -33,7 +33,7 @@ class DocumentForm(forms.ModelForm):
 
     class Meta:
         model = Document
-        fields = ["title", "body", "is_active"]
+        fields = ["title", "body", "is_active", "is_public"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -65,8 +65,8 @@ class DocumentAdmin(admin.ModelAdmin):
     class Media:
         css = {"all": ["admin-extra/platform.css"]}
 
-    list_display = ["title", "source_format", "passage_count", "is_active", "updated_at"]
-    list_filter = ["is_active", "source_format"]
+    list_display = ["title", "source_format", "passage_count", "is_active", "is_public", "updated_at"]
+    list_filter = ["is_active", "is_public", "source_format"]
     search_fields = ["title"]
     search_help_text = "Full-text search over passages, ranked as the agent's tool ranks them."
     readonly_fields = [
@@ -74,8 +74,24 @@ class DocumentAdmin(admin.ModelAdmin):
     ]
     fieldsets = [
         (None, {"fields": ["title", "body", "upload", "is_active"]}),
+        ("Publishing", {"fields": ["is_public", "public_page"]}),
         ("Index", {"fields": [*readonly_fields]}),
     ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [*self.readonly_fields, "public_page"]
+
+    @admin.display(description="Public page")
+    def public_page(self, obj: Document) -> str:
+        """Where customers read it, and where the chat's citations of it link."""
+        if obj.pk is None:
+            return "Saved documents get a page once published."
+        path = _public_path(obj)
+        if not (obj.is_public and obj.is_active):
+            return format_html(
+                "{} (not served: {})", path, "internal" if not obj.is_public else "inactive"
+            )
+        return format_html('<a href="{}">{}</a>', path, path)
 
     def save_model(self, request: HttpRequest, obj: Document, form: Any, change: bool) -> None:
         document_save(document=obj, upload=form.cleaned_data.get("upload"))
@@ -139,6 +155,14 @@ class DocumentAdmin(admin.ModelAdmin):
                 ),
             ),
         )
+
+
+def _public_path(document: Document) -> str:
+    # The page is the widget door's (`conversations/widget/help.py`); named, not imported.
+    try:
+        return reverse("help-article", kwargs={"document_id": document.pk, "slug": document.slug})
+    except NoReverseMatch:
+        return "-"
 
 
 def _conversation_url(conversation_id: Any) -> str:

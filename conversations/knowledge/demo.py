@@ -1,4 +1,4 @@
-"""The demo help articles that `setup_demo` loads into the knowledge base (idempotent:
+"""The demo help articles that `setup_demo` loads into the knowledge base (published as public help articles; idempotent:
 an article whose title already exists is left as it is)."""
 
 from __future__ import annotations
@@ -20,5 +20,5 @@ def demo_articles_seed() -> list[str]:
         title = first_line.lstrip("#").strip()
         titles.append(title)
         if not Document.objects.filter(title=title).exists():
-            document_create(upload=(name, data))
+            document_create(upload=(name, data), is_public=True)
     return titles

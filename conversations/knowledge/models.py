@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
+from django.utils.text import slugify
 
 
 class SourceFormat(models.TextChoices):
@@ -18,6 +19,11 @@ class SourceFormat(models.TextChoices):
     TEXT = "text", "Plain-text file"
     HTML = "html", "HTML file"
     PDF = "pdf", "PDF file"
+
+
+def article_slug(title: str) -> str:
+    """The readable part of a help article's public URL."""
+    return slugify(title)[:80].strip("-") or "article"
 
 
 class Document(models.Model):
@@ -34,6 +40,12 @@ class Document(models.Model):
     is_active = models.BooleanField(
         default=True, help_text="Only active documents are searched."
     )
+    is_public = models.BooleanField(
+        default=False,
+        help_text="Published as a public help article (a page customers can open; the chat "
+        "links its citations there). Off: internal, searched by the assistant but never "
+        "shown or linked. New and imported documents start internal.",
+    )
     passage_count = models.PositiveIntegerField(default=0, editable=False)
     indexed_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -44,6 +56,13 @@ class Document(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    @property
+    def slug(self) -> str:
+        """The readable part of the public URL, from the title ("article" when the title
+        has no letters slugify keeps). Not stored: the id finds the document, so a
+        renamed article keeps its links (the old slug redirects)."""
+        return article_slug(self.title)
 
 
 class Passage(models.Model):

@@ -1,4 +1,5 @@
-"""Reading the knowledge base: the ranked passage search used by the tool and the admin."""
+"""Reading the knowledge base: the ranked passage search used by the tool and the admin,
+and the published help articles (public pages, cited answers)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from django.db.models import Q
 
-from conversations.knowledge.models import Passage
+from conversations.knowledge.models import Document, Passage
 from conversations.knowledge.search import full_text, search_terms
 from conversations.knowledge.semantic import CANDIDATES, embedder, fuse, semantic_search
 
@@ -66,3 +67,28 @@ def _keyword_fallback(terms: list[str], limit: int) -> list[tuple[int, float]]:
         scored.append((pk, float(hits)))
     scored.sort(key=lambda pair: -pair[1])
     return scored[:limit]
+
+
+def public_documents() -> list[Document]:
+    """The published help articles (public and active), by title."""
+    return list(Document.objects.filter(is_public=True, is_active=True).only("id", "title", "updated_at"))
+
+
+def public_document(document_id: int) -> Document | None:
+    """A published help article with its passages, or None (missing, internal or
+    inactive look the same)."""
+    return (
+        Document.objects.filter(pk=document_id, is_public=True, is_active=True)
+        .prefetch_related("passages")
+        .first()
+    )
+
+
+def public_titles(document_ids: list[Any]) -> dict[int, str]:
+    """{id: title} of the published ones among `document_ids` (one query)."""
+    ids = [i for i in document_ids if isinstance(i, int)]
+    if not ids:
+        return {}
+    return dict(
+        Document.objects.filter(pk__in=ids, is_public=True, is_active=True).values_list("pk", "title")
+    )

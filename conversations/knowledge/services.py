@@ -59,10 +59,12 @@ def document_save(*, document: Document, upload: Any = None) -> Document:
 
 
 def document_create(
-    *, title: str = "", body: str = "", upload: Any = None, is_active: bool = True
+    *, title: str = "", body: str = "", upload: Any = None, is_active: bool = True,
+    is_public: bool = False,
 ) -> Document:
     return document_save(
-        document=Document(title=title, body=body, is_active=is_active), upload=upload
+        document=Document(title=title, body=body, is_active=is_active, is_public=is_public),
+        upload=upload,
     )
 
 

@@ -67,6 +67,16 @@ class Agent(models.Model):
         help_text="Name of an environment variable holding this agent's provider key "
         "(keys are never stored in the database).",
     )
+    display_name = models.CharField(
+        max_length=80, blank=True,
+        help_text="The name customers see in the widget (beside answers and as its title). "
+        "Blank shows the agent's name.",
+    )
+    avatar_url = models.URLField(
+        blank=True, max_length=500,
+        help_text="An http(s) image shown beside answers (square, at least 64 px). Blank shows "
+        "the name's first letter. The embedding page's Content-Security-Policy must allow it (img-src).",
+    )
     is_default = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -18,6 +18,7 @@ from conversations.errors import Conflict, InvalidInput, PayloadTooLarge
 from conversations.models import Conversation, Message, StaffAction, Turn
 from conversations.models.conversation import Status
 from conversations.models.message import MessageKind
+from conversations.models.staff_profile import staff_identity
 from conversations.services.engine_port import publish_on_commit
 from conversations.services.items import ITEM_COUNTER_FIELDS, item_append
 from conversations.services.locks import conversation_lock
@@ -149,7 +150,7 @@ def staff_reply_post(*, conversation: Conversation, actor: Actor, text: Any, cli
             text=text,
             client_id=client_id,
             author=actor,
-            metadata={"author_name": _display_name(actor)},
+            metadata=_author(actor, avatar=True),
         )
         changed = not locked.ai_paused or locked.status == Status.WAITING_ON_STAFF
         locked.ai_paused = True
@@ -179,7 +180,7 @@ def note_add(*, conversation: Conversation, actor: Actor, text: Any) -> Message:
             kind=MessageKind.NOTE,
             text=text,
             author=actor,
-            metadata={"author_name": _display_name(actor)},
+            metadata=_author(actor),
         )
         StaffAction.objects.create(
             actor=actor, conversation=locked, action="note", detail={"seq": message.seq}
@@ -187,8 +188,10 @@ def note_add(*, conversation: Conversation, actor: Actor, text: Any) -> Message:
     return message
 
 
-def _display_name(actor: User | None) -> str:
-    if actor is None:
-        return "Support"
-    full = actor.get_full_name() if hasattr(actor, "get_full_name") else ""
-    return full or getattr(actor, "username", "Support")
+def _author(actor: User | None, *, avatar: bool = False) -> dict[str, str]:
+    """The author as customers see them (`StaffProfile`), stored with the item."""
+    who = staff_identity(actor)
+    shown = {"author_name": who["name"]}
+    if avatar and who["avatar_url"]:
+        shown["author_avatar_url"] = who["avatar_url"]
+    return shown

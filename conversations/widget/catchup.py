@@ -20,6 +20,7 @@ from conversations.customer_view import customer_turn
 from conversations.errors import NotFound
 from conversations.models import Conversation, Message, Turn
 from conversations.models.message import CUSTOMER_VISIBLE_KINDS, MessageKind
+from conversations.models.staff_profile import staff_identity
 from conversations.models.turn import TurnStatus
 from conversations.presenters import turn_summary
 from conversations.widget.presentation import read_seq, visitor_model
@@ -57,9 +58,15 @@ def viewer_for(*, conversation_id: str, token: str, user: Any, staff_origin: boo
         return Viewer(VISITOR, conversation_for_visitor(token, conversation_id))
     if staff_origin and user is not None and getattr(user, "is_authenticated", False):
         conversation = conversation_for_staff(user, conversation_id)
-        name = user.get_full_name() or user.get_username()
+        name = staff_identity(user)["name"]
         return Viewer(STAFF, conversation, user=user, name=name)
     raise NotFound("Conversation not found.")
+
+
+def agent_identity(agent: Any) -> dict[str, str]:
+    """The assistant as customers see it: `name` (its display name, else its name) and
+    `avatar_url` (blank: the widget shows the name's first letter)."""
+    return {"name": agent.display_name or agent.name, "avatar_url": agent.avatar_url}
 
 
 def model_info(conversation: Conversation) -> dict[str, Any]:
@@ -100,7 +107,7 @@ def connection_state(conversation_id: Any, *, role: str) -> ReadyEvent:
         "status": conversation.status,
         "ai_paused": conversation.ai_paused,
         "last_seq": conversation.next_seq - 1,
-        "agent": {"name": conversation.agent.name},
+        "agent": agent_identity(conversation.agent),
         "model": visitor_model(model) if role == VISITOR else model,
         "read_seq": read_seq(conversation),
         "turns": open_turns(conversation.pk, role=role),

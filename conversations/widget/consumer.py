@@ -44,6 +44,7 @@ from conversations.agent.events import (
     typing_hint,
 )
 from conversations.conf import platform_setting
+from conversations.customer_view import customer_sources
 from conversations.errors import PlatformError
 from conversations.models import Conversation
 from conversations.models.message import MessageKind
@@ -204,7 +205,11 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         assert self.viewer is not None
         shown: Mapping[str, Any] | None = event
         if self.viewer.role == VISITOR:
-            shown = protocol.customer_event(event, activity_for=activity_for)
+            message = event.get("message") if event.get("type") == "message" else None
+            sources = None
+            if message and (message.get("metadata") or {}).get("sources"):
+                sources = await engine.db(customer_sources, message)
+            shown = protocol.customer_event(event, activity_for=activity_for, sources=sources)
             shown = visitor_event(shown) if shown is not None else None
         if shown is not None:
             await self.send_json(shown)

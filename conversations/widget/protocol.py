@@ -125,6 +125,8 @@ def customer_message(message: dict[str, Any], *, activity: str = "") -> dict[str
     return customer_view.customer_message(message, activity=activity)
 
 
-def customer_event(event: Mapping[str, Any], *, activity_for: Any) -> Mapping[str, Any] | None:
+def customer_event(
+    event: Mapping[str, Any], *, activity_for: Any, sources: list[dict[str, str]] | None = None
+) -> Mapping[str, Any] | None:
     """The customer view of one engine event; None means do not send it."""
-    return customer_view.customer_event(event, activity_for=activity_for)
+    return customer_view.customer_event(event, activity_for=activity_for, sources=sources)

@@ -37,7 +37,7 @@ from conversations.models import Conversation
 from conversations.models.conversation import Channel
 from conversations.ratelimit import rate_limit_hit
 from conversations.services.conversations import conversation_create
-from conversations.widget.catchup import model_info
+from conversations.widget.catchup import agent_identity, model_info
 from conversations.widget.origins import request_origin_allowed
 from conversations.widget.presentation import read_seq, visitor_model
 
@@ -79,7 +79,7 @@ def session_payload(conversation: Conversation, token: str) -> dict[str, Any]:
         "status": conversation.status,
         "ai_paused": conversation.ai_paused,
         "last_seq": conversation.next_seq - 1,
-        "agent": {"name": conversation.agent.name},
+        "agent": agent_identity(conversation.agent),
         "model": visitor_model(model_info(conversation)),
         "read_seq": read_seq(conversation),
         "limits": {"max_message_chars": platform_setting("MAX_MESSAGE_CHARS")},

@@ -34,7 +34,7 @@ def test_a_new_visitor_gets_a_widget_conversation_and_a_token_without_cookies_or
     assert conversation.channel == "widget" and conversation.metadata == {"page": "https://shop.example/pricing"}
     assert conversation_for_visitor(data["token"], data["conversation"]) == conversation
     assert data["websocket_path"] == f"/ws/conversations/{conversation.pk}/"
-    assert data["agent"] == {"name": default_agent.name}
+    assert data["agent"] == {"name": default_agent.name, "avatar_url": ""}
     assert data["model"]["offline"] is True and "Offline demo model" in data["model"]["label"]
     assert data["limits"]["max_message_chars"] == 8000
     assert not response.cookies and response["Cache-Control"] == "no-store"

@@ -37,6 +37,10 @@ class AgentForm(forms.ModelForm):
         required=False, assume_scheme="https", label="Provider base URL",
         help_text=Agent._meta.get_field("provider_base_url").help_text,
     )
+    avatar_url = forms.URLField(
+        required=False, assume_scheme="https", label="Avatar URL", max_length=500,
+        help_text=Agent._meta.get_field("avatar_url").help_text,
+    )
     make_default = forms.BooleanField(
         required=False, label="Default agent",
         help_text="New conversations use the default agent. Ticking this moves the flag here.",
@@ -82,6 +86,7 @@ class AgentAdmin(SuperuserManagedAdmin):
     readonly_fields = ("tool_schemas", "provider_status", "default_flag", "model_capabilities_summary")
     fieldsets = (
         (None, {"fields": ("name", "make_default", "model", "provider_status", "instructions")}),
+        ("Shown to customers", {"fields": ("display_name", "avatar_url")}),
         ("Tools", {"fields": ("tools", "tool_schemas")}),
         ("Limits and sampling", {
             "description": "What the model accepts is checked at save against the capability table "

@@ -19,6 +19,38 @@ const CLOCK_MS = 30000; // how often relative times ("5 min ago") are redrawn
 // The modules are served beside widget.js, so their origin is the script's: the
 // platform the widget talks to unless the `server` attribute says otherwise.
 const MODULE_ORIGIN = new URL(import.meta.url).origin;
+const WHITE = [255, 255, 255];
+const INK = [17, 24, 39]; // #111827: dark text on a light accent
+const DARK_BG = [17, 24, 39]; // the dark theme's background
+
+function parseRgb(value) {
+  const match = /^rgba?\(\s*([\d.]+)[,\s]+([\d.]+)[,\s]+([\d.]+)/.exec(value || "");
+  return match ? [Number(match[1]), Number(match[2]), Number(match[3])] : null;
+}
+
+function luminance(rgb) {
+  const [r, g, b] = rgb.map((c) => {
+    const v = c / 255;
+    return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+  });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+}
+
+export function contrast(a, b) {
+  const [hi, lo] = [luminance(a), luminance(b)].sort((x, y) => y - x);
+  return (hi + 0.05) / (lo + 0.05);
+}
+
+/* `rgb` moved toward `target` (black or white) until it reads on `bg` at 4.5:1. */
+function readableOn(rgb, bg, target) {
+  let colour = rgb;
+  for (let step = 1; step <= 20 && contrast(colour, bg) < 4.5; step += 1) {
+    colour = rgb.map((c, i) => Math.round(c + ((target[i] - c) * step) / 20));
+  }
+  return colour;
+}
+
+const cssRgb = (rgb) => "rgb(" + rgb.join(",") + ")";
 
 export class SupportChat extends EventsMixin(TranscriptMixin(ConnectionMixin(ViewMixin(HTMLElement)))) {
   /* The built-in text tables by language; a page may add one before setting `lang`. */
@@ -27,7 +59,7 @@ export class SupportChat extends EventsMixin(TranscriptMixin(ConnectionMixin(Vie
   }
 
   static get observedAttributes() {
-    return ["accent", "heading", "strings", "lang"];
+    return ["accent", "heading", "strings", "lang", "theme", "dir"];
   }
 
   connectedCallback() {
@@ -46,12 +78,16 @@ export class SupportChat extends EventsMixin(TranscriptMixin(ConnectionMixin(Vie
     this._onOffline = () => this._setStatus(this.t("offline"));
     window.addEventListener("online", this._onOnline);
     window.addEventListener("offline", this._onOffline);
+    // The page's own direction and language may change (a site switching language in place).
+    this._pageObserver = new MutationObserver(() => this._applyAttributes());
+    this._pageObserver.observe(document.documentElement, { attributes: true, attributeFilter: ["dir", "lang"] });
     this._start();
   }
 
   disconnectedCallback() {
     window.removeEventListener("online", this._onOnline);
     window.removeEventListener("offline", this._onOffline);
+    this._pageObserver.disconnect();
     clearInterval(this._clock);
     this._closeSocket();
     this.shadowRoot.replaceChildren();
@@ -121,7 +157,44 @@ export class SupportChat extends EventsMixin(TranscriptMixin(ConnectionMixin(Vie
     this.strings = merge(merge(STRINGS.en, base), isObject(custom) ? custom : {});
     const accent = this.getAttribute("accent");
     if (accent) this.style.setProperty("--support-chat-accent", accent);
+    else this.style.removeProperty("--support-chat-accent");
+    this._applyDirection();
+    this._applyAccentContrast();
     this._renderTexts();
+  }
+
+  /* "rtl" or "ltr": the `dir` attribute, else (absent or "auto") the nearest ancestor's
+     `dir`, which is the page's <html dir> for the element the script adds. */
+  get direction() {
+    const own = (this.getAttribute("dir") || "").toLowerCase();
+    if (own === "rtl" || own === "ltr") return own;
+    const holder = this.parentElement && this.parentElement.closest("[dir]");
+    const inherited = ((holder && holder.getAttribute("dir")) || "").toLowerCase();
+    return inherited === "rtl" ? "rtl" : "ltr";
+  }
+
+  _applyDirection() {
+    const dir = this.direction;
+    for (const node of [this.$panel, this.$launcher, this.$live]) node.setAttribute("dir", dir);
+    // The corner follows the reading direction unless `position` says otherwise.
+    this.classList.toggle("rtl", dir === "rtl");
+  }
+
+  /* Text on the accent and the accent as text must stay readable (WCAG AA, 4.5:1) for
+     whatever colour the site chose: white or near-black on the accent, whichever
+     contrasts more, and for links and the read receipt the accent darkened (light
+     theme) or lightened (dark theme) just enough. A page's own --support-chat-accent-text
+     and --support-chat-accent-ink still win. */
+  _applyAccentContrast() {
+    this.$probe.style.color = "var(--accent)";
+    const rgb = parseRgb(getComputedStyle(this.$probe).color);
+    for (const name of ["--auto-accent-text", "--auto-accent-ink", "--auto-accent-ink-dark"]) this.style.removeProperty(name);
+    if (!rgb) return;
+    const onWhite = contrast(rgb, WHITE);
+    const onDark = contrast(rgb, INK);
+    this.style.setProperty("--auto-accent-text", onWhite >= onDark ? "#fff" : "#111827");
+    this.style.setProperty("--auto-accent-ink", cssRgb(readableOn(rgb, WHITE, [0, 0, 0])));
+    this.style.setProperty("--auto-accent-ink-dark", cssRgb(readableOn(rgb, DARK_BG, [255, 255, 255])));
   }
 
   // --- public API ---------------------------------------------------------------------

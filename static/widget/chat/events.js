@@ -107,6 +107,7 @@ export const EventsMixin = (Base) =>
       if (!view.current) {
         const bubble = el("div", { className: "bubble" });
         const node = el("li", { className: "msg assistant streaming", "aria-busy": "true" }, [bubble]);
+        this._identify(node, "assistant");
         view.current = { node, bubble, text: "", final: false };
         view.segments.push(view.current);
         this._append(node);

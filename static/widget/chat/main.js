@@ -4,7 +4,7 @@
 
 import { SupportChat, TAG } from "./element.js";
 
-const OPTIONS = ["server", "position", "accent", "heading", "lang", "strings", "open"];
+const OPTIONS = ["server", "position", "accent", "theme", "dir", "heading", "lang", "strings", "open"];
 
 export function start(script) {
   if (!customElements.get(TAG)) customElements.define(TAG, SupportChat);

@@ -70,18 +70,20 @@ export const TranscriptMixin = (Base) =>
       if (modelLabel && header && modelLabel !== header.label) {
         node.appendChild(el("span", { className: "caption", text: this.t("answeredBy", { model: modelLabel }) }));
       }
+      const sources = this._sources(message.metadata && message.metadata.sources);
+      if (sources && !node.querySelector(".sources")) node.querySelector(".bubble").after(sources);
       const meta = node.querySelector(".meta") || node.appendChild(el("span", { className: "meta" }));
       if (!meta.firstChild) meta.appendChild(this._time(message.created_at));
-      node.insertBefore(el("span", { className: "sr", text: this.t("assistant") + ": " }), node.firstChild);
+      const who = this._identify(node, "assistant");
       this._followLog();
-      this._noticed(this.t("assistant") + ": " + message.text);
+      this._noticed(who + ": " + message.text);
       return node;
     }
 
     _storedStaff(message) {
-      const name = (message.metadata && message.metadata.author_name) || "";
-      const who = name ? this.t("staffName", { name }) : this.t("staffFallback");
-      const node = this._append(this._bubble("staff", message.text, who));
+      const metadata = message.metadata || {};
+      const node = this._append(this._bubble("staff", message.text));
+      const who = this._identify(node, "staff", { name: metadata.author_name || "", avatarUrl: metadata.author_avatar_url || "" });
       node.querySelector(".meta").appendChild(this._time(message.created_at));
       this.staffTyping = "";
       this._renderTyping();
@@ -113,11 +115,9 @@ export const TranscriptMixin = (Base) =>
       row.querySelector(".label").textContent = this._toolText(message.tool_name, args, state, row.dataset.activity);
     }
 
-    _bubble(kind, text, who) {
+    _bubble(kind, text) {
       const node = el("li", { className: "msg " + kind });
-      const label = who || (kind === "user" ? this.t("you") : this.t("assistant"));
-      if (kind === "staff") node.appendChild(el("span", { className: "who", text: label }));
-      else if (kind === "user") node.appendChild(el("span", { className: "sr", text: label + ": " }));
+      if (kind === "user") node.appendChild(el("span", { className: "sr", text: this.t("you") + ": " }));
       const bubble = el("div", { className: "bubble" });
       bubble.appendChild(formatted(text));
       node.appendChild(bubble);

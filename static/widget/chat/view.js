@@ -71,7 +71,8 @@ export const ViewMixin = (Base) =>
           this.close();
         }
       });
-      root.replaceChildren(this.$panel, this.$launcher, this.$live);
+      this.$probe = el("span", { className: "sr", "aria-hidden": "true" }); // reads the accent's computed colour
+      root.replaceChildren(this.$panel, this.$launcher, this.$live, this.$probe);
       // A constructed stylesheet is not inline CSS, so a host page's strict
       // Content-Security-Policy does not block it; older browsers get a <style>.
       if ("adoptedStyleSheets" in root && window.CSSStyleSheet && CSSStyleSheet.prototype.replaceSync) {
@@ -87,6 +88,7 @@ export const ViewMixin = (Base) =>
       if (!this.$title) return;
       const agent = this.session && this.session.agent;
       this.$title.textContent = this.getAttribute("heading") || (agent && agent.name) || this.t("title");
+      for (const node of this.$log.querySelectorAll(".msg.assistant")) this._identify(node, "assistant");
       this.$model.textContent = this._provenance();
       this.$close.setAttribute("aria-label", this.t("close"));
       this.$handoff.textContent = this.t("talkToPerson");
@@ -103,6 +105,63 @@ export const ViewMixin = (Base) =>
     }
 
     // --- view helpers ----------------------------------------------------------------------
+
+    /* Who wrote a message, beside it: the name above the bubble and the avatar (the
+       image, or the name's first letter when there is none or it does not load). The
+       assistant's come from the session (`agent`), a staff member's from the item. */
+    _identify(node, kind, staff) {
+      const agent = (this.session && this.session.agent) || {};
+      const name = kind === "staff" ? staff.name : agent.name || this.t("assistant");
+      const label = kind === "staff" ? (name ? this.t("staffName", { name }) : this.t("staffFallback")) : name;
+      const avatarUrl = kind === "staff" ? staff.avatarUrl : agent.avatar_url;
+      let who = node.querySelector(":scope > .who");
+      if (!who) who = node.insertBefore(el("span", { className: "who" }), node.firstChild);
+      if (who.textContent !== label) who.textContent = label;
+      const key = (avatarUrl || "") + "|" + name;
+      const avatar = node.querySelector(":scope > .avatar");
+      if (avatar && avatar.dataset.key === key) return label;
+      const fresh = this._avatar(name || label, avatarUrl);
+      fresh.dataset.key = key;
+      if (avatar) avatar.replaceWith(fresh);
+      else node.insertBefore(fresh, node.firstChild);
+      return label;
+    }
+
+    _avatar(name, url) {
+      const initial = (Array.from(String(name).trim())[0] || "?").toLocaleUpperCase();
+      const avatar = el("span", { className: "avatar", "aria-hidden": "true", text: initial });
+      let parsed;
+      try {
+        parsed = url ? new URL(url, this.server) : null;
+      } catch (e) {
+        parsed = null;
+      }
+      if (parsed && (parsed.protocol === "https:" || parsed.protocol === "http:")) {
+        const img = el("img", { alt: "", src: parsed.href, referrerpolicy: "no-referrer", decoding: "async" });
+        // A broken or blocked image (the page's CSP img-src) falls back to the letter.
+        img.addEventListener("error", () => avatar.replaceChildren(document.createTextNode(initial)));
+        avatar.replaceChildren(img);
+      }
+      return avatar;
+    }
+
+    /* An answer's citations: links to the platform's public help articles (the server
+       sends only published ones; internal documents never reach the page). */
+    _sources(sources) {
+      const links = [];
+      for (const source of Array.isArray(sources) ? sources : []) {
+        let url;
+        try {
+          url = new URL(String(source.url || ""), this.server);
+        } catch (e) {
+          url = null;
+        }
+        if (!url || (url.protocol !== "https:" && url.protocol !== "http:") || !source.title) continue;
+        links.push(el("li", {}, [el("a", { href: url.href, target: "_blank", rel: "noopener noreferrer", text: String(source.title) })]));
+      }
+      if (!links.length) return null;
+      return el("div", { className: "sources" }, [el("span", { text: this.t("sources") }), el("ul", {}, links)]);
+    }
 
     _clearConversation() {
       this._closeSocket();
