@@ -31,7 +31,10 @@ run: setup
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) -m support.serve -b $(HOST) -p $(PORT) support.asgi:application
 
+# The browser tests audit the widget with axe-core from npm (package.json): installed
+# here when missing, so a fresh clone's `make test` runs them.
 test: $(VENV)/.installed
+	test -d node_modules/axe-core || npm ci --no-audit --no-fund
 	$(PY) -m pytest
 
 # Day-to-day feedback in a couple of minutes: no browser, no slow, no scale-mode tests.
@@ -44,6 +47,7 @@ test-fast: $(VENV)/.installed
 # only those.
 TESTS ?= tests
 test-scale: $(VENV)/.installed
+	test -d node_modules/axe-core || npm ci --no-audit --no-fund
 	DATABASE_URL=$(SCALE_DATABASE_URL) REDIS_URL=$(SCALE_REDIS_URL) \
 	SUPPORT_TEST_DB_NAME=$(SCALE_TEST_DB) SUPPORT_REDIS_PREFIX=$(SCALE_REDIS_PREFIX) \
 	SUPPORT_SCALE_RUN=1 $(PY) -m pytest $(TESTS)

@@ -111,6 +111,8 @@ export const CSS = [
   ".problem p{margin:0}",
   ".problem button{margin-top:6px;border:0;border-radius:8px;background:#b91c1c;color:#fff;padding:5px 12px;font-size:13px}",
   ".greeting{align-self:flex-start;color:var(--muted);font-size:14px;padding:4px}",
+  // Each line takes its own text's direction (an English line on a Hebrew page stays readable).
+  ".greeting,.who,.model,h2,.tool .label,.sources a,.problem p{unicode-bidi:plaintext}",
   ".typing{font-size:13px;color:var(--muted);padding:0 18px 6px;min-height:1.4em}",
   ".typing:empty{display:none}",
   "form{display:flex;flex-wrap:wrap;gap:8px;align-items:flex-end;padding:10px 12px 12px;border-top:1px solid var(--border)}",
