@@ -33,7 +33,7 @@ from conversations.api.streaming import (
     stream_max_seconds,
     waited_json_response,
 )
-from conversations.customer_view import customer_event
+from conversations.customer_view import customer_event, customer_sources
 from conversations.models import Message, Turn
 
 
@@ -46,7 +46,11 @@ def _answer_items(turn: Turn | None) -> list[Message]:
 async def _customer_events(events: AsyncIterator[Mapping[str, Any]]) -> AsyncIterator[Mapping[str, Any]]:
     """A visitor's stream: each event as the widget websocket would show it."""
     async for event in events:
-        shown = customer_event(event)  # keep-alives pass through as they are
+        message = event.get("message") if event.get("type") == "message" else None
+        sources = None
+        if message and (message.get("metadata") or {}).get("sources"):
+            sources = await engine.db(customer_sources, message)  # published ones, as links
+        shown = customer_event(event, sources=sources)  # keep-alives pass through as they are
         if shown is not None:
             yield shown
 
