@@ -104,6 +104,8 @@ def test_an_answer_cites_public_help_articles_as_links_and_internal_ones_not_at_
     expect(article.get_by_role("heading", name="Delivery times and costs")).to_be_visible()
     expect(article.locator("main")).to_contain_text("Express shipping takes 1-2 business days")
     assert_accessible_page(article)
+    ARTIFACTS.mkdir(exist_ok=True)
+    article.screenshot(path=str(ARTIFACTS / "help-article.png"))
     article.close()
 
     # Marked internal, the article is no longer cited as a link, and its page is gone.
