@@ -102,3 +102,35 @@ def test_a_visitors_event_stream_shows_tool_steps_not_their_output(provider_serv
     assert outputs and all(m["text"] == "" and "ok" in m for m in outputs)
     assert any(m["kind"] == "function_call" and m["activity"] for m in messages)
     assert received[-1]["type"] == "turn.completed"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_visitors_event_stream_links_only_the_published_sources_of_an_answer(provider_server, live_key, _fake_provider_server):
+    from conversations.knowledge.services import document_create
+    from tests import fake_provider as fp
+    from tests.api.sse import events as sse_events
+
+    # Given a published article and an internal one on the same subject
+    public = document_create(title="Gift wrapping", body="We gift wrap any order for $3.", is_public=True)
+    document_create(title="Gift wrapping supplier contract", body="We gift wrap at cost 0.40 from Acme.")
+    _fake_provider_server.reset()
+    _fake_provider_server.queue(fp.calls(("search_knowledge_base", {"query": "gift wrap"})), fp.text("We wrap for $3."))
+    with provider_server.client(headers={"Authorization": f"Bearer {live_key}"}) as http:
+        created = http.post("/api/v1/conversations", json={"customer_id": "u-sources"}).json()
+        path = f"/api/v1/conversations/{created['id']}/messages"
+        visitor = {"Authorization": f"Visitor {created['visitor_token']}", "Accept": "text/event-stream"}
+        # When the visitor asks and follows the answer as Server-Sent Events
+        with http.stream("POST", path, json={"text": "Do you gift wrap?"}, headers=visitor) as response:
+            assert response.status_code == 200
+            received = list(sse_events(response.iter_lines()))
+        listed = http.get(path, headers={"Authorization": f"Visitor {created['visitor_token']}"}).json()["results"]
+        staff_view = http.get(path).json()["results"]
+    # Then the answer links the published article only, live and read back alike
+    answer = [e["message"] for e in received if e["type"] == "message" and e["message"]["kind"] == "assistant"][-1]
+    links = [{"title": "Gift wrapping", "url": f"/help/{public.pk}-gift-wrapping/"}]
+    assert answer["metadata"] == {"sources": links}
+    assert listed[-1]["metadata"] == {"sources": links}
+    assert "supplier" not in json.dumps(received) + json.dumps(listed)
+    # and the API key (staff-side) still sees every source the answer drew on
+    titles = {s["title"] for s in staff_view[-1]["metadata"]["sources"]}
+    assert "Gift wrapping" in titles
