@@ -141,11 +141,14 @@ class SqliteFullText:
             return [(pk, round(-rank, 4)) for pk, rank in cursor.fetchall()]
 
     def index_messages(self, messages: Iterable[Message]) -> None:
-        rows = [
-            (m.pk, _message_body(m), _conversation_token(m.conversation_id), m.seq)
-            for m in messages
-            if m.kind in MESSAGE_KINDS
-        ]
+        tokens: dict[Any, str] = {}  # a bulk append's items share one conversation
+        rows = []
+        for m in messages:
+            if m.kind in MESSAGE_KINDS:
+                token = tokens.get(m.conversation_id)
+                if token is None:
+                    token = tokens[m.conversation_id] = _conversation_token(m.conversation_id)
+                rows.append((m.pk, _message_body(m), token, m.seq))
         if rows:
             with connection.cursor() as cursor:
                 cursor.executemany(
@@ -215,17 +218,19 @@ class PostgresFullText:
             return [(pk, round(float(score), 4)) for pk, score in cursor.fetchall()]
 
     def index_messages(self, messages: Iterable[Message]) -> None:
-        rows = [
-            (m.pk, m.conversation_id, m.seq, _message_body(m))
-            for m in messages
-            if m.kind in MESSAGE_KINDS
-        ]
-        if rows:
+        ids = [m.pk for m in messages if m.kind in MESSAGE_KINDS]
+        if ids:
+            # One statement that reads the items' text where it already is (they were
+            # inserted in this transaction), the body made as `rebuild` makes it: a
+            # statement per item cost the server more than the `to_tsvector`s, and sending
+            # the text again cost the client its quoting.
             with connection.cursor() as cursor:
-                cursor.executemany(
+                cursor.execute(
                     "INSERT INTO knowledge_messageindexentry (message_id, conversation_id, seq, vector) "
-                    f"VALUES (%s, %s, %s, to_tsvector({PG_CONFIG}, %s))",
-                    rows,
+                    f"SELECT id, conversation_id, seq, to_tsvector({PG_CONFIG}, "
+                    f"left(text || ' ' || tool_arguments, {MAX_INDEXED_CHARS})) "
+                    "FROM conversations_message WHERE id = ANY(%s::bigint[])",
+                    [ids],
                 )
 
     def search_messages(

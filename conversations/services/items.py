@@ -139,17 +139,23 @@ def items_bulk_append(
     conversation_key = Message._meta.get_field("conversation").get_db_prep_save(row.pk, connection)
     slot = [f.attname for f in fields].index("conversation_id")
     adapt[slot] = None
+    # Only the columns that need it are adapted per row: dates, JSON, related keys.
+    converting = [(index, convert) for index, convert in enumerate(adapt) if convert is not None]
+    json_slot = plan.order.index("metadata")
+    empty_json = adapt[json_slot]({})
     messages: list[Message] = []
     rows: list[tuple[Any, ...]] = []
+    constant, order, made = plan.constant, plan.order, plan.made
     for given in items:
-        values = dict(plan.constant)
+        values = constant.copy()
         for name, value in given.items():
-            if name not in attnames:
+            attname = attnames.get(name)
+            if attname is None:
                 raise TypeError(f"Message has no field named {name!r}")
             if name in related and isinstance(value, Model):
                 value = value.pk
-            values[attnames[name]] = value
-        for field in plan.made:
+            values[attname] = value
+        for field in made:
             if field.attname not in values:
                 values[field.attname] = now if field.attname == "created_at" else field.get_default()
         values["conversation_id"] = row.pk
@@ -162,12 +168,14 @@ def items_bulk_append(
         message.__dict__.update(values)
         message._state = ModelState()
         messages.append(message)
-        ordered = [values[name] for name in plan.order]
+        ordered = [values[name] for name in order]
         ordered[slot] = conversation_key
-        rows.append(tuple(
-            value if value is None or convert is None else convert(value)
-            for convert, value in zip(adapt, ordered, strict=True)
-        ))
+        for index, convert in converting:
+            value = ordered[index]
+            if value is not None:
+                # Most items carry no metadata: its encoding is made once.
+                ordered[index] = empty_json if index == json_slot and value == {} else convert(value)
+        rows.append(tuple(ordered))
     cache = Message._meta.get_field("conversation")
     for message in messages:
         cache.set_cached_value(message, row)
@@ -238,8 +246,10 @@ def _insert_plan() -> _InsertPlan:
         kinds=[f.get_internal_type() for f in fields],
         attnames={f.name: f.attname for f in fields} | {f.attname: f.attname for f in fields},
         related=frozenset(f.name for f in fields if f.is_relation),
-        constant={f.attname: f.get_default() for f in fields if not callable(f.default)},
-        made=[f for f in fields if callable(f.default)],
+        # A field without a default has a constant one (None or ""); NOT_PROVIDED, a
+        # class, only looks callable.
+        constant={f.attname: f.get_default() for f in fields if not f.has_default() or not callable(f.default)},
+        made=[f for f in fields if f.has_default() and callable(f.default)],
     )
 
 

@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 
 from conversations.agent.history import default_retriever
+from conversations.knowledge.search import MAX_INDEXED_CHARS, full_text
 from conversations.models import Agent, Conversation, Message
 from conversations.services.items import conversation_lock, items_append, items_bulk_append
 
@@ -80,3 +81,31 @@ def test_bulk_append_refuses_unknown_fields():
     conversation = Conversation.objects.create(agent=Agent.objects.create(name="Bulk"), customer_id="x")
     with transaction.atomic(), pytest.raises(TypeError):
         items_bulk_append(conversation=conversation_lock(conversation.pk), items=[{"kind": "user", "txt": "hi"}])
+
+
+def _index_rows() -> list[tuple[Any, ...]]:
+    """The retrieval index's message entries as the engine stores them."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT message_id, conversation_id::text, seq, vector::text "
+                           "FROM knowledge_messageindexentry ORDER BY message_id")
+        else:
+            cursor.execute("SELECT rowid, body, conv, seq FROM knowledge_message_fts ORDER BY rowid")
+        return cursor.fetchall()
+
+
+def test_the_index_a_bulk_append_writes_is_the_one_a_rebuild_makes():
+    conversation = Conversation.objects.create(agent=Agent.objects.create(name="Bulk"), customer_id="x")
+    long_text = "parcel " * (MAX_INDEXED_CHARS // 7) + "beyondthelimit"
+    with transaction.atomic():
+        items_bulk_append(conversation=conversation_lock(conversation.pk), items=[
+            *_items(),  # with a tool call's arguments and an internal note (not indexed)
+            {"kind": "assistant", "text": long_text, "tool_arguments": "ignored"},
+        ])
+    written = _index_rows()
+    assert len(written) == 5 and written[-1][0] == Message.objects.get(seq=6).pk
+    assert "1001" in str(written[1])  # the call's arguments are searchable
+    with transaction.atomic():
+        full_text().rebuild()
+    assert _index_rows() == written
+    assert _found(conversation, "beyondthelimit") == []  # cut at MAX_INDEXED_CHARS
