@@ -39,6 +39,7 @@ from conversations.observers import FINISHED_TURN_FIELDS
 from conversations.services.engine_port import publish_on_commit
 from conversations.services.items import ITEM_COUNTER_FIELDS, items_append
 from conversations.services.locks import conversation_lock, conversations_lock_batch
+from conversations.services.prepared import PreparedRead
 
 
 def _lease_deadline() -> Any:
@@ -87,6 +88,16 @@ TURN_PLAN_FIELDS = (
 )
 
 
+# The claim's read: the conversation's running and queued turns, oldest first, with what
+# a plan needs (built by the ORM once; see `prepared`).
+_CLAIMABLE = PreparedRead(
+    lambda conversation_id: Turn.objects.filter(
+        conversation_id=conversation_id, status__in=[TurnStatus.RUNNING, TurnStatus.QUEUED]
+    ).select_related("conversation", "user_message").only(*TURN_PLAN_FIELDS).order_by("created_at"),
+    Turn._meta.get_field("conversation"),
+)
+
+
 def turn_claim(*, conversation_id: UUID | str, owner: str, check_first: bool = True) -> Turn | None:
     """Claim the conversation's oldest queued turn for `owner` and return it (with its
     conversation and user message loaded), or None when a turn of it is already running
@@ -106,11 +117,7 @@ def turn_claim(*, conversation_id: UUID | str, owner: str, check_first: bool = T
         # Read the clock only now, after any wait for the lock: a turn that was finishing
         # held it and took its finish time before committing, so this start follows it.
         now = timezone.now()
-        turns = list(
-            Turn.objects.filter(
-                conversation_id=conversation_id, status__in=[TurnStatus.RUNNING, TurnStatus.QUEUED]
-            ).select_related("conversation", "user_message").only(*TURN_PLAN_FIELDS).order_by("created_at")
-        )
+        turns = _CLAIMABLE.all(conversation_id)
         for turn in turns:
             if turn.status != TurnStatus.RUNNING:
                 continue

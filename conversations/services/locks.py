@@ -19,6 +19,13 @@ from django.db import connection, transaction
 from django.db.models import QuerySet
 
 from conversations.models import Conversation, Turn
+from conversations.services.prepared import PreparedRead
+
+# The common lock (a post, a staff reply, an item append), built by the ORM once.
+_CONVERSATION_FOR_UPDATE = PreparedRead(
+    lambda pk: Conversation.objects.filter(pk=pk).select_for_update(), Conversation._meta.pk
+)
+_THROUGH_TURN: dict[tuple[tuple[str, ...], bool], PreparedRead[Turn]] = {}
 
 
 @overload
@@ -55,6 +62,11 @@ def conversation_lock(
     Raises `DoesNotExist` for a missing row otherwise."""
     if turn_id is not None and turn_fields is not None:
         return _lock_through_turn(turn_id, turn_fields, skip_locked=skip_locked)
+    if turn_id is None and not with_agent and not skip_locked:
+        found = _CONVERSATION_FOR_UPDATE.first(conversation_id)
+        if found is None:
+            raise Conversation.DoesNotExist("Conversation matching query does not exist.")
+        return found
     if conversation_id is None:
         conversation_id = Turn.objects.values_list("conversation_id", flat=True).get(pk=turn_id)
     rows: QuerySet[Conversation] = Conversation.objects.filter(pk=conversation_id)
@@ -74,15 +86,21 @@ def conversation_lock(
 
 
 def _lock_through_turn(turn_id: Any, turn_fields: Iterable[str], *, skip_locked: bool) -> Any:
-    rows = (
-        Turn.objects.select_related("conversation")
-        .select_for_update(of=("conversation",), skip_locked=skip_locked)
-        .only(*turn_fields, "conversation")
-        .filter(pk=turn_id)
-    )
-    turn = rows.first() if skip_locked else rows.get()
+    key = (tuple(turn_fields), skip_locked)
+    read = _THROUGH_TURN.get(key)
+    if read is None:
+        read = _THROUGH_TURN[key] = PreparedRead(
+            lambda pk: Turn.objects.select_related("conversation")
+            .select_for_update(of=("conversation",), skip_locked=skip_locked)
+            .only(*key[0], "conversation")
+            .filter(pk=pk),
+            Turn._meta.pk,
+        )
+    turn = read.first(turn_id)
     if turn is None:
-        return None
+        if skip_locked:
+            return None
+        raise Turn.DoesNotExist("Turn matching query does not exist.")
     return turn.conversation, turn
 
 
