@@ -223,15 +223,27 @@ def turn_complete(
 ) -> list[Message] | None:
     """Store the turn's items (function calls, outputs, the answer) and complete it,
     atomically. Returns None, writing nothing, if the caller lost the turn."""
+    return turn_complete_next(turn_id=turn_id, owner=owner, items=items, audit=audit)[0]
+
+
+def turn_complete_next(
+    *, turn_id: UUID | str, owner: str, items: list[dict[str, Any]], audit: AttemptAudit,
+) -> tuple[list[Message] | None, bool]:
+    """`turn_complete`, and whether another turn of the conversation is queued: read in
+    the finishing lock's statement, so the drain needs no query of its own to know
+    whether to go on. (A turn queued after this commits dispatches itself.)"""
     with transaction.atomic():
-        turn = _lock_for_finish(turn_id)
+        _conversation, turn = conversation_lock(
+            None, turn_id=turn_id, turn_fields=FINISHED_TURN_FIELDS, with_queued=True
+        )
+        more_queued = bool(getattr(turn, "more_queued", True))
         conversation = turn.conversation
         fields = {
             **_audit_fields(audit), "status": TurnStatus.COMPLETED, "finished_at": timezone.now(),
             "lease_expires_at": None,
         }
         if _finish_owned(turn, owner, fields) is None:
-            return None
+            return None, more_queued
         messages = items_append(
             conversation=conversation,
             items=[{**item, "turn_id": turn.pk} for item in items],
@@ -251,7 +263,7 @@ def turn_complete(
         publish_on_commit(
             conversation.pk, turn_completed_event(turn, message_seq=answer[-1].seq if answer else None)
         )
-    return messages
+    return messages, more_queued
 
 
 def turn_fail(

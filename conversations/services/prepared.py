@@ -51,10 +51,12 @@ class _Compiled:
     model_end: int
     init_list: list[str]
     populators: list[Any]
+    annotations: tuple[tuple[str, int], ...]
 
 
 class PreparedRead(Generic[M]):
-    """`build(*values)` is a queryset of model instances (no annotations, no prefetch);
+    """`build(*values)` is a queryset of model instances (annotations become attributes;
+    no prefetch);
     `fields` say how each value is adapted (the field it is compared with)."""
 
     def __init__(self, build: Callable[..., QuerySet[M]], *fields: Field) -> None:
@@ -85,6 +87,7 @@ class PreparedRead(Generic[M]):
             sql=sql, params=tuple(params), slots=tuple(slots), compiler=compiler, model_start=start,
             model_end=end, init_list=[column[0].target.attname for column in select[start:end]],
             populators=get_related_populators(klass_info, select, alias),
+            annotations=tuple(compiler.annotation_col_map.items()),
         )
         connection.__dict__[self.key] = compiled
         return compiled
@@ -104,6 +107,8 @@ class PreparedRead(Generic[M]):
             instance = model.from_db(using, compiled.init_list, row[compiled.model_start : compiled.model_end])
             for populator in compiled.populators:
                 populator.populate(row, instance)
+            for name, position in compiled.annotations:
+                setattr(instance, name, row[position])
             found.append(instance)
         return found
 
