@@ -39,7 +39,7 @@ from conversations.observers import FINISHED_TURN_FIELDS
 from conversations.services.engine_port import publish_on_commit
 from conversations.services.items import ITEM_COUNTER_FIELDS, items_append
 from conversations.services.locks import conversation_lock, conversations_lock_batch
-from conversations.services.prepared import PreparedRead
+from conversations.services.prepared import PreparedRead, row_save, rows_update
 
 
 def _lease_deadline() -> Any:
@@ -140,7 +140,7 @@ def turn_claim(*, conversation_id: UUID | str, owner: str, check_first: bool = T
             "status": TurnStatus.RUNNING, "lease_owner": owner, "lease_expires_at": _lease_deadline(),
             "started_at": timezone.now(),
         }
-        if not Turn.objects.filter(pk=turn.pk, status=TurnStatus.QUEUED).update(**fields):
+        if not rows_update(Turn, {"id": turn.pk, "status": TurnStatus.QUEUED}, fields):
             return None
         _set(turn, fields)
         return turn
@@ -175,7 +175,7 @@ def _finish_owned(turn: Turn, owner: str, fields: dict[str, Any]) -> Turn | None
     UPDATE, so a worker that lost its lease (the sweeper failed the turn, a retry
     began) writes nothing. Returns `turn` with the fields set, or None.
     Precondition: `turn` comes from `_lock_for_finish` in this transaction."""
-    if not Turn.objects.filter(pk=turn.pk, status=TurnStatus.RUNNING, lease_owner=owner).update(**fields):
+    if not rows_update(Turn, {"id": turn.pk, "status": TurnStatus.RUNNING, "lease_owner": owner}, fields):
         return None
     return _set(turn, fields)
 
@@ -256,7 +256,7 @@ def turn_complete_next(
         if conversation.has_failed_turn:  # this answer may settle an earlier failure
             conversation.has_failed_turn = conversation_has_failed_turn(conversation.pk)
             changed.append("has_failed_turn")
-        conversation.save(update_fields=list(dict.fromkeys(changed)))
+        row_save(conversation, changed)
         for message in messages:
             publish_on_commit(conversation.pk, message_event(message))
         answer = [m for m in messages if m.kind == MessageKind.ASSISTANT]

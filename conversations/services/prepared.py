@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from django.db import connections
+from django.db import DatabaseError, connections
 from django.db.models import Field, Model, QuerySet
 from django.db.models.query import get_related_populators
 
@@ -115,3 +115,96 @@ class PreparedRead(Generic[M]):
     def first(self, *values: Any, using: str = "default") -> M | None:
         found = self.all(*values, using=using)
         return found[0] if found else None
+
+
+# --- writes -------------------------------------------------------------------------
+# The statements below are written from the model's metadata once per shape and
+# connection; every value goes through its field's `pre_save` / `get_db_prep_save`, as in
+# `Model.save` and `QuerySet.update`. (No signals: nothing here listens to these models'.)
+
+_Shape = tuple[Any, ...]
+
+
+def _statements(alias: str) -> dict[_Shape, Any]:
+    found: dict[_Shape, Any] | None = connections[alias].__dict__.get("_prepared_writes")
+    if found is None:
+        found = connections[alias].__dict__["_prepared_writes"] = {}
+    return found
+
+
+def _column_fields(model: type[Model], names: Any) -> list[Field]:
+    return [model._meta.get_field(name) for name in names]  # type: ignore[misc]  # concrete fields only
+
+
+def rows_update(model: type[Model], where: dict[str, Any], values: dict[str, Any], *, using: str = "default") -> int:
+    """`model.objects.filter(**where).update(**values)` for equality filters on concrete
+    fields: the number of rows changed."""
+    connection = connections[using]
+    shape = ("update", model, tuple(where), tuple(values))
+    statements = _statements(using)
+    built = statements.get(shape)
+    if built is None:
+        quote = connection.ops.quote_name
+        set_fields, where_fields = _column_fields(model, values), _column_fields(model, where)
+        sql = (
+            f"UPDATE {quote(model._meta.db_table)} SET "
+            + ", ".join(f"{quote(f.column)} = %s" for f in set_fields)
+            + " WHERE "
+            + " AND ".join(f"{quote(f.column)} = %s" for f in where_fields)
+        )
+        built = statements[shape] = (sql, set_fields, where_fields)
+    sql, set_fields, where_fields = built
+    params = [f.get_db_prep_save(value, connection) for f, value in zip(set_fields, values.values(), strict=True)]
+    params += [f.get_db_prep_value(value, connection) for f, value in zip(where_fields, where.values(), strict=True)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return int(cursor.rowcount)
+
+
+def row_save(instance: Model, update_fields: Any, *, using: str = "default") -> None:
+    """`instance.save(update_fields=...)` for an instance already stored (auto_now fields
+    among them are set as `save` sets them)."""
+    model = type(instance)
+    names = list(dict.fromkeys(update_fields))
+    values = {name: model._meta.get_field(name).pre_save(instance, False) for name in names}  # type: ignore[union-attr]
+    if not rows_update(model, {model._meta.pk.attname: instance.pk}, values, using=using):  # type: ignore[union-attr]
+        raise DatabaseError("Save with update_fields did not affect any rows.")
+
+
+def rows_insert(instances: list[M], *, using: str = "default") -> None:
+    """`QuerySet.bulk_create(instances)` for new instances of one model: one multi-row
+    INSERT, the key read back with RETURNING when the database makes it."""
+    if not instances:
+        return
+    model = type(instances[0])
+    connection = connections[using]
+    batch = max(1, connection.ops.bulk_batch_size(list(model._meta.concrete_fields), instances))
+    if len(instances) > batch:
+        for start in range(0, len(instances), batch):
+            rows_insert(instances[start : start + batch], using=using)
+        return
+    pk = model._meta.pk
+    auto = pk is not None and pk.db_returning and instances[0].pk is None  # type: ignore[attr-defined]
+    shape = ("insert", model, len(instances), auto)
+    statements = _statements(using)
+    built = statements.get(shape)
+    if built is None:
+        quote = connection.ops.quote_name
+        fields = [f for f in model._meta.concrete_fields if not (auto and f is pk)]
+        row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        sql = (
+            f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) VALUES "
+            + ", ".join([row] * len(instances))
+            + (f" RETURNING {quote(pk.column)}" if auto else "")  # type: ignore[union-attr]
+        )
+        built = statements[shape] = (sql, fields)
+    sql, fields = built
+    params = [f.get_db_prep_save(f.pre_save(instance, True), connection) for instance in instances for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        if auto:
+            for instance, (key,) in zip(instances, cursor.fetchall(), strict=True):
+                instance.pk = key
+    for instance in instances:
+        instance._state.adding = False
+        instance._state.db = using
