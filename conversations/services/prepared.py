@@ -52,6 +52,7 @@ class _Compiled:
     init_list: list[str]
     populators: list[Any]
     annotations: tuple[tuple[str, int], ...]
+    converters: dict[int, Any]  # the backend's value converters by column (as `results_iter`)
 
 
 class PreparedRead(Generic[M]):
@@ -88,6 +89,7 @@ class PreparedRead(Generic[M]):
             model_end=end, init_list=[column[0].target.attname for column in select[start:end]],
             populators=get_related_populators(klass_info, select, alias),
             annotations=tuple(compiler.annotation_col_map.items()),
+            converters=compiler.get_converters([column[0] for column in select[: compiler.col_count]]),
         )
         connection.__dict__[self.key] = compiled
         return compiled
@@ -103,7 +105,8 @@ class PreparedRead(Generic[M]):
             rows = cursor.fetchall()
         model = compiled.compiler.klass_info["model"]
         found = []
-        for row in compiled.compiler.results_iter(results=[rows]):
+        converted = compiled.compiler.apply_converters(rows, compiled.converters) if compiled.converters else rows
+        for row in converted:
             instance = model.from_db(using, compiled.init_list, row[compiled.model_start : compiled.model_end])
             for populator in compiled.populators:
                 populator.populate(row, instance)
