@@ -87,7 +87,7 @@ class PreparedRead(Generic[M]):
         compiled = _Compiled(
             sql=sql, params=tuple(params), slots=tuple(slots), compiler=compiler, model_start=start,
             model_end=end, init_list=[column[0].target.attname for column in select[start:end]],
-            populators=get_related_populators(klass_info, select, alias),
+            populators=get_related_populators(klass_info, select, alias),  # type: ignore[call-arg]  # the stubs follow a later Django
             annotations=tuple(compiler.annotation_col_map.items()),
             converters=compiler.get_converters([column[0] for column in select[: compiler.col_count]]),
         )
@@ -135,6 +135,10 @@ def _statements(alias: str) -> dict[_Shape, Any]:
     return found
 
 
+def _column(field: Field) -> str:
+    return str(field.column)
+
+
 def _column_fields(model: type[Model], names: Any) -> list[Field]:
     return [model._meta.get_field(name) for name in names]  # type: ignore[misc]  # concrete fields only
 
@@ -151,9 +155,9 @@ def rows_update(model: type[Model], where: dict[str, Any], values: dict[str, Any
         set_fields, where_fields = _column_fields(model, values), _column_fields(model, where)
         sql = (
             f"UPDATE {quote(model._meta.db_table)} SET "
-            + ", ".join(f"{quote(f.column)} = %s" for f in set_fields)
+            + ", ".join(f"{quote(_column(f))} = %s" for f in set_fields)
             + " WHERE "
-            + " AND ".join(f"{quote(f.column)} = %s" for f in where_fields)
+            + " AND ".join(f"{quote(_column(f))} = %s" for f in where_fields)
         )
         built = statements[shape] = (sql, set_fields, where_fields)
     sql, set_fields, where_fields = built
@@ -170,7 +174,7 @@ def row_save(instance: Model, update_fields: Any, *, using: str = "default") -> 
     model = type(instance)
     names = list(dict.fromkeys(update_fields))
     values = {name: model._meta.get_field(name).pre_save(instance, False) for name in names}  # type: ignore[union-attr]
-    if not rows_update(model, {model._meta.pk.attname: instance.pk}, values, using=using):  # type: ignore[union-attr]
+    if not rows_update(model, {model._meta.pk.attname: instance.pk}, values, using=using):
         raise DatabaseError("Save with update_fields did not affect any rows.")
 
 
@@ -187,7 +191,7 @@ def rows_insert(instances: list[M], *, using: str = "default") -> None:
             rows_insert(instances[start : start + batch], using=using)
         return
     pk = model._meta.pk
-    auto = pk is not None and pk.db_returning and instances[0].pk is None  # type: ignore[attr-defined]
+    auto = pk is not None and pk.db_returning and instances[0].pk is None
     shape = ("insert", model, len(instances), auto)
     statements = _statements(using)
     built = statements.get(shape)
@@ -196,9 +200,9 @@ def rows_insert(instances: list[M], *, using: str = "default") -> None:
         fields = [f for f in model._meta.concrete_fields if not (auto and f is pk)]
         row = "(" + ", ".join(["%s"] * len(fields)) + ")"
         sql = (
-            f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) VALUES "
+            f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(_column(f)) for f in fields)}) VALUES "
             + ", ".join([row] * len(instances))
-            + (f" RETURNING {quote(pk.column)}" if auto else "")  # type: ignore[union-attr]
+            + (f" RETURNING {quote(_column(pk))}" if auto and pk is not None else "")
         )
         built = statements[shape] = (sql, fields)
     sql, fields = built
