@@ -178,9 +178,24 @@ def row_save(instance: Model, update_fields: Any, *, using: str = "default") -> 
         raise DatabaseError("Save with update_fields did not affect any rows.")
 
 
-def rows_insert(instances: list[M], *, using: str = "default") -> None:
+def _on_conflict(model: type[Model], conflict: tuple[str, tuple[str, ...]] | None, quote: Any) -> str:
+    if conflict is None:
+        return ""
+    unique, updated = conflict
+    columns = [quote(_column(field)) for field in _column_fields(model, updated)]
+    return (
+        f" ON CONFLICT ({quote(_column(_column_fields(model, [unique])[0]))}) DO UPDATE SET "
+        + ", ".join(f"{column} = EXCLUDED.{column}" for column in columns)
+    )
+
+
+def rows_insert(
+    instances: list[M], *, conflict: tuple[str, tuple[str, ...]] | None = None, using: str = "default"
+) -> None:
     """`QuerySet.bulk_create(instances)` for new instances of one model: one multi-row
-    INSERT, the key read back with RETURNING when the database makes it."""
+    INSERT, the key read back with RETURNING when the database makes it. With
+    `conflict=(unique field, update fields)`, an upsert, as `bulk_create`'s
+    `update_conflicts` (`ON CONFLICT (...) DO UPDATE`, on SQLite and PostgreSQL alike)."""
     if not instances:
         return
     model = type(instances[0])
@@ -188,11 +203,11 @@ def rows_insert(instances: list[M], *, using: str = "default") -> None:
     batch = max(1, connection.ops.bulk_batch_size(list(model._meta.concrete_fields), instances))
     if len(instances) > batch:
         for start in range(0, len(instances), batch):
-            rows_insert(instances[start : start + batch], using=using)
+            rows_insert(instances[start : start + batch], conflict=conflict, using=using)
         return
     pk = model._meta.pk
     auto = pk is not None and pk.db_returning and instances[0].pk is None
-    shape = ("insert", model, len(instances), auto)
+    shape = ("insert", model, len(instances), auto, conflict)
     statements = _statements(using)
     built = statements.get(shape)
     if built is None:
@@ -202,6 +217,7 @@ def rows_insert(instances: list[M], *, using: str = "default") -> None:
         sql = (
             f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(_column(f)) for f in fields)}) VALUES "
             + ", ".join([row] * len(instances))
+            + _on_conflict(model, conflict, quote)
             + (f" RETURNING {quote(_column(pk))}" if auto and pk is not None else "")
         )
         built = statements[shape] = (sql, fields)

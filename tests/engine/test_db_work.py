@@ -16,6 +16,7 @@ from django.utils import timezone
 from conversations.agent.agents import agent_cached
 from conversations.models import Conversation, Turn
 from conversations.observers import FINISHED_TURN_FIELDS
+from conversations.ops.facts import turn_fact_record
 from conversations.ops.models import ToolCallFact, TurnFact
 from conversations.services.leases import turn_claim, turn_complete, turn_complete_next, turn_heartbeat
 from conversations.services.locks import conversation_lock
@@ -79,6 +80,11 @@ def test_a_turn_costs_a_few_statements_and_writes_its_facts(conversation: Conver
     assert (fact.agent_id, fact.created_at, fact.cost) == (done.agent_id, done.created_at, done.cost)
     assert (fact.tool_calls, fact.tool_errors) == (1, 1)
     assert list(ToolCallFact.objects.filter(turn_fact=fact).values_list("tool", "ok")) == [("lookup_order", False)]
+    # Recording the fact again (a rebuild) rewrites the one row and its tool facts.
+    done.latency_ms = 99
+    turn_fact_record(done)
+    assert list(TurnFact.objects.filter(turn_id=turn.pk).values_list("latency_ms", "tool_calls")) == [(99, 1)]
+    assert ToolCallFact.objects.filter(turn_fact=fact).count() == 1
     conversation.refresh_from_db()
     assert (conversation.next_seq, conversation.message_count, conversation.input_tokens) == (5, 4, 50)
 
