@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar
 from django.db import DatabaseError, connections
 from django.db.models import Field, Model, QuerySet
 from django.db.models.query import get_related_populators
+from django.db.transaction import TransactionManagementError
 
 M = TypeVar("M", bound=Model)
 
@@ -53,12 +54,13 @@ class _Compiled:
     populators: list[Any]
     annotations: tuple[tuple[str, int], ...]
     converters: dict[int, Any]  # the backend's value converters by column (as `results_iter`)
+    locks: bool  # SELECT ... FOR UPDATE
 
 
 class PreparedRead(Generic[M]):
     """`build(*values)` is a queryset of model instances (annotations become attributes;
-    no prefetch);
-    `fields` say how each value is adapted (the field it is compared with)."""
+    no prefetch); `fields` say how each value is adapted (the field it is compared
+    with). A locking read refuses to run outside a transaction, as the ORM's does."""
 
     def __init__(self, build: Callable[..., QuerySet[M]], *fields: Field) -> None:
         self.build = build
@@ -90,6 +92,7 @@ class PreparedRead(Generic[M]):
             populators=get_related_populators(klass_info, select, alias),  # type: ignore[call-arg]  # the stubs follow a later Django
             annotations=tuple(compiler.annotation_col_map.items()),
             converters=compiler.get_converters([column[0] for column in select[: compiler.col_count]]),
+            locks=bool(queryset.query.select_for_update and connection.features.has_select_for_update),
         )
         connection.__dict__[self.key] = compiled
         return compiled
@@ -97,6 +100,8 @@ class PreparedRead(Generic[M]):
     def all(self, *values: Any, using: str = "default") -> list[M]:
         compiled = self._compiled(using)
         connection = connections[using]
+        if compiled.locks and connection.get_autocommit():
+            raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
         params = list(compiled.params)
         for slot, field, value in zip(compiled.slots, self.fields, values, strict=True):
             params[slot] = field.get_db_prep_value(value, connection)
