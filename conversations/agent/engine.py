@@ -34,7 +34,7 @@ from channels.layers import get_channel_layer
 from django.db import close_old_connections
 
 from conversations.agent.events import CHANNEL_MESSAGE_TYPE, EngineEvent, group_name, turn_failed_event
-from conversations.agent.runner import run_next_turn
+from conversations.agent.runner import MORE_QUEUED, NONE_QUEUED, NOTHING_CLAIMED, run_next_turn
 from conversations.conf import platform_setting
 from conversations.services.leases import turns_expire_leases, turns_orphaned_queues
 
@@ -246,9 +246,11 @@ class Engine:
             dispatched = True
             while True:
                 draining[conversation_id] = False
-                ran = await run_next_turn(conversation_id, engine=self, dispatched=dispatched)
-                dispatched = False
-                if not ran and not draining.get(conversation_id):
+                known = await run_next_turn(conversation_id, engine=self, dispatched=dispatched)
+                # A completion says whether another turn is queued (read under its lock):
+                # then no look of our own is needed. A dispatch during the turn asks for one.
+                dispatched = known == MORE_QUEUED
+                if known in (NOTHING_CLAIMED, NONE_QUEUED) and not draining.get(conversation_id):
                     return
         finally:
             draining.pop(conversation_id, None)

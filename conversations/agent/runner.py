@@ -77,29 +77,39 @@ async def run_tools(
     )
 
 
-async def run_next_turn(conversation_id: str, *, engine: Engine, dispatched: bool = False) -> bool:
+# What `run_next_turn` learnt about the conversation's queue.
+NOTHING_CLAIMED = "nothing_claimed"  # nothing this process could claim
+MORE_QUEUED = "more_queued"  # a turn ran, and its completion saw another one queued
+NONE_QUEUED = "none_queued"  # a turn ran, and its completion saw none queued
+UNKNOWN = "unknown"  # a turn ran and ended otherwise: look before claiming again
+
+
+async def run_next_turn(conversation_id: str, *, engine: Engine, dispatched: bool = False) -> str:
     """Claim the conversation's next queued turn for this process and run it to its
-    end. False when there was nothing this process could claim. `dispatched` says a
-    turn was just queued, so the claim goes straight for the write lock."""
+    end; returns what is known of the queue then (one of the four names above).
+    `dispatched` says a turn is known to be queued, so the claim goes straight for
+    the write lock."""
     claimed = await engine.db(
         turn_plan.turn_claim_and_plan, conversation_id=conversation_id, owner=engine.owner,
         check_first=not dispatched,
     )
     if claimed is None:
-        return False
+        return NOTHING_CLAIMED
     turn_id, plan = claimed
     if isinstance(plan, Exception):
         await engine.db(
             turn_services.turn_fail, turn_id=turn_id, owner=engine.owner, code=TurnError.INTERNAL,
             message=f"Could not prepare the turn: {type(plan).__name__}", audit={},
         )
-        return True
-    await run_turn(plan, engine=engine)
-    return True
+        return UNKNOWN
+    more = await run_turn(plan, engine=engine)
+    return UNKNOWN if more is None else (MORE_QUEUED if more else NONE_QUEUED)
 
 
-async def run_turn(plan: turn_plan.TurnPlan, *, engine: Engine) -> None:
-    """Run one claimed, planned turn to its end. Precondition: `engine.owner` holds its lease."""
+async def run_turn(plan: turn_plan.TurnPlan, *, engine: Engine) -> bool | None:
+    """Run one claimed, planned turn to its end. Precondition: `engine.owner` holds its
+    lease. Returns whether another turn of the conversation is queued, when the
+    completion read it (None otherwise)."""
     owner = engine.owner
     turn_id = plan.turn.pk
     progress = TurnProgress(
@@ -113,7 +123,7 @@ async def run_turn(plan: turn_plan.TurnPlan, *, engine: Engine) -> None:
     observers.turn_started(turn_id=turn_id, conversation_id=plan.conversation_id)  # e.g. log context
     # Over a budget limit the turn ends here with a polite message and a handoff.
     if budgets_active() and await engine.db(budget_enforce, plan=plan, owner=owner):
-        return
+        return None
 
     lease = LeaseKeeper(engine, turn_id, owner)
     work = asyncio.create_task(run_rounds(plan, progress, engine))
@@ -129,7 +139,7 @@ async def run_turn(plan: turn_plan.TurnPlan, *, engine: Engine) -> None:
 
     if signal == LOST:
         progress.recorded("lost")  # the sweeper or another worker owns the outcome: write nothing
-        return
+        return None
     audit = progress.audit(plan.model, finished_ok=signal is None and outcome is None)
     if signal == CANCEL:
         cancelled = await engine.db(
@@ -144,10 +154,12 @@ async def run_turn(plan: turn_plan.TurnPlan, *, engine: Engine) -> None:
         progress.recorded("failed" if failed else "lost")
     else:
         attach_sources(progress.items)  # knowledge-base citations into the answer's metadata
-        stored = await engine.db(
-            turn_services.turn_complete, turn_id=turn_id, owner=owner, items=progress.items, audit=audit,
+        stored, more_queued = await engine.db(
+            turn_services.turn_complete_next, turn_id=turn_id, owner=owner, items=progress.items, audit=audit,
         )
         progress.recorded("completed" if stored is not None else "lost")
+        return more_queued
+    return None
 
 
 async def run_rounds(

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from conversations.models import Message, Turn
 from conversations.ops.models import ToolCallFact, TurnFact
+from conversations.services.prepared import rows_insert
 
 BATCH = 2000
 _TURN_COLUMNS = (
@@ -101,16 +102,13 @@ def turn_fact_record(turn: Turn, *, tools: list[tuple[str, bool]] | None = None,
     elif tools is None:
         tools = _tool_outcomes(Message, [turn.pk]).get(turn.pk, [])
     fact = TurnFact(turn_id=turn.pk, **_fact_fields(row, tools))
-    # One statement (INSERT ... ON CONFLICT DO UPDATE), no savepoints.
-    TurnFact.objects.bulk_create(
-        [fact], update_conflicts=True, unique_fields=["turn"], update_fields=list(_FACT_UPDATE_FIELDS)
-    )
+    # One statement (INSERT ... ON CONFLICT DO UPDATE), no savepoints, built once
+    # (`bulk_create(update_conflicts=True)` built it on every turn).
+    rows_insert([fact], conflict=("turn", _FACT_UPDATE_FIELDS))
     if not ending:
         ToolCallFact.objects.filter(turn_fact_id=turn.pk).delete()
     if tools:
-        ToolCallFact.objects.bulk_create(
-            ToolCallFact(turn_fact_id=turn.pk, day=fact.day, tool=name[:100], ok=ok) for name, ok in tools
-        )
+        rows_insert([ToolCallFact(turn_fact_id=turn.pk, day=fact.day, tool=name[:100], ok=ok) for name, ok in tools])
 
 
 def _batches(rows: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:

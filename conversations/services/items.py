@@ -24,6 +24,7 @@ from conversations.models import Conversation, Message
 from conversations.models.message import MessageKind
 from conversations.retrieval import default_retriever
 from conversations.services.locks import conversation_lock
+from conversations.services.prepared import row_save, rows_insert
 
 _PREVIEW_KINDS = (MessageKind.USER, MessageKind.ASSISTANT, MessageKind.STAFF)
 
@@ -49,7 +50,7 @@ def _stored(row: Conversation, messages: list[Message], *, save: bool) -> None:
     if previews:
         row.last_message_preview = previews[-1].text[:200]
     if save:
-        row.save(update_fields=list(ITEM_COUNTER_FIELDS))
+        row_save(row, ITEM_COUNTER_FIELDS)
 
 
 def items_append(
@@ -86,7 +87,7 @@ def items_append(
             )
         messages.append(Message(conversation=row, seq=row.next_seq, **fields))
         row.next_seq += 1
-    Message.objects.bulk_create(messages)
+    rows_insert(messages)  # bulk_create's INSERT, without building it each time
     _stored(row, messages, save=save)
     if row is not conversation:
         for name in ITEM_COUNTER_FIELDS:

@@ -39,6 +39,7 @@ from conversations.observers import FINISHED_TURN_FIELDS
 from conversations.services.engine_port import publish_on_commit
 from conversations.services.items import ITEM_COUNTER_FIELDS, items_append
 from conversations.services.locks import conversation_lock, conversations_lock_batch
+from conversations.services.prepared import PreparedRead, row_save, rows_update
 
 
 def _lease_deadline() -> Any:
@@ -87,6 +88,16 @@ TURN_PLAN_FIELDS = (
 )
 
 
+# The claim's read: the conversation's running and queued turns, oldest first, with what
+# a plan needs (built by the ORM once; see `prepared`).
+_CLAIMABLE = PreparedRead(
+    lambda conversation_id: Turn.objects.filter(
+        conversation_id=conversation_id, status__in=[TurnStatus.RUNNING, TurnStatus.QUEUED]
+    ).select_related("conversation", "user_message").only(*TURN_PLAN_FIELDS).order_by("created_at"),
+    Turn._meta.get_field("conversation"),
+)
+
+
 def turn_claim(*, conversation_id: UUID | str, owner: str, check_first: bool = True) -> Turn | None:
     """Claim the conversation's oldest queued turn for `owner` and return it (with its
     conversation and user message loaded), or None when a turn of it is already running
@@ -106,11 +117,7 @@ def turn_claim(*, conversation_id: UUID | str, owner: str, check_first: bool = T
         # Read the clock only now, after any wait for the lock: a turn that was finishing
         # held it and took its finish time before committing, so this start follows it.
         now = timezone.now()
-        turns = list(
-            Turn.objects.filter(
-                conversation_id=conversation_id, status__in=[TurnStatus.RUNNING, TurnStatus.QUEUED]
-            ).select_related("conversation", "user_message").only(*TURN_PLAN_FIELDS).order_by("created_at")
-        )
+        turns = _CLAIMABLE.all(conversation_id)
         for turn in turns:
             if turn.status != TurnStatus.RUNNING:
                 continue
@@ -133,7 +140,7 @@ def turn_claim(*, conversation_id: UUID | str, owner: str, check_first: bool = T
             "status": TurnStatus.RUNNING, "lease_owner": owner, "lease_expires_at": _lease_deadline(),
             "started_at": timezone.now(),
         }
-        if not Turn.objects.filter(pk=turn.pk, status=TurnStatus.QUEUED).update(**fields):
+        if not rows_update(Turn, {"id": turn.pk, "status": TurnStatus.QUEUED}, fields):
             return None
         _set(turn, fields)
         return turn
@@ -168,7 +175,7 @@ def _finish_owned(turn: Turn, owner: str, fields: dict[str, Any]) -> Turn | None
     UPDATE, so a worker that lost its lease (the sweeper failed the turn, a retry
     began) writes nothing. Returns `turn` with the fields set, or None.
     Precondition: `turn` comes from `_lock_for_finish` in this transaction."""
-    if not Turn.objects.filter(pk=turn.pk, status=TurnStatus.RUNNING, lease_owner=owner).update(**fields):
+    if not rows_update(Turn, {"id": turn.pk, "status": TurnStatus.RUNNING, "lease_owner": owner}, fields):
         return None
     return _set(turn, fields)
 
@@ -216,15 +223,27 @@ def turn_complete(
 ) -> list[Message] | None:
     """Store the turn's items (function calls, outputs, the answer) and complete it,
     atomically. Returns None, writing nothing, if the caller lost the turn."""
+    return turn_complete_next(turn_id=turn_id, owner=owner, items=items, audit=audit)[0]
+
+
+def turn_complete_next(
+    *, turn_id: UUID | str, owner: str, items: list[dict[str, Any]], audit: AttemptAudit,
+) -> tuple[list[Message] | None, bool]:
+    """`turn_complete`, and whether another turn of the conversation is queued: read in
+    the finishing lock's statement, so the drain needs no query of its own to know
+    whether to go on. (A turn queued after this commits dispatches itself.)"""
     with transaction.atomic():
-        turn = _lock_for_finish(turn_id)
+        _conversation, turn = conversation_lock(
+            None, turn_id=turn_id, turn_fields=FINISHED_TURN_FIELDS, with_queued=True
+        )
+        more_queued = bool(getattr(turn, "more_queued", True))
         conversation = turn.conversation
         fields = {
             **_audit_fields(audit), "status": TurnStatus.COMPLETED, "finished_at": timezone.now(),
             "lease_expires_at": None,
         }
         if _finish_owned(turn, owner, fields) is None:
-            return None
+            return None, more_queued
         messages = items_append(
             conversation=conversation,
             items=[{**item, "turn_id": turn.pk} for item in items],
@@ -237,14 +256,14 @@ def turn_complete(
         if conversation.has_failed_turn:  # this answer may settle an earlier failure
             conversation.has_failed_turn = conversation_has_failed_turn(conversation.pk)
             changed.append("has_failed_turn")
-        conversation.save(update_fields=list(dict.fromkeys(changed)))
+        row_save(conversation, changed)
         for message in messages:
             publish_on_commit(conversation.pk, message_event(message))
         answer = [m for m in messages if m.kind == MessageKind.ASSISTANT]
         publish_on_commit(
             conversation.pk, turn_completed_event(turn, message_seq=answer[-1].seq if answer else None)
         )
-    return messages
+    return messages, more_queued
 
 
 def turn_fail(

@@ -16,9 +16,17 @@ from collections.abc import Iterable
 from typing import Any, overload
 
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
 from conversations.models import Conversation, Turn
+from conversations.models.turn import TurnStatus
+from conversations.services.prepared import PreparedRead
+
+# The common lock (a post, a staff reply, an item append), built by the ORM once.
+_CONVERSATION_FOR_UPDATE = PreparedRead(
+    lambda pk: Conversation.objects.filter(pk=pk).select_for_update(), Conversation._meta.pk
+)
+_THROUGH_TURN: dict[tuple[tuple[str, ...], bool, bool], PreparedRead[Turn]] = {}
 
 
 @overload
@@ -28,7 +36,7 @@ def conversation_lock(
 @overload
 def conversation_lock(
     conversation_id: Any, *, turn_id: Any, turn_fields: Iterable[str] | None = ..., with_agent: bool = ...,
-    skip_locked: bool = ...,
+    skip_locked: bool = ..., with_queued: bool = ...,
 ) -> tuple[Conversation, Turn]: ...
 def conversation_lock(
     conversation_id: Any,
@@ -37,6 +45,7 @@ def conversation_lock(
     turn_fields: Iterable[str] | None = None,
     with_agent: bool = False,
     skip_locked: bool = False,
+    with_queued: bool = False,
 ) -> Any:
     """Lock the conversation row (SELECT ... FOR UPDATE), then, given `turn_id`, the turn:
     the lock order. Precondition: inside `transaction.atomic()`.
@@ -49,12 +58,19 @@ def conversation_lock(
       `conversation_id` may be None: it is the turn's.
     - With `turn_id` and `turn_fields`: one statement reads the turn's `turn_fields`
       joined to its whole conversation row and locks the conversation only (FOR UPDATE
-      OF it): for writers that change the turn with a conditional UPDATE.
+      OF it): for writers that change the turn with a conditional UPDATE. With
+      `with_queued` the same statement sets `turn.more_queued`: whether another turn of
+      the conversation is queued (read under the lock, so a later post dispatches itself).
     - `skip_locked`: a row someone else holds is skipped; then, and when the row does
       not exist, the result is None (the sweeps leave such conversations to their holder).
     Raises `DoesNotExist` for a missing row otherwise."""
     if turn_id is not None and turn_fields is not None:
-        return _lock_through_turn(turn_id, turn_fields, skip_locked=skip_locked)
+        return _lock_through_turn(turn_id, turn_fields, skip_locked=skip_locked, with_queued=with_queued)
+    if turn_id is None and not with_agent and not skip_locked:
+        found = _CONVERSATION_FOR_UPDATE.first(conversation_id)
+        if found is None:
+            raise Conversation.DoesNotExist("Conversation matching query does not exist.")
+        return found
     if conversation_id is None:
         conversation_id = Turn.objects.values_list("conversation_id", flat=True).get(pk=turn_id)
     rows: QuerySet[Conversation] = Conversation.objects.filter(pk=conversation_id)
@@ -73,17 +89,32 @@ def conversation_lock(
     return conversation, Turn.objects.select_for_update().get(pk=turn_id)
 
 
-def _lock_through_turn(turn_id: Any, turn_fields: Iterable[str], *, skip_locked: bool) -> Any:
+def _lock_through_turn(turn_id: Any, turn_fields: Iterable[str], *, skip_locked: bool, with_queued: bool) -> Any:
+    key = (tuple(turn_fields), skip_locked, with_queued)
+    read = _THROUGH_TURN.get(key)
+    if read is None:
+        read = _THROUGH_TURN[key] = PreparedRead(
+            lambda pk: _through_turn(key[0], skip_locked=skip_locked, with_queued=with_queued).filter(pk=pk),
+            Turn._meta.pk,
+        )
+    turn = read.first(turn_id)
+    if turn is None:
+        if skip_locked:
+            return None
+        raise Turn.DoesNotExist("Turn matching query does not exist.")
+    return turn.conversation, turn
+
+
+def _through_turn(turn_fields: tuple[str, ...], *, skip_locked: bool, with_queued: bool) -> QuerySet[Turn]:
     rows = (
         Turn.objects.select_related("conversation")
         .select_for_update(of=("conversation",), skip_locked=skip_locked)
         .only(*turn_fields, "conversation")
-        .filter(pk=turn_id)
     )
-    turn = rows.first() if skip_locked else rows.get()
-    if turn is None:
-        return None
-    return turn.conversation, turn
+    if with_queued:
+        queued = Turn.objects.filter(conversation_id=OuterRef("conversation_id"), status=TurnStatus.QUEUED)
+        rows = rows.annotate(more_queued=Exists(queued))
+    return rows
 
 
 def conversations_lock_batch(conversations: QuerySet[Conversation], limit: int) -> list[Any]:

@@ -22,6 +22,7 @@ from conversations.models.staff_profile import staff_identity
 from conversations.services.engine_port import publish_on_commit
 from conversations.services.items import ITEM_COUNTER_FIELDS, item_append
 from conversations.services.locks import conversation_lock
+from conversations.services.prepared import row_save
 from conversations.services.storable import clean_metadata, text_problem
 from conversations.services.turns import turn_queue
 
@@ -116,7 +117,7 @@ def message_post(
             if not locked.ai_paused:
                 turn = turn_queue(conversation=locked, user_message=message, attempt=1)
                 fields.append("turn_count")
-            locked.save(update_fields=fields)
+            row_save(locked, fields)
             if reopened:
                 publish_on_commit(locked.pk, conversation_updated_event(locked))
     except IntegrityError:

@@ -25,6 +25,7 @@ from conversations.models.message import MessageKind
 from conversations.models.turn import TurnStatus, TurnTrigger
 from conversations.services.engine_port import dispatch_on_commit, interrupt_on_commit, publish_on_commit
 from conversations.services.locks import conversation_lock
+from conversations.services.prepared import rows_insert
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -57,7 +58,7 @@ def turn_queue(
     if attempt is None:
         attempt = (Turn.objects.filter(user_message=user_message).aggregate(top=Max("attempt"))["top"] or 0) + 1
     agent = agent_cached(conversation.agent_id)
-    turn = Turn.objects.create(
+    turn = Turn(
         conversation=conversation,
         user_message=user_message,
         attempt=attempt,
@@ -67,6 +68,7 @@ def turn_queue(
         agent=agent,
         model=agent.model or platform_setting("DEFAULT_MODEL"),
     )
+    rows_insert([turn])  # Turn.objects.create's INSERT, without building it each time
     conversation.turn_count += 1
     publish_on_commit(conversation.pk, turn_queued_event(turn))
     dispatch_on_commit(conversation.pk)

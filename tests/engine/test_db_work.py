@@ -4,18 +4,22 @@ renewing and completing cost, and that the cheaper paths still write the same ro
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from conversations.agent.agents import agent_cached
 from conversations.models import Conversation, Turn
+from conversations.observers import FINISHED_TURN_FIELDS
+from conversations.ops.facts import turn_fact_record
 from conversations.ops.models import ToolCallFact, TurnFact
-from conversations.services.leases import turn_claim, turn_complete, turn_heartbeat
+from conversations.services.leases import turn_claim, turn_complete, turn_complete_next, turn_heartbeat
+from conversations.services.locks import conversation_lock
 from conversations.services.messages import message_post
 
 pytestmark = pytest.mark.django_db  # one test transaction: nothing is dispatched on commit
@@ -76,6 +80,11 @@ def test_a_turn_costs_a_few_statements_and_writes_its_facts(conversation: Conver
     assert (fact.agent_id, fact.created_at, fact.cost) == (done.agent_id, done.created_at, done.cost)
     assert (fact.tool_calls, fact.tool_errors) == (1, 1)
     assert list(ToolCallFact.objects.filter(turn_fact=fact).values_list("tool", "ok")) == [("lookup_order", False)]
+    # Recording the fact again (a rebuild) rewrites the one row and its tool facts.
+    done.latency_ms = 99
+    turn_fact_record(done)
+    assert list(TurnFact.objects.filter(turn_id=turn.pk).values_list("latency_ms", "tool_calls")) == [(99, 1)]
+    assert ToolCallFact.objects.filter(turn_fact=fact).count() == 1
     conversation.refresh_from_db()
     assert (conversation.next_seq, conversation.message_count, conversation.input_tokens) == (5, 4, 50)
 
@@ -116,3 +125,46 @@ def test_posting_the_same_client_id_again_writes_nothing(conversation: Conversat
     conversation.refresh_from_db()
     assert (conversation.next_seq, conversation.message_count, conversation.turn_count) == (2, 1, 1)
     assert conversation.messages.count() == 1 and Turn.objects.filter(conversation=conversation).count() == 1
+
+
+def test_completing_a_turn_says_whether_another_is_queued_in_the_same_statements(conversation: Conversation) -> None:
+    """The drain asks no "anything more?" of its own: the completion's lock reads it."""
+    first = message_post(conversation=conversation, text="First").turn
+    second = message_post(conversation=conversation, text="Second").turn
+    answer = [{"kind": "assistant", "text": "Answered."}]
+    claimed = turn_claim(conversation_id=conversation.pk, owner=OWNER, check_first=False)
+    assert claimed is not None and claimed.pk == first.pk
+    with CaptureQueriesContext(connection) as completing:
+        stored, more = turn_complete_next(turn_id=first.pk, owner=OWNER, items=answer, audit=_audit())
+    assert stored is not None and more is True
+    assert len(_statements(completing)) == 6, _statements(completing)  # lock, turn, item, index, fact, counters
+
+    claimed = turn_claim(conversation_id=conversation.pk, owner=OWNER, check_first=False)
+    assert claimed is not None and claimed.pk == second.pk
+    stored, more = turn_complete_next(turn_id=second.pk, owner=OWNER, items=answer, audit=_audit())
+    assert stored is not None and more is False
+    # A worker that lost the turn writes nothing and still answers.
+    assert turn_complete_next(turn_id=second.pk, owner=OWNER, items=answer, audit=_audit())[0] is None
+
+
+def test_the_prepared_locks_read_rows_as_the_orm_does(conversation: Conversation) -> None:
+    """The conversation lock and the finishing lock run SQL the ORM built once: the rows
+    they return are the ORM's, converted the same way, and a missing row is refused."""
+    Conversation.objects.filter(pk=conversation.pk).update(metadata={"plan": "gold", "n": [1, 2]})
+    posted = message_post(conversation=conversation, text="Hello")
+    with transaction.atomic():
+        locked = conversation_lock(conversation.pk)
+        expected = Conversation.objects.get(pk=conversation.pk)
+        assert {f.attname: getattr(locked, f.attname) for f in Conversation._meta.concrete_fields} == {
+            f.attname: getattr(expected, f.attname) for f in Conversation._meta.concrete_fields
+        }
+        assert locked._state.adding is False and locked.metadata == {"plan": "gold", "n": [1, 2]}
+        row, turn = conversation_lock(None, turn_id=posted.turn.pk, turn_fields=FINISHED_TURN_FIELDS, with_queued=True)
+        assert (turn.pk, turn.status, turn.created_at, turn.more_queued) == (
+            posted.turn.pk, "queued", Turn.objects.get(pk=posted.turn.pk).created_at, True
+        )
+        assert row.pk == conversation.pk and turn.conversation is row
+        with pytest.raises(Conversation.DoesNotExist):
+            conversation_lock(uuid.uuid4())
+        with pytest.raises(Turn.DoesNotExist):
+            conversation_lock(None, turn_id=uuid.uuid4(), turn_fields=FINISHED_TURN_FIELDS)

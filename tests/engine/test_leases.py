@@ -13,7 +13,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.utils import timezone
 
-from conversations.agent.engine import Engine
+from conversations.agent.engine import Engine, engine
 from conversations.agent.events import group_name
 from conversations.models import Conversation, Message, Turn
 from conversations.services.conversations import conversation_take_over
@@ -84,6 +84,35 @@ def test_a_new_message_behind_a_dead_turn_is_not_stuck(conversation, provider):
 
     assert latest.status == "completed", latest.error_message
     assert Turn.objects.get(pk=dead.pk).error_code == "interrupted"
+
+
+def test_a_turn_queued_in_another_process_runs_next_here_without_the_sweeper(
+    conversation, provider, register_tool, gates, settings, monkeypatch
+):
+    """The drain learns from the completion (read under its lock) that another turn is
+    queued, and claims it at once: a message whose dispatch went to another process
+    (which could not claim while this turn ran) waits for no sweep."""
+    settings.SUPPORT_PLATFORM = {**settings.SUPPORT_PLATFORM, "ORPHAN_GRACE_SECONDS": 3600}
+    gate, entered = gates(), threading.Event()
+
+    def slow_lookup(context: ToolContext) -> str:
+        """Takes its time."""
+        entered.set()
+        gate.wait(10)
+        return "found"
+
+    register_tool(slow_lookup)
+    provider.queue(calls(("slow_lookup", {})), text("First answer."), text("Second answer."))
+    first = ask(conversation, "First")
+    assert entered.wait(10)
+    with monkeypatch.context() as elsewhere:  # this post's dispatch goes to another process
+        elsewhere.setattr(engine, "dispatch", lambda conversation_id: None)
+        second = ask(conversation, "Second")
+    gate.set()
+
+    assert answered(first).status == "completed"
+    assert answered(second, timeout=10).status == "completed"
+    assert [m.text for m in items_of(conversation, "assistant")] == ["First answer.", "Second answer."]
 
 
 def test_a_worker_that_lost_its_lease_cannot_write_its_answer(conversation, provider, register_tool, gates):

@@ -100,6 +100,7 @@ class _Run:
         self.timings: list[_Timing] = []
         self.statements = 0
         self.transactions = 0
+        self.events = 0  # events the conversation's subscriber received
         self.cpu = 0.0
         self.wall = 0.0
         self._counting = False
@@ -210,6 +211,16 @@ def sentence(rng: random.Random, low: int, high: int) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(rng.randint(low, high))).capitalize() + "."
 
 
+def memory_mb() -> tuple[float, float]:
+    """This process's resident memory now and at its peak, in MB (Linux; 0 elsewhere)."""
+    try:
+        with open("/proc/self/status") as status:
+            fields = dict(line.split(":", 1) for line in status if ":" in line)
+    except OSError:
+        return 0.0, 0.0
+    return tuple(int(fields.get(name, "0 kB").split()[0]) / 1024 for name in ("VmRSS", "VmHWM"))  # type: ignore[return-value]
+
+
 class Command(BaseCommand):
     help = "Measure platform overhead per turn and history selection at 10,000 messages."
 
@@ -242,6 +253,7 @@ class Command(BaseCommand):
         ZeroLatencyProvider.deltas = max(1, options["deltas"])
         register_transport(BENCH_URL, ZeroLatencyProvider)
         vendor = connections["default"].vendor
+        idle_rss, _peak = memory_mb()  # set up (apps, models, the engine's modules), no turn yet
         with scratch_database():
             agent = Agent.objects.create(
                 name="Bench agent", instructions="You are a support assistant.",
@@ -264,6 +276,11 @@ class Command(BaseCommand):
             f"{options['turns']} turns after warm-up per run, one at a time, {ZeroLatencyProvider.deltas} deltas "
             f"per answer; {os.cpu_count()} CPUs, load average {load}"
         )
+        rss, peak = memory_mb()
+        self.stdout.write(
+            f"process memory: {idle_rss:.0f} MB resident before the first turn, {rss:.0f} MB after the runs, "
+            f"peak {peak:.0f} MB"
+        )
         for length, run in runs:
             turns = run.timings
             overhead = [t.total - t.provider for t in turns]
@@ -271,7 +288,8 @@ class Command(BaseCommand):
                 f"conversations of {length:,} items (+{options['per_conversation']} turns each): "
                 f"CPU {run.cpu * 1000 / len(turns):.2f} ms per turn (process time, all threads), "
                 f"{run.statements / len(turns):.1f} SQL statements and {run.transactions / len(turns):.1f} "
-                f"transactions per turn, {len(turns) / run.wall:.1f} turns/s one at a time"
+                f"transactions per turn, {run.events / len(turns):.1f} events per turn, "
+                f"{len(turns) / run.wall:.1f} turns/s one at a time"
             )
             self.stdout.write(
                 "  platform overhead per turn (model time excluded): "
@@ -332,6 +350,8 @@ class Command(BaseCommand):
                 turn_id = str(posted.turn.id)
                 while True:
                     event = (await layer.receive(channel))["event"]
+                    if run.counting:
+                        run.events += 1
                     if event.get("turn") == turn_id and event["type"] in ("turn.completed", "turn.failed"):
                         break
                 elapsed = time.perf_counter() - started
