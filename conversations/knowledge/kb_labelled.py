@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 FOOTER = (
     "## Still need help?\n\nIf this did not solve it, contact our support team through the chat "
@@ -84,7 +85,7 @@ PRODUCTS = [
 
 DRY_PRODUCTS = {"grinder", "scale", "roaster"}  # nothing to descale
 
-SYMPTOMS = {
+SYMPTOMS: dict[str, dict[str, Any]] = {
     "power": {
         "title": "{name} does not turn on",
         "asks": ["my {nick} won't switch on at all", "nothing happens when I press the power button on the {nick}",
@@ -152,7 +153,7 @@ SYMPTOMS = {
     },
 }
 
-CARE = {
+CARE: dict[str, dict[str, Any]] = {
     "descale": {
         "title": "How to descale the {name}",
         "asks": ["how do I get rid of limescale in my {nick}", "white crust inside the {nick}, how to clean it",
@@ -548,10 +549,10 @@ def documents(seed: int = 22) -> list[Doc]:
             for symptom, spec in specs.items():
                 if symptom == "descale" and product.key in DRY_PRODUCTS:
                     continue
-                sections = [f"## {_fill(h, product)}\n\n{_fill(t, product)}" for h, t in spec["sections"]]
+                parts = [f"## {_fill(h, product)}\n\n{_fill(t, product)}" for h, t in spec["sections"]]
                 if rng.random() < 0.5:
-                    sections = sections[:1] + sections[1:][::-1]
-                body = "\n\n".join([intro, *sections, FOOTER])
+                    parts = parts[:1] + parts[1:][::-1]
+                body = "\n\n".join([intro, *parts, FOOTER])
                 asks = [_fill(a, product, rng.choice(product.nicknames)) for a in spec["asks"]]
                 docs.append(Doc(f"{family}-{symptom}-{product.key}", _fill(spec["title"], product), body, asks))
     for key, title, sections, asks in ARTICLES:

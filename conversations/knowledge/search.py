@@ -60,7 +60,7 @@ PG_CONFIG = "'english'::regconfig"
 # (title and heading) and B (body) labels on PostgreSQL. Tuned on the tuning split of
 # the labelled set (`manage.py bench_knowledge_search`, docs/knowledge.md).
 SQLITE_WEIGHTS = (4.0, 2.0, 1.0)
-POSTGRES_WEIGHTS = (1.0, 0.4)
+POSTGRES_WEIGHTS = (1.0, 0.7)
 
 __all__ = ["STOPWORDS", "MAX_TERMS", "search_terms"]  # moved to `ranking`; kept importable here
 

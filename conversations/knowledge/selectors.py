@@ -15,7 +15,7 @@ from conversations.knowledge.semantic import CANDIDATES, embedder, semantic_sear
 DEFAULT_LIMIT = 4
 # RRF weights of the full-text and the semantic ranking (tuned on the labelled set's
 # tuning split, `manage.py bench_knowledge_search`).
-FUSION_WEIGHTS = (1.0, 1.0)
+FUSION_WEIGHTS = (1.0, 2.0)
 
 
 @dataclass(frozen=True)

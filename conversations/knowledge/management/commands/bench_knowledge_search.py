@@ -21,7 +21,7 @@ from conversations.knowledge.selectors import knowledge_search
 from conversations.knowledge.services import knowledge_reindex
 
 BEFORE_WEIGHTS = {"sqlite": (4.0, 2.0, 1.0), "postgresql": (1.0, 0.4)}
-GRID = {
+GRID: dict[str, list[tuple[float, ...]]] = {
     "sqlite": [(4.0, 2.0, 1.0), (3.0, 1.0, 1.0), (2.0, 2.0, 1.0), (2.0, 1.0, 1.0), (1.5, 1.0, 1.0),
                (1.0, 1.0, 1.0), (1.0, 0.5, 1.0)],
     "postgresql": [(1.0, 0.4), (1.0, 0.7), (1.0, 1.0), (0.7, 1.0), (0.4, 1.0)],
