@@ -57,7 +57,8 @@ MAX_INDEXED_CHARS = 20_000
 PG_CONFIG = "'english'::regconfig"
 
 # bm25 column weights (title, heading, body) on SQLite; ts_rank weights of the A
-# (title and heading) and B (body) labels on PostgreSQL. Tuned on the tuning split of
+# (title and heading) and B (body) labels on PostgreSQL, and optionally its length
+# normalization (0, the default, when omitted). Tuned on the tuning split of
 # the labelled set (`manage.py bench_knowledge_search`, docs/knowledge.md).
 SQLITE_WEIGHTS = (4.0, 2.0, 1.0)
 POSTGRES_WEIGHTS = (1.0, 0.7)
@@ -237,16 +238,18 @@ class PostgresFullText:
     ) -> list[tuple[int, float]]:
         if not terms:
             return []
-        label_a, label_b = (float(w) for w in (weights or POSTGRES_WEIGHTS))
+        label_a, label_b, *rest = (float(w) for w in (weights or POSTGRES_WEIGHTS))
+        normalization = int(rest[0]) if rest else 0
         with connection.cursor() as cursor:
             cursor.execute(
                 # ts_rank's weights are for labels {D, C, B, A}; only A and B are used.
-                "SELECT id, ts_rank(%s::float4[], search_vector, q) AS score "
+                # Normalization 0 ignores the passage's length; 1 divides by 1 + log(length).
+                "SELECT id, ts_rank(%s::float4[], search_vector, q, %s::int) AS score "
                 f"FROM knowledge_passage, to_tsquery({PG_CONFIG}, %s) q "
                 "WHERE search_vector @@ q "
                 "AND document_id IN (SELECT id FROM knowledge_document WHERE is_active) "
                 "ORDER BY score DESC, id LIMIT %s",
-                [[0.1, 0.2, label_b, label_a], " | ".join(terms), limit],
+                [[0.1, 0.2, label_b, label_a], normalization, " | ".join(terms), limit],
             )
             return [(pk, round(float(score), 4)) for pk, score in cursor.fetchall()]
 
