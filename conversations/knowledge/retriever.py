@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from conversations.knowledge.search import full_text, search_terms
+from conversations.knowledge.ranking import search_terms
+from conversations.knowledge.search import full_text
 from conversations.models import Message
 from conversations.retrieval import KeywordRetriever
 

@@ -18,8 +18,10 @@ Where the index lives:
   trigger when the item is edited. Stored vectors matter: ranking recomputed from an
   expression costs a `to_tsvector` per candidate row.
 
-User text never reaches the engine's query syntax: `search_terms` keeps only words
-(letters and digits), drops stop words, and each engine receives the terms quoted
+User text never reaches the engine's query syntax: `ranking.query_words` keeps only
+words (letters and digits), drops stop words; `passage_terms` chooses among them by
+their document frequency in the index (fts5vocab on SQLite, ts_stat on PostgreSQL,
+cached per process until the knowledge base changes), and each engine receives the terms quoted
 (FTS5) or as plain lexemes (PostgreSQL), OR-ed together for recall and ranked by bm25 /
 ts_rank for precision. Operators, quotes, `*`, `NEAR`, parentheses, `-` and `:` are thus
 plain characters that separate words; a query of only stop words or punctuation matches
@@ -28,13 +30,17 @@ nothing rather than everything.
 
 from __future__ import annotations
 
-import re
+import threading
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from django.db import connection
+from django.db.models import Count, Max
 
+from conversations.knowledge.models import Document
+from conversations.knowledge.ranking import MAX_TERMS, STOPWORDS, query_words, rare_terms, search_terms
 from conversations.models import Message
 from conversations.models.message import MessageKind
 
@@ -46,41 +52,18 @@ MESSAGE_KINDS = (
     MessageKind.FUNCTION_OUTPUT,
     MessageKind.STAFF,
 )
-MAX_TERMS = 16
-MAX_TERM_CHARS = 48
 MAX_INDEXED_CHARS = 20_000
 
 PG_CONFIG = "'english'::regconfig"
 
-_WORD = re.compile(r"[^\W_]+")
-_STOPWORD_TEXT = """a about above after again against all am an and any are aren as at be because been
-    before being below between both but by can cannot could did didn do does doesn doing don
-    down during each few for from further had has have having he her here hers herself him
-    himself his how i if in into is isn it its itself just let me more most my myself no nor
-    not now of off on once only or other ought our ours ourselves out over own same she
-    should so some such than that the their theirs them themselves then there these they
-    this those through to too under until up very was wasn we were what when where which
-    while who whom why will with won would you your yours yourself yourselves near hi hello
-    hey please thanks thank ok okay yes also get got can't i'm i've i'd it's s t ll ve re m d
-"""
-STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+# bm25 column weights (title, heading, body) on SQLite; ts_rank weights of the A
+# (title and heading) and B (body) labels on PostgreSQL, and optionally its length
+# normalization (0, the default, when omitted). Tuned on the tuning split of
+# the labelled set (`manage.py bench_knowledge_search`, docs/knowledge.md).
+SQLITE_WEIGHTS = (4.0, 2.0, 1.0)
+POSTGRES_WEIGHTS = (1.0, 0.7)
 
-
-def search_terms(text: str, limit: int = MAX_TERMS) -> list[str]:
-    """The searchable words of user text: lower-cased letters/digits runs, no stop
-    words, no duplicates. When there are more than `limit`, the most specific are kept
-    (words with digits, then longer words), in their original order."""
-    seen: dict[str, None] = {}
-    for match in _WORD.finditer(text.lower()):
-        word = match.group(0)[:MAX_TERM_CHARS]
-        if word in STOPWORDS or (len(word) < 2 and not word.isdigit()):
-            continue
-        seen.setdefault(word, None)
-    words = list(seen)
-    if len(words) <= limit:
-        return words
-    keep = set(sorted(words, key=lambda w: (not any(c.isdigit() for c in w), -len(w)))[:limit])
-    return [w for w in words if w in keep]
+__all__ = ["STOPWORDS", "MAX_TERMS", "search_terms"]  # moved to `ranking`; kept importable here
 
 
 def _fts5_any(terms: list[str]) -> str:
@@ -102,7 +85,15 @@ class FullTextEngine(Protocol):
 
     def index_passages(self, passages: Iterable[Any]) -> None: ...
 
-    def search_passages(self, terms: list[str], limit: int) -> list[tuple[int, float]]: ...
+    def search_passages(
+        self, terms: list[str], limit: int, weights: tuple[float, ...] | None = None
+    ) -> list[tuple[int, float]]: ...
+
+    def passage_statistics(self) -> tuple[int, dict[str, int]]:
+        """(searchable passages, document frequency of each indexed term)."""
+
+    def stems(self, words: list[str]) -> dict[str, str]:
+        """Each word as the index stores it (stemmed; "" for a word the engine drops)."""
 
     def index_messages(self, messages: Iterable[Message]) -> None: ...
 
@@ -128,17 +119,59 @@ class SqliteFullText:
                     rows,
                 )
 
-    def search_passages(self, terms: list[str], limit: int) -> list[tuple[int, float]]:
+    def search_passages(
+        self, terms: list[str], limit: int, weights: tuple[float, ...] | None = None
+    ) -> list[tuple[int, float]]:
         if not terms:
             return []
+        title, heading, body = (float(w) for w in (weights or SQLITE_WEIGHTS))
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT rowid, rank FROM knowledge_passage_fts "
-                "WHERE knowledge_passage_fts MATCH %s AND rank MATCH 'bm25(4.0, 2.0, 1.0)' "
+                "WHERE knowledge_passage_fts MATCH %s AND rank MATCH %s "
                 "ORDER BY rank LIMIT %s",
-                [_fts5_any(terms), limit],
+                [_fts5_any(terms), f"bm25({title}, {heading}, {body})", limit],
             )
             return [(pk, round(-rank, 4)) for pk, rank in cursor.fetchall()]
+
+    def passage_statistics(self) -> tuple[int, dict[str, int]]:
+        # fts5vocab reads the index's own term list; a temp table is per connection
+        # and holds no data, so it needs no migration.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.knowledge_passage_vocab "
+                "USING fts5vocab(main, knowledge_passage_fts, row)"
+            )
+            cursor.execute("SELECT term, doc FROM temp.knowledge_passage_vocab")
+            frequencies = dict(cursor.fetchall())
+            cursor.execute("SELECT count(*) FROM knowledge_passage_fts")
+            (total,) = cursor.fetchone()
+        return total, frequencies
+
+    def stems(self, words: list[str]) -> dict[str, str]:
+        # The index's own tokenizer (porter over unicode61), run on the words through an
+        # empty temp FTS5 table whose fts5vocab lists the tokens it produced.
+        found = dict.fromkeys(words, "")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.knowledge_stem_fts USING fts5("
+                "w, tokenize = 'porter unicode61 remove_diacritics 2')"
+            )
+            cursor.execute(
+                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.knowledge_stem_vocab "
+                "USING fts5vocab(temp, knowledge_stem_fts, instance)"
+            )
+            cursor.execute("DELETE FROM temp.knowledge_stem_fts")
+            cursor.executemany(
+                "INSERT INTO temp.knowledge_stem_fts(rowid, w) VALUES (%s, %s)",
+                list(enumerate(words, start=1)),
+            )
+            cursor.execute("SELECT doc, term FROM temp.knowledge_stem_vocab ORDER BY doc, offset")
+            for doc, term in cursor.fetchall():
+                if not found[words[doc - 1]]:
+                    found[words[doc - 1]] = term
+            cursor.execute("DELETE FROM temp.knowledge_stem_fts")
+        return found
 
     def index_messages(self, messages: Iterable[Message]) -> None:
         tokens: dict[Any, str] = {}  # a bulk append's items share one conversation
@@ -203,19 +236,46 @@ class PostgresFullText:
     def index_passages(self, passages: Iterable[Any]) -> None:
         return None  # the generated column follows the row
 
-    def search_passages(self, terms: list[str], limit: int) -> list[tuple[int, float]]:
+    def search_passages(
+        self, terms: list[str], limit: int, weights: tuple[float, ...] | None = None
+    ) -> list[tuple[int, float]]:
         if not terms:
             return []
+        label_a, label_b, *rest = (float(w) for w in (weights or POSTGRES_WEIGHTS))
+        normalization = int(rest[0]) if rest else 0
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT id, ts_rank(search_vector, q) AS score "
+                # ts_rank's weights are for labels {D, C, B, A}; only A and B are used.
+                # Normalization 0 ignores the passage's length; 1 divides by 1 + log(length).
+                "SELECT id, ts_rank(%s::float4[], search_vector, q, %s::int) AS score "
                 f"FROM knowledge_passage, to_tsquery({PG_CONFIG}, %s) q "
                 "WHERE search_vector @@ q "
                 "AND document_id IN (SELECT id FROM knowledge_document WHERE is_active) "
                 "ORDER BY score DESC, id LIMIT %s",
-                [" | ".join(terms), limit],
+                [[0.1, 0.2, label_b, label_a], normalization, " | ".join(terms), limit],
             )
             return [(pk, round(float(score), 4)) for pk, score in cursor.fetchall()]
+
+    def passage_statistics(self) -> tuple[int, dict[str, int]]:
+        active = (
+            "SELECT p.search_vector FROM knowledge_passage p "
+            "JOIN knowledge_document d ON d.id = p.document_id WHERE d.is_active"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT word, ndoc FROM ts_stat(%s)", [active])
+            frequencies = dict(cursor.fetchall())
+            cursor.execute(f"SELECT count(*) FROM ({active}) a")
+            (total,) = cursor.fetchone()
+        return total, frequencies
+
+    def stems(self, words: list[str]) -> dict[str, str]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT u.w, coalesce((tsvector_to_array(to_tsvector({PG_CONFIG}, u.w)))[1], '') "
+                "FROM unnest(%s::text[]) AS u(w)",
+                [words],
+            )
+            return dict(cursor.fetchall())
 
     def index_messages(self, messages: Iterable[Message]) -> None:
         ids = [m.pk for m in messages if m.kind in MESSAGE_KINDS]
@@ -259,6 +319,88 @@ class PostgresFullText:
                 f"FROM conversations_message WHERE kind IN ({kinds})"
             )
             cursor.execute("REINDEX INDEX knowledge_passage_tsv")
+
+
+def knowledge_version() -> tuple[Any, ...]:
+    """Changes whenever the searchable passages may have: every change goes through a
+    document save (which sets `indexed_at`), a delete (which lowers the count) or
+    `knowledge_reindex` (which sets `indexed_at` when it re-embeds), so the documents
+    table alone, a few rows, says when a per-process cache is stale."""
+    stats = Document.objects.aggregate(count=Count("id"), changed=Max("indexed_at"))
+    return (connection.vendor, stats["count"], stats["changed"])
+
+
+@dataclass(frozen=True)
+class _Statistics:
+    version: tuple[Any, ...]
+    total: int
+    frequencies: dict[str, int]
+
+
+_statistics: dict[str, _Statistics] = {}
+_stem_memo: dict[tuple[str, str], str] = {}
+_cache_lock = threading.Lock()
+_STEM_MEMO_LIMIT = 200_000
+
+
+def passage_frequencies(engine: FullTextEngine, words: list[str]) -> tuple[int, dict[str, int]]:
+    """(searchable passages, each word's document frequency among them), from the
+    index itself; the index's term statistics are read once per process and again only
+    after the knowledge base changed (`knowledge_version`), stems are remembered."""
+    version = knowledge_version()
+    with _cache_lock:
+        stats = _statistics.get(engine.vendor)
+    if stats is None or stats.version != version:
+        total, frequencies = engine.passage_statistics()
+        stats = _Statistics(version, total, frequencies)
+        with _cache_lock:
+            _statistics[engine.vendor] = stats
+    with _cache_lock:
+        unknown = [w for w in words if (engine.vendor, w) not in _stem_memo]
+    if unknown:
+        stems = engine.stems(unknown)
+        with _cache_lock:
+            if len(_stem_memo) > _STEM_MEMO_LIMIT:
+                _stem_memo.clear()
+            _stem_memo.update(((engine.vendor, w), stem) for w, stem in stems.items())
+    with _cache_lock:
+        stems_of = {w: _stem_memo.get((engine.vendor, w), "") for w in words}
+    return stats.total, {w: stats.frequencies.get(stem, 0) if stem else 0 for w, stem in stems_of.items()}
+
+
+def passage_terms(text: str) -> list[str]:
+    """The words of `text` to search the knowledge base for: all its useful words,
+    chosen by their rarity among the passages (`ranking.rare_terms`). Without a
+    full-text engine, `query_words` capped like history's terms."""
+    words = query_words(text)
+    engine = full_text()
+    if engine is None or not words:
+        return search_terms(text)
+    total, frequencies = passage_frequencies(engine, words)
+    return rare_terms(words, frequencies, total)
+
+
+_titles: dict[str, tuple[tuple[Any, ...], dict[frozenset[str], int]]] = {}
+
+
+def title_match(text: str) -> int | None:
+    """The id of the active document whose title has exactly the words of `text`
+    (case, punctuation, order and stop words aside), or None. Titles are read once
+    per process and again after the knowledge base changed."""
+    words = frozenset(query_words(text))
+    if not words:
+        return None
+    version = knowledge_version()
+    with _cache_lock:
+        cached = _titles.get(connection.vendor)
+    if cached is None or cached[0] != version:
+        titles: dict[frozenset[str], int] = {}
+        for pk, title in Document.objects.filter(is_active=True).order_by("id").values_list("id", "title"):
+            titles.setdefault(frozenset(query_words(title)), pk)
+        cached = (version, titles)
+        with _cache_lock:
+            _titles[connection.vendor] = cached
+    return cached[1].get(words)
 
 
 _ENGINES: dict[str, FullTextEngine] = {"sqlite": SqliteFullText(), "postgresql": PostgresFullText()}

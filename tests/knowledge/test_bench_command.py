@@ -29,3 +29,15 @@ def test_bench_prints_its_tables_and_leaves_the_database_as_it_was():
         assert heading in text
     assert not Conversation.objects.exists() and not Message.objects.exists()
     assert not Document.objects.exists()
+
+
+def test_the_knowledge_search_bench_prints_every_ranker_and_leaves_the_database_as_it_was():
+    out = io.StringIO()
+
+    call_command("bench_knowledge_search", "--per-kind=2", "--no-semantic", stdout=out)
+
+    text = out.getvalue()
+    assert "held-out split: 6 questions (2 short, 2 long, 2 title)" in text
+    for row in ("full-text before", "full-text after", "BM25 (k1 1.2, b 0.75)", "title R@1"):
+        assert row in text
+    assert not Document.objects.exists()

@@ -1,5 +1,5 @@
-"""Optional semantic ranking: off by default; with the offline model (wordllama's
-bundled weights) or the provider's embeddings endpoint, paraphrases find passages that
+"""Optional semantic ranking: off by default; with the offline model (all-MiniLM-L6-v2 from
+its bundled weights, on NumPy) or the provider's embeddings endpoint, paraphrases find passages that
 share no word with the query, fused with the full-text ranking; failures fall back to
 full-text search; hostile input still never matches everything."""
 
@@ -60,7 +60,7 @@ def offline_embeddings(settings: Any) -> None:
 def test_the_offline_model_finds_a_paraphrase(offline_embeddings):
     _corpus()
 
-    assert {len(bytes(p.embedding)) for p in Passage.objects.all()} == {256 * 4}
+    assert {len(bytes(p.embedding)) for p in Passage.objects.all()} == {384 * 4}  # all-MiniLM-L6-v2, float32
     assert _titles("How do I get my money back?")[0] == "Refunds"
     assert _titles("shipping")[0] == "Delivery"  # full-text matches keep their weight
 
