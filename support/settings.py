@@ -438,6 +438,10 @@ SUPPORT_PLATFORM: dict[str, Any] = {
     # embed_history` (catch-up).
     "HISTORY_EMBEDDINGS": os.environ.get("SUPPORT_HISTORY_EMBEDDINGS", "offline"),
     "HISTORY_EMBED_BACKGROUND": os.environ.get("SUPPORT_HISTORY_EMBED_BACKGROUND", "1") != "0",
+    # Customer facts: the tools whose results are kept as facts (conversations/services/facts.py),
+    # and the share of the history budget the facts section may take.
+    "FACT_TOOLS": _env_list("SUPPORT_FACT_TOOLS", "lookup_order"),
+    "FACTS_SHARE": _env_float("SUPPORT_FACTS_SHARE", 0.2),
     # Knowledge uploads: text extracted from one file, and PDF pages and reading time.
     "KNOWLEDGE_MAX_CHARS": _env_int("SUPPORT_KNOWLEDGE_MAX_CHARS", 1_000_000),
     "KNOWLEDGE_MAX_PDF_PAGES": _env_int("SUPPORT_KNOWLEDGE_MAX_PDF_PAGES", 1000),

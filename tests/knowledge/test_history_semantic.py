@@ -99,13 +99,6 @@ def test_items_are_embedded_after_commit_not_in_the_writers_transaction(offline_
     assert history_semantic.embed_pending(conversation.pk) == 0
 
 
-def test_offline_is_the_default():
-    from support import settings as defaults
-
-    assert defaults.SUPPORT_PLATFORM["HISTORY_EMBEDDINGS"] == "offline"
-    assert defaults.SUPPORT_PLATFORM["HISTORY_EMBED_BACKGROUND"] is True
-
-
 def test_off_means_full_text_only(monkeypatch):
     monkeypatch.setitem(settings.SUPPORT_PLATFORM, "HISTORY_EMBEDDINGS", "")
     conversation = new_conversation()
