@@ -18,6 +18,14 @@ import dj_database_url
 
 from conversations.secretfiles import write_secret
 
+# NumPy's OpenBLAS would start a thread per core for each matrix product of the history
+# embedding model and the vector searches, and spin them: measured on the 2-core machine
+# under load, 135 ms of CPU for one short embedding against 11 ms with one thread, taken
+# from the event loop's core. Nothing has imported NumPy yet here; an operator's own
+# value wins.
+for _blas_threads in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_blas_threads, "1")
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("SUPPORT_VAR_DIR", BASE_DIR / "var"))
 

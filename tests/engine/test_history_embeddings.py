@@ -55,16 +55,21 @@ def _long_chat(conversation, agent) -> None:
         items_append(conversation=conversation, items=filler(120))
 
 
-def test_offline_embeddings_are_the_default(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SUPPORT_HISTORY_")}
+def test_offline_embeddings_are_the_default_with_one_blas_thread(tmp_path):
+    """On by default; and NumPy's BLAS runs one thread (several spin on a 2-core server,
+    ~12x the CPU of one embedding, taken from the event loop's core)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("SUPPORT_HISTORY_") and k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
     env.update(DJANGO_SETTINGS_MODULE="support.settings", SUPPORT_SKIP_DOTENV="1",
                SUPPORT_VAR_DIR=str(tmp_path), PYTHONPATH=str(ROOT))
-    script = ("import django, json; django.setup(); from conversations.conf import platform_setting as s; "
-              "print(json.dumps([s('HISTORY_EMBEDDINGS'), s('HISTORY_EMBED_BACKGROUND')]))")
+    script = ("import django, json, os; django.setup(); from conversations.conf import platform_setting as s; "
+              "import numpy; from conversations.knowledge import minilm; "
+              "print(json.dumps([s('HISTORY_EMBEDDINGS'), s('HISTORY_EMBED_BACKGROUND'), "
+              "os.environ['OPENBLAS_NUM_THREADS']]))")
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == ["offline", True]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == ["offline", True, "1"]
 
 
 def test_the_thread_embeds_what_was_committed_and_a_paraphrase_reaches_the_model(
