@@ -20,8 +20,8 @@ from conversations.conf import platform_setting
 from conversations.models import CustomerFact, FactSource
 
 MAX_FACTS_READ = 50
-_PRIORITY = {FactSource.STAFF: 0, FactSource.NOTE: 0, FactSource.PROMISE: 1, FactSource.TOOL: 2, FactSource.TRIED: 3}
-_LABEL = {FactSource.STAFF: "from staff", FactSource.NOTE: "from staff"}
+_PRIORITY: dict[str, int] = {FactSource.STAFF: 0, FactSource.NOTE: 0, FactSource.PROMISE: 1, FactSource.TOOL: 2, FactSource.TRIED: 3}
+_LABEL: dict[str, str] = {FactSource.STAFF: "from staff", FactSource.NOTE: "from staff"}
 
 
 class SentFact(NamedTuple):
@@ -32,7 +32,7 @@ class SentFact(NamedTuple):
 
 
 def fact_content(source: str, text: str) -> str:
-    label = _LABEL.get(source)  # type: ignore[call-overload]
+    label = _LABEL.get(source)
     return f"Customer fact ({label}): {text}" if label else f"Customer fact: {text}"
 
 

@@ -111,9 +111,9 @@ def facts_keep(*, conversation: Conversation, messages: Iterable[Message]) -> li
     found: list[tuple[str, str, str, Message]] = []  # source, key, text, message
     for message in messages:
         if message.kind == MessageKind.FUNCTION_OUTPUT and message.tool_name in tools:
-            fact = tool_fact(message.tool_name, message.text, arguments.get(message.call_id, ""))
-            if fact is not None:
-                found.append((FactSource.TOOL, fact[0], fact[1], message))
+            result = tool_fact(message.tool_name, message.text, arguments.get(message.call_id, ""))
+            if result is not None:
+                found.append((FactSource.TOOL, result[0], result[1], message))
         elif message.kind in (MessageKind.ASSISTANT, MessageKind.STAFF):
             who = "Assistant" if message.kind == MessageKind.ASSISTANT else "Staff"
             for n, sentence in enumerate(promises_in(message.text)):
