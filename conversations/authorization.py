@@ -2,7 +2,7 @@
 
 Authorisation is decided here once per action, and every door gets the same answer:
 the services that act on a conversation (`message_post`, `staff_reply_post`,
-`note_add`, `turn_retry`, `turn_cancel`, `conversation_handoff`, `conversation_take_over`,
+`note_add`, `fact_add`, `fact_edit`, `fact_delete`, `turn_retry`, `turn_cancel`, `conversation_handoff`, `conversation_take_over`,
 `conversation_hand_back`, `conversation_set_status`, the console's `replay_start`) take
 the acting principal as `actor` and call `authorize` before they write. The doors
 (REST API, widget websocket, console) only map the refusal to their own answer: HTTP
@@ -56,6 +56,7 @@ class Action(StrEnum):
     REPLAY = "replay"  # re-run a recorded turn against another agent, model or instructions
     EXPORT = "export"  # download the full transcript (notes and tool output included)
     TRY_AGENT = "try_agent"  # talk to an agent in the console's try-it panel
+    FACTS = "facts"  # add, edit or delete the customer facts sent with every turn
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,8 @@ _STAFF_PERMISSION: dict[Action, str] = {
     Action.CREATE: "conversations.change_conversation",
     Action.REPLY: perm("reply_as_staff"),
     Action.NOTE: perm("add_note"),
+    # Facts are notes the model reads: whoever may write internal notes may keep them.
+    Action.FACTS: perm("add_note"),
     Action.RETRY: perm("retry_turn"),
     Action.CANCEL: perm("take_over"),
     Action.HANDOFF: perm("take_over"),
@@ -163,6 +166,7 @@ _REFUSALS: dict[Action, str] = {
     Action.REPLAY: "You may not replay turns.",
     Action.EXPORT: "You may not export transcripts.",
     Action.TRY_AGENT: "You may not use the try-it panel.",
+    Action.FACTS: "You may not edit customer facts.",
 }
 
 

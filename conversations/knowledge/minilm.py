@@ -152,6 +152,11 @@ _model: MiniLM | None = None
 _lock = threading.Lock()
 
 
+def loaded() -> bool:
+    """Whether this process has loaded the model already."""
+    return _model is not None
+
+
 def model() -> MiniLM:
     global _model
     with _lock:

@@ -104,6 +104,21 @@ class FullTextEngine(Protocol):
     def rebuild(self) -> None: ...
 
 
+# History search ranks the newest this many items of a conversation (by seq) before the
+# current message; older items are reached by the semantic ranking and the customer
+# facts. 600-item conversations are searched whole.
+SEARCH_WINDOW = 2_000
+
+
+def _window_floor_id(conversation_id: Any, before_seq: int) -> int:
+    """The id of the oldest item in the search window (0: the whole conversation)."""
+    if before_seq <= SEARCH_WINDOW:
+        return 0
+    first = (Message.objects.filter(conversation_id=conversation_id, seq__gte=before_seq - SEARCH_WINDOW)
+             .order_by("seq").values_list("id", flat=True).first())
+    return first or 0
+
+
 class SqliteFullText:
     """FTS5 tables with the porter stemmer; bm25 scores (lower is better) are negated so
     higher is better everywhere."""
@@ -195,16 +210,19 @@ class SqliteFullText:
         if not terms:
             return []
         # The conversation is a token of its own column, so FTS5 intersects doclists
-        # instead of scanning every conversation's matches.
+        # instead of scanning every conversation's matches. Ranking reads every match it
+        # is given, so it is given the newest `SEARCH_WINDOW` items only, as a rowid
+        # range (FTS5 seeks its doclists to it): a conversation's ids grow with its seqs.
         match = f'conv : "{_conversation_token(conversation_id)}" AND body : ({_fts5_any(terms)})'
+        floor = _window_floor_id(conversation_id, before_seq)
         with connection.cursor() as cursor:
             cursor.execute(
                 # `rank MATCH` sets bm25's column weights (the conversation column
                 # scores nothing); ORDER BY rank lets FTS5 sort by it natively.
                 "SELECT rowid, rank FROM knowledge_message_fts "
                 "WHERE knowledge_message_fts MATCH %s AND rank MATCH 'bm25(1.0, 0.0)' "
-                "AND seq < %s ORDER BY rank LIMIT %s",
-                [match, before_seq, limit],
+                "AND rowid >= %s AND seq < %s ORDER BY rank LIMIT %s",
+                [match, floor, before_seq, limit],
             )
             return [(pk, round(-rank, 4)) for pk, rank in cursor.fetchall()]
 
@@ -300,11 +318,13 @@ class PostgresFullText:
             return []
         with connection.cursor() as cursor:
             cursor.execute(
+                # The newest `SEARCH_WINDOW` items only (the (conversation_id, seq)
+                # index), so the rows ranked do not grow with the conversation.
                 "SELECT message_id, ts_rank(vector, q) AS score "
                 f"FROM knowledge_messageindexentry, to_tsquery({PG_CONFIG}, %s) q "
-                "WHERE conversation_id = %s AND seq < %s AND vector @@ q "
+                "WHERE conversation_id = %s AND seq < %s AND seq >= %s AND vector @@ q "
                 "ORDER BY score DESC, seq DESC LIMIT %s",
-                [" | ".join(terms), conversation_id, before_seq, limit],
+                [" | ".join(terms), conversation_id, before_seq, before_seq - SEARCH_WINDOW, limit],
             )
             return [(pk, round(float(score), 4)) for pk, score in cursor.fetchall()]
 

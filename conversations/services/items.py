@@ -23,6 +23,7 @@ from conversations.agent.tokens import count_for_model, count_tokens, encoding_n
 from conversations.models import Conversation, Message
 from conversations.models.message import MessageKind
 from conversations.retrieval import default_retriever
+from conversations.services.facts import facts_keep
 from conversations.services.locks import conversation_lock
 from conversations.services.prepared import row_save, rows_insert
 
@@ -89,6 +90,7 @@ def items_append(
         row.next_seq += 1
     rows_insert(messages)  # bulk_create's INSERT, without building it each time
     _stored(row, messages, save=save)
+    facts_keep(conversation=row, messages=messages)
     if row is not conversation:
         for name in ITEM_COUNTER_FIELDS:
             setattr(conversation, name, getattr(row, name))

@@ -15,11 +15,12 @@ from conversations.agent.events import conversation_updated_event, message_event
 from conversations.authorization import Action, Actor, authorize
 from conversations.conf import platform_setting
 from conversations.errors import Conflict, InvalidInput, PayloadTooLarge
-from conversations.models import Conversation, Message, StaffAction, Turn
+from conversations.models import Conversation, FactSource, Message, StaffAction, Turn
 from conversations.models.conversation import Status
 from conversations.models.message import MessageKind
 from conversations.models.staff_profile import staff_identity
 from conversations.services.engine_port import publish_on_commit
+from conversations.services.facts import MAX_FACT_CHARS, fact_add
 from conversations.services.items import ITEM_COUNTER_FIELDS, item_append
 from conversations.services.locks import conversation_lock
 from conversations.services.prepared import row_save
@@ -168,9 +169,13 @@ def staff_reply_post(*, conversation: Conversation, actor: Actor, text: Any, cli
     return message
 
 
-def note_add(*, conversation: Conversation, actor: Actor, text: Any) -> Message:
+def note_add(*, conversation: Conversation, actor: Actor, text: Any, as_fact: bool = False) -> Message:
     """An internal note: stored in the transcript for staff, never sent to the customer
-    or the model (the history selector and customer-facing reads exclude notes)."""
+    or the model (the history selector and customer-facing reads exclude notes). With
+    `as_fact`, its text is also kept as a customer fact, which every turn does send
+    (`facts.fact_add`, which needs `Action.FACTS` too)."""
+    if as_fact:
+        authorize(actor, Action.FACTS, conversation)
     actor = authorize(actor, Action.NOTE, conversation).staff_user
     text = clean_message_text(text)
     with transaction.atomic():
@@ -186,6 +191,9 @@ def note_add(*, conversation: Conversation, actor: Actor, text: Any) -> Message:
         StaffAction.objects.create(
             actor=actor, conversation=locked, action="note", detail={"seq": message.seq}
         )
+        if as_fact:
+            fact_add(conversation=locked, actor=actor, text=text[:MAX_FACT_CHARS], source=FactSource.NOTE,
+                     message=message)
     return message
 
 

@@ -57,7 +57,12 @@ def test_the_budget_is_respected_with_pairs_intact_in_chronological_order(conver
     # Within budget, every item explained, the current message last
     assert turn.history_tokens == sum(item["tokens"] for item in history) <= small_budget
     assert history[-1]["reason"] == "current" and sent[-1]["content"].startswith("What about")
-    assert len(history) == len(sent) and {i["reason"] for i in history[:-1]} <= {"recent", "retrieved"}
+    assert len(history) == len(sent)
+    # The customer facts (kept from the order lookups) first, then the history
+    facts = [i["reason"] for i in history].count("fact")
+    assert facts and {i["reason"] for i in history[:facts]} == {"fact"}
+    history, sent = history[facts:], sent[facts:]
+    assert {i["reason"] for i in history[:-1]} <= {"recent", "retrieved"}
     # Chronological
     seqs = [item["seq"] for item in history]
     assert seqs == sorted(seqs)

@@ -80,6 +80,13 @@ def _assert_guarantees(selection: HistorySelection) -> None:
     assert selection.tokens == sum(i["tokens"] for i in selection.explanation) <= selection.budget == BUDGET
     assert selection.explanation[-1]["reason"] == "current"
     assert len(selection.input_items) == len(selection.explanation)
+    # The customer facts (the filler's order lookups) come first, then the history.
+    facts = next((n for n, e in enumerate(selection.explanation) if e["reason"] != "fact"), 0)
+    for entry, item in zip(selection.explanation[:facts], selection.input_items[:facts], strict=True):
+        assert entry["message_id"] is None and entry["fact_id"] and item["role"] == "developer"
+    selection = HistorySelection(items=selection.items[facts:], input_items=selection.input_items[facts:],
+                                 budget=selection.budget, tokens=selection.tokens,
+                                 explanation=selection.explanation[facts:])
     calls = [i["call_id"] for i in selection.input_items if i["type"] == "function_call"]
     outputs = [i["call_id"] for i in selection.input_items if i["type"] == "function_call_output"]
     assert sorted(calls) == sorted(outputs)

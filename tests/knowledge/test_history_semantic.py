@@ -99,7 +99,8 @@ def test_items_are_embedded_after_commit_not_in_the_writers_transaction(offline_
     assert history_semantic.embed_pending(conversation.pk) == 0
 
 
-def test_off_means_full_text_only():
+def test_off_means_full_text_only(monkeypatch):
+    monkeypatch.setitem(settings.SUPPORT_PLATFORM, "HISTORY_EMBEDDINGS", "")
     conversation = new_conversation()
     append(conversation, exchange("My spaniel Biscuit chews everything.", "Noted."))
     assert history_semantic.embed_pending(conversation.pk) == 0

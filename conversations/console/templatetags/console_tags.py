@@ -54,6 +54,9 @@ _ACTIONS = {
     "reopen": "reopened",
     "handoff": "handed off to staff",
     "cancel": "cancelled a turn",
+    "fact_add": "added a customer fact",
+    "fact_edit": "edited a customer fact",
+    "fact_delete": "deleted a customer fact",
 }
 
 

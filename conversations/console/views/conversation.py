@@ -21,6 +21,7 @@ from django.template.loader import render_to_string
 from conversations.access import turn_of_conversation
 from conversations.authorization import Action, allowed, principal_of
 from conversations.console.selectors import (
+    conversation_facts,
     latest_failed_turns,
     pretty_json,
     recent_staff_actions,
@@ -44,6 +45,7 @@ from conversations.services.conversations import (
     conversation_set_status,
     conversation_take_over,
 )
+from conversations.services.facts import fact_add, fact_delete, fact_edit, fact_of_conversation
 from conversations.services.messages import note_add, staff_reply_post
 from conversations.services.turns import turn_retry
 
@@ -63,7 +65,7 @@ def _customer_label(conversation: Conversation) -> str:
 CONTROLS: dict[str, Action] = {
     "reply_as_staff": Action.REPLY, "take_over": Action.TAKE_OVER, "retry_turn": Action.RETRY,
     "set_status": Action.SET_STATUS, "add_note": Action.NOTE, "replay_turn": Action.REPLAY,
-    "try_agent": Action.TRY_AGENT,
+    "try_agent": Action.TRY_AGENT, "keep_facts": Action.FACTS,
 }
 
 
@@ -90,6 +92,7 @@ def conversation_page(model_admin: Any, request: Any, object_id: str) -> HttpRes
         "page": page,
         "failed_turns": failed,
         "staff_actions": recent_staff_actions(conversation),
+        "facts": conversation_facts(conversation),
         "can": controls(user, conversation),
         "metadata_json": pretty_json(conversation.metadata) if conversation.metadata else "",
         "reply_client_id": uuid.uuid4().hex,
@@ -145,8 +148,28 @@ def _reply(request: Any, conversation: Conversation) -> str:
 
 
 def _note(request: Any, conversation: Conversation) -> str:
-    note_add(conversation=conversation, actor=request.user, text=request.POST.get("text"))
+    as_fact = request.POST.get("as_fact") == "1"
+    note_add(conversation=conversation, actor=request.user, text=request.POST.get("text"), as_fact=as_fact)
+    if as_fact:
+        return "Internal note added, and kept as a customer fact (the AI reads facts on every turn)."
     return "Internal note added (never shown to the customer or the AI)."
+
+
+def _fact_add(request: Any, conversation: Conversation) -> str:
+    fact_add(conversation=conversation, actor=request.user, text=request.POST.get("text"))
+    return "Customer fact added: the AI reads it on every turn."
+
+
+def _fact_edit(request: Any, conversation: Conversation) -> str:
+    fact = fact_of_conversation(conversation, request.POST.get("fact"))
+    fact_edit(fact=fact, actor=request.user, text=request.POST.get("text"))
+    return "Customer fact saved."
+
+
+def _fact_delete(request: Any, conversation: Conversation) -> str:
+    fact = fact_of_conversation(conversation, request.POST.get("fact"))
+    fact_delete(fact=fact, actor=request.user)
+    return "Customer fact deleted."
 
 
 def _resolve(request: Any, conversation: Conversation) -> str:
@@ -165,6 +188,9 @@ ACTIONS: dict[str, Callable[[Any, Conversation], str]] = {
     "hand-back": _hand_back,
     "reply": _reply,
     "note": _note,
+    "fact-add": _fact_add,
+    "fact-edit": _fact_edit,
+    "fact-delete": _fact_delete,
     "resolve": _resolve,
     "reopen": _reopen,
 }

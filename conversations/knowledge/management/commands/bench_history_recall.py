@@ -1,7 +1,10 @@
 """`manage.py bench_history_recall`: recall of early facts by question kind (word /
 paraphrase / indirect) at several budgets, for last-N, today's full-text selector and
 the hybrid (full-text + semantic) selector; tokens sent against the full history; and
-selection time at 10,000 items. The conversations come from the seeded generator in
+selection time at 10,000 items. "hybrid + facts" is the default selector: the hybrid
+with the customer facts section (a question counts as recalled when its fact's message
+is sent, or a fact kept from that message is); the others run without facts, as before
+them. The conversations come from the seeded generator in
 `conversations/knowledge/history_bench.py`. Everything it writes is rolled back.
 
 The hybrid retriever runs with `HISTORY_EMBEDDINGS=offline` (all-MiniLM-L6-v2 on
@@ -12,6 +15,7 @@ every budget, and rolled back before the next one.
 
 from __future__ import annotations
 
+import random
 import statistics
 import time
 from contextlib import contextmanager
@@ -20,12 +24,13 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from conversations.agent.history import select_history
 from conversations.agent.tokens import ITEM_OVERHEAD_TOKENS
-from conversations.knowledge import bench, history_bench, history_semantic
+from conversations.knowledge import bench, history_bench, history_semantic, search
 from conversations.knowledge.retriever import FullTextRetriever
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, CustomerFact, Message
 from conversations.retrieval import MODEL_KINDS, Retriever
 
 
@@ -34,6 +39,33 @@ class _Nothing:
 
     def retrieve(self, **kwargs: Any) -> list[tuple[int, float]]:
         return []
+
+
+@contextmanager
+def _traced() -> Any:
+    """A one-element list counting the statements SQLite runs inside the block."""
+    count = [0]
+    connection.ensure_connection()
+    raw = connection.connection
+    if connection.vendor != "sqlite":
+        yield count
+        return
+    raw.set_trace_callback(lambda sql: count.__setitem__(0, count[0] + 1))
+    try:
+        yield count
+    finally:
+        raw.set_trace_callback(None)
+
+
+@contextmanager
+def _facts(on: bool) -> Any:
+    """The customer facts section at its configured share, or none (the policies before it)."""
+    options = settings.SUPPORT_PLATFORM
+    settings.SUPPORT_PLATFORM = {**options, "FACTS_SHARE": options["FACTS_SHARE"] if on else 0.0}
+    try:
+        yield
+    finally:
+        settings.SUPPORT_PLATFORM = options
 
 
 @contextmanager
@@ -67,16 +99,21 @@ class Command(BaseCommand):
         parser.add_argument("--timing-items", type=int, default=10_000)
         parser.add_argument("--timing-questions", type=int, default=20)
         parser.add_argument("--seed", type=int, default=11)
+        parser.add_argument("--cost-only", action="store_true", help="only the retrieval cost at 100 / 1,000 / 10,000 items")
 
     def handle(self, *args: Any, **options: Any) -> None:
         with _embeddings("offline"):
-            bench.in_rollback(lambda: self._run(options))
+            if options["cost_only"]:
+                bench.in_rollback(lambda: self._cost(self.stdout.write))
+            else:
+                bench.in_rollback(lambda: self._run(options))
 
     def _run(self, options: dict[str, Any]) -> None:
         out = self.stdout.write
         cases = history_bench.generate_all(options["conversations"], options["seed"])
-        policies: dict[str, Retriever] = {"last-N": _Nothing(), "full-text (today)": FullTextRetriever(),
-                    "hybrid": history_semantic.HybridHistoryRetriever()}
+        hybrid = history_semantic.HybridHistoryRetriever()
+        policies: dict[str, Retriever] = {"last-N": _Nothing(), "full-text (before)": FullTextRetriever(),
+                                          "hybrid": hybrid, "hybrid + facts": hybrid}
         budgets = options["budgets"]
         out(f"Database: {connection.vendor}; {len(cases)} conversations, "
             f"{sum(len(c.items) for c in cases)} items; budgets {budgets}")
@@ -107,16 +144,19 @@ class Command(BaseCommand):
         full: list[int] = []
         over = 0
         for case, conversation, ids in stored:
+            kept_from = dict(CustomerFact.objects.filter(conversation=conversation).values_list("id", "message_id"))
             for kind, question, position in case.questions:
                 savepoint = transaction.savepoint()
                 current = bench.ask(conversation, question)
                 full.append(sum(m.token_count + ITEM_OVERHEAD_TOKENS for m in bench.full_history(conversation, current)))
                 for name, retriever in policies.items():
                     for budget in budgets:
-                        selection = select_history(
-                            conversation_id=conversation.pk, current=current, budget=budget, retriever=retriever
-                        )
+                        with _facts(name.endswith("facts")):
+                            selection = select_history(
+                                conversation_id=conversation.pk, current=current, budget=budget, retriever=retriever
+                            )
                         chosen = {item.message_id for item in selection.items}
+                        chosen |= {kept_from.get(item.fact_id) for item in selection.items if item.fact_id}
                         hits.setdefault((name, budget, kind), []).append(ids[position] in chosen)
                         sent.setdefault((name, budget), []).append(selection.tokens)
                         over += selection.tokens > budget
@@ -133,6 +173,42 @@ class Command(BaseCommand):
                 out(f"{name:<20}{budget:>7}{recall}{tokens:>9.0f}{100 * (1 - tokens / mean_full):>8.1f}%")
         out(f"full history: {mean_full:.0f} tokens per question on average; selections over budget: {over}")
         self._timing(options, cases, policies, out)
+        self._cost(out)
+
+    def _cost(self, out: Any) -> None:
+        """Statements one history search and one whole selection run at 100 / 1,000 /
+        10,000 items, with and without the search window (SQLite: the statements its
+        trace callback reports, FTS5's reads of its index included)."""
+        rng = random.Random(5)
+        filler: list[dict[str, Any]] = []
+        while len(filler) < 10_000:
+            filler += history_bench._filler(rng)
+        conversations = [_store(filler[:size]) for size in (100, 1_000, 10_000)]  # measured after all inserts
+        question = "Is the travel mug waterproof and how long does shipping take to Lyon?"
+        engine = search.full_text()
+        out(f"\nRetrieval cost ({connection.vendor}; per search, and per selection at budget 800)")
+        default = search.SEARCH_WINDOW
+        try:
+            for window in (10**9, default):
+                search.SEARCH_WINDOW = window
+                label = "whole conversation" if window == 10**9 else f"newest {window}"
+                for conversation in conversations:
+                    savepoint = transaction.savepoint()
+                    current = bench.ask(conversation, question)
+                    with _traced() as searched:
+                        if engine is not None:
+                            engine.search_messages(conversation.pk, search.search_terms(question), current.seq, 50)
+                    with _traced() as traced, CaptureQueriesContext(connection) as queries:
+                        selection = select_history(conversation_id=conversation.pk, current=current, budget=800,
+                                                   retriever=FullTextRetriever())
+                    transaction.savepoint_rollback(savepoint)
+                    out(f"{label:<20}{current.seq:>7} items: search {searched[0]} statements traced; selection "
+                        f"{len(queries.captured_queries)} statements ({traced[0]} traced), "
+                        f"{selection.considered} item rows read")
+        finally:
+            search.SEARCH_WINDOW = default
+        out("(traced: the statements SQLite's trace callback reports, FTS5's reads of its index included; "
+            "0 on PostgreSQL, which has no such callback)")
 
     def _timing(self, options: dict[str, Any], cases: list[Any], policies: dict[str, Any], out: Any) -> None:
         size = options["timing_items"]
@@ -157,7 +233,9 @@ class Command(BaseCommand):
                 history_semantic.texts_cache.clear()
                 for sample in range(6):
                     start = time.thread_time()
-                    select_history(conversation_id=conversation.pk, current=current, budget=800, retriever=retriever)
+                    with _facts(name.endswith("facts")):
+                        select_history(conversation_id=conversation.pk, current=current, budget=800,
+                                       retriever=retriever)
                     (cold if sample == 0 else warm).append((time.thread_time() - start) * 1000)
                 transaction.savepoint_rollback(savepoint)
             out(f"{name:<20} first call {bench.percentile(cold, 0.5):7.1f} / {bench.percentile(cold, 0.99):7.1f}"
