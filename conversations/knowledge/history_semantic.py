@@ -46,6 +46,7 @@ from django.db.models import Exists, OuterRef
 
 from conversations.conf import platform_setting
 from conversations.knowledge.models import MessageEmbedding
+from conversations.knowledge.ranking import fuse
 from conversations.knowledge.retriever import FullTextRetriever
 from conversations.knowledge.semantic import configured_embedder
 from conversations.models import Message
@@ -409,16 +410,6 @@ def semantic_rankings(
     return semantic, facts
 
 
-def fuse(rankings: Iterable[list[tuple[int, float]]], limit: int) -> list[tuple[int, float]]:
-    """Reciprocal-rank fusion: each ranking adds 1 / (RRF_K + rank) to an item's score."""
-    scores: dict[int, float] = {}
-    for ranking in rankings:
-        for rank, (pk, _) in enumerate(ranking, start=1):
-            scores[pk] = scores.get(pk, 0.0) + 1 / (RRF_K + rank)
-    ordered = sorted(scores.items(), key=lambda pair: -pair[1])[:limit]
-    return [(pk, round(score, 6)) for pk, score in ordered]
-
-
 class HybridHistoryRetriever(FullTextRetriever):
     """Full-text ranking fused with semantic (and commitment) rankings; exactly the
     full-text retriever when `HISTORY_EMBEDDINGS` is off."""
@@ -430,7 +421,7 @@ class HybridHistoryRetriever(FullTextRetriever):
         semantic, commitments = semantic_rankings(conversation_id, query, before_seq, context)
         if not semantic and not commitments:
             return lexical
-        return fuse([lexical, semantic, commitments], limit)
+        return fuse([lexical, semantic, commitments], limit, k=RRF_K)
 
     def index(self, messages: Iterable[Message]) -> None:
         messages = list(messages)
