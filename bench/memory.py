@@ -12,9 +12,10 @@ with a scratch PostgreSQL database and Redis prefix of its own, dropped afterwar
 
 What it prints, for the server process: RSS, PSS and USS (from /proc/<pid>/smaps_rollup;
 USS is its private memory, what a second process would add), at each stage: idle after start-up (one /healthz request answered), after one
-answered widget turn, and with N open idle widget sockets (each: a session over HTTP,
-then a connected socket that received its catch-up), for each N of `--sockets`; the
-cost per socket is the growth over the one-turn figure divided by N. Then the machine's
+answered widget turn, after N widget sessions were started over HTTP, and with those N
+sockets open and idle (each connected and caught up), for each N of `--sockets`; the
+cost per socket is the growth from opening the sockets divided by N (what the sessions'
+HTTP requests and database rows leave behind is the row before it, not counted). Then the machine's
 load average, which moves these figures little but is printed for the record.
 """
 
@@ -83,9 +84,11 @@ async def one_turn(port: int) -> Any:
     return answer
 
 
-async def open_sockets(port: int, count: int) -> list[Any]:
-    sessions = await gather_limited([post_session(port) for _ in range(count)], 50)
+async def new_sessions(port: int, count: int) -> list[dict[str, Any]]:
+    return await gather_limited([post_session(port) for _ in range(count)], 50)
 
+
+async def open_sockets(port: int, sessions: list[dict[str, Any]]) -> list[Any]:
     async def open_one(session: dict[str, Any]) -> Any:
         url = f"ws://127.0.0.1:{port}{session['websocket_path']}?token={session['token']}&after=0"
         ws = await connect(url, origin=f"http://127.0.0.1:{port}", ping_interval=None, open_timeout=120)
@@ -114,10 +117,14 @@ async def drive(server: Server, pid: int, args: Any) -> list[str]:
     after_turn = memory_kb(pid)
     lines.append(row("after one answered turn", after_turn, f"   (answer: {answer[:40]!r}...)"))
     for count in args.sockets:
-        sockets = await open_sockets(server.port, count)
+        sessions = await new_sessions(server.port, count)
+        settle()
+        before = memory_kb(pid)
+        lines.append(row(f"+{count} sessions (HTTP)", before))
+        sockets = await open_sockets(server.port, sessions)
         settle()
         held = memory_kb(pid)
-        per = {k: (held[k] - after_turn[k]) / count for k in held}
+        per = {k: (held[k] - before[k]) / count for k in held}
         lines.append(row(f"{count} open sockets", held,
                          f"   per socket: RSS {per['rss']:.1f} KB, USS {per['uss']:.1f} KB"))
         await asyncio.gather(*(ws.close() for ws in sockets))
@@ -146,6 +153,7 @@ def drop_scale(args: Any, name: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sockets", type=int, nargs="*", default=[100, 1000])
+    parser.add_argument("--no-trim", action="store_true", help="SUPPORT_MALLOC_TRIM_SECONDS=0 (no heap trims)")
     parser.add_argument("--scale", action="store_true", help="PostgreSQL + Redis (DATABASE_URL, REDIS_URL)")
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL") or SCALE_DATABASE_URL)
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or SCALE_REDIS_URL)
@@ -157,6 +165,9 @@ def main() -> None:
             "SUPPORT_WIDGET_SESSION_RATE": "",  # every session comes from one address
             "SUPPORT_WS_MAX_PER_ADDRESS": "0",
             "LOG_LEVEL": "WARNING",
+            # Each figure is read 2 s after its stage, so trim every second (60 s by
+            # default) to read what a process holds once it has trimmed; --no-trim: never.
+            "SUPPORT_MALLOC_TRIM_SECONDS": "0" if args.no_trim else "1",
             **(scale_env(args, scale_name) if args.scale else {}),
         }
         server = Server(Path(var_dir), env)
@@ -174,7 +185,8 @@ def main() -> None:
             if args.scale:
                 drop_scale(args, scale_name)
     mode = "scale (PostgreSQL + Redis channel layer)" if args.scale else "embedded (SQLite, in-memory channel layer)"
-    print(f"memory of one `python -m support.serve` process, {mode}, offline model")
+    trims = "no heap trims" if args.no_trim else "heap trimmed every second"
+    print(f"memory of one `python -m support.serve` process, {mode}, offline model, {trims}")
     print("\n".join(lines))
     print(f"machine: {os.cpu_count()} cores, load average before {load_before[0]:.2f} / after {load_after[0]:.2f}")
 
