@@ -11,12 +11,13 @@ the websocket clients in this process (the `websockets` package, as bench/widget
 with a scratch PostgreSQL database and Redis prefix of its own, dropped afterwards.
 
 What it prints, for the server process: RSS, PSS and USS (from /proc/<pid>/smaps_rollup;
-USS is its private memory, what a second process would add), at each stage: idle after start-up (one /healthz request answered), after one
-answered widget turn, after N widget sessions were started over HTTP, and with those N
-sockets open and idle (each connected and caught up), for each N of `--sockets`; the
-cost per socket is the growth from opening the sockets divided by N (what the sessions'
-HTTP requests and database rows leave behind is the row before it, not counted). Then the machine's
-load average, which moves these figures little but is printed for the record.
+USS is its private memory, what a second process would add), at each stage: idle after
+start-up (one /healthz request answered), after one answered widget turn, after N widget
+sessions were started over HTTP, and with those N sockets open and idle (each connected
+and caught up), for each N of `--sockets`. The cost per socket is the growth from opening
+the sockets divided by N (what the sessions' requests and rows leave behind is the row
+before, not counted). The server's heap trims are off unless `--trim` (a trim between two
+readings blurs the per-socket figure). Then the machine's load average.
 """
 
 from __future__ import annotations
@@ -153,7 +154,7 @@ def drop_scale(args: Any, name: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sockets", type=int, nargs="*", default=[100, 1000])
-    parser.add_argument("--no-trim", action="store_true", help="SUPPORT_MALLOC_TRIM_SECONDS=0 (no heap trims)")
+    parser.add_argument("--trim", action="store_true", help="SUPPORT_MALLOC_TRIM_SECONDS=1 (per-socket figures then mean little)")
     parser.add_argument("--scale", action="store_true", help="PostgreSQL + Redis (DATABASE_URL, REDIS_URL)")
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL") or SCALE_DATABASE_URL)
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or SCALE_REDIS_URL)
@@ -165,9 +166,10 @@ def main() -> None:
             "SUPPORT_WIDGET_SESSION_RATE": "",  # every session comes from one address
             "SUPPORT_WS_MAX_PER_ADDRESS": "0",
             "LOG_LEVEL": "WARNING",
-            # Each figure is read 2 s after its stage, so trim every second (60 s by
-            # default) to read what a process holds once it has trimmed; --no-trim: never.
-            "SUPPORT_MALLOC_TRIM_SECONDS": "0" if args.no_trim else "1",
+            # No trims by default: a trim between two readings would make the cost per
+            # socket meaningless (even negative). --trim: every second (60 s in
+            # production), to read what a process holds once it has trimmed.
+            "SUPPORT_MALLOC_TRIM_SECONDS": "1" if args.trim else "0",
             **(scale_env(args, scale_name) if args.scale else {}),
         }
         server = Server(Path(var_dir), env)
@@ -185,7 +187,7 @@ def main() -> None:
             if args.scale:
                 drop_scale(args, scale_name)
     mode = "scale (PostgreSQL + Redis channel layer)" if args.scale else "embedded (SQLite, in-memory channel layer)"
-    trims = "no heap trims" if args.no_trim else "heap trimmed every second"
+    trims = "heap trimmed every second" if args.trim else "no heap trims"
     print(f"memory of one `python -m support.serve` process, {mode}, offline model, {trims}")
     print("\n".join(lines))
     print(f"machine: {os.cpu_count()} cores, load average before {load_before[0]:.2f} / after {load_after[0]:.2f}")
