@@ -112,3 +112,29 @@ def test_a_megabyte_without_spaces_is_counted_in_bounded_time(tmp_path):
     """, timeout=180)
 
     assert 100_000 < result["count"] < result["length"]
+
+
+def test_the_python_copy_of_the_vocabulary_is_released_and_tokens_are_unchanged(tmp_path):
+    # The platform keeps only tiktoken's Rust tokenizer (~28 MB less per encoding and
+    # process); counts, ids and decoding must equal those of an untouched Encoding.
+    result = _run(tmp_path, """
+        import tiktoken
+        from django.conf import settings
+        from pathlib import Path
+        from conversations.agent.tokens import get_encoding
+        text = "Hello, world! Ünïcödé and emoji 🚚 count too. Refund order #4521, please."
+        ours = get_encoding("o200k_base")
+        ranks = tiktoken.load.load_tiktoken_bpe(
+            str(Path(settings.VAR_DIR) / "tiktoken" / "fb374d419588a4632f3f557e76b4b70aebbca790"))
+        reference = tiktoken.Encoding("reference", pat_str=ours._pat_str, mergeable_ranks=ranks,
+                                      special_tokens=ours._special_tokens)
+        ids = ours.encode_ordinary(text)
+        print(json.dumps({"ids_equal": ids == reference.encode_ordinary(text),
+                          "decoded": ours.decode(ids), "n_vocab": ours.n_vocab == reference.n_vocab,
+                          "python_ranks": len(ours._mergeable_ranks)}))
+    """)
+
+    assert result == {
+        "ids_equal": True, "n_vocab": True, "python_ranks": 0,
+        "decoded": "Hello, world! Ünïcödé and emoji 🚚 count too. Refund order #4521, please.",
+    }

@@ -31,6 +31,7 @@ class DaphneServer:
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = self.var_dir / "daphne.log"
+        self.command = [str(BIN / "daphne")]  # or [python, "-m", "support.serve"], as production
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "support.settings",
@@ -70,7 +71,7 @@ class DaphneServer:
     def start(self, timeout: float = 30.0) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process
         self.process = subprocess.Popen(
-            [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port), "support.asgi:application"],
+            [*self.command, "-b", "127.0.0.1", "-p", str(self.port), "support.asgi:application"],
             cwd=BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()
