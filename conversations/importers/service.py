@@ -34,6 +34,7 @@ from conversations.importers.writer import (
     stored_links,
     thread_import,
 )
+from conversations.knowledge.history_semantic import embeddings_deferred
 from conversations.models import Agent
 from conversations.models.conversation import CustomerKind
 from conversations.services.conversations import agent_default
@@ -207,6 +208,7 @@ class _Importer:
         self.progress.advance()
 
 
+@embeddings_deferred()
 def conversations_import_files(*, paths: list[str | Path], options: ImportOptions) -> ImportReport:
     """Import Assistants exports and Chat Completions JSONL files."""
     report = ImportReport(source="files", dry_run=options.dry_run)
@@ -251,6 +253,7 @@ def conversations_import_files(*, paths: list[str | Path], options: ImportOption
     return report
 
 
+@embeddings_deferred()
 def conversations_import_api(
     *, api: AssistantsApi, assistant_ids: list[str], options: ImportOptions
 ) -> ImportReport:

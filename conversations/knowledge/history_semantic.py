@@ -36,12 +36,13 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from django.db import close_old_connections, connection, transaction
+from django.db import IntegrityError, close_old_connections, connection, transaction
 from django.db.models import Exists, OuterRef
 
 from conversations.conf import platform_setting
@@ -229,6 +230,23 @@ def embed_pending(conversation_id: Any = None, limit: int = 2_000) -> int:
     return len(found)
 
 
+_deferred = threading.Event()
+
+
+@contextmanager
+def embeddings_deferred() -> Iterator[None]:
+    """Within it, items stored in this process are not scheduled for the background
+    embedding thread. A bulk import uses it: embedding 100,000 imported items would cost
+    the import process minutes of CPU. Imported conversations are embedded when their
+    customer next writes (the whole conversation's missing items), or by
+    `manage.py embed_history`."""
+    _deferred.set()
+    try:
+        yield
+    finally:
+        _deferred.clear()
+
+
 class _Worker:
     """One daemon thread per process that embeds scheduled conversations' new items."""
 
@@ -266,6 +284,9 @@ class _Worker:
                 close_old_connections()
                 while embed_pending(conversation_id, limit=EMBED_BATCH * 4) == EMBED_BATCH * 4:
                     pass
+            except IntegrityError:
+                # Its items were deleted between reading and storing (a deleted conversation).
+                logger.info("items of %s were deleted while being embedded", conversation_id)
             except Exception:
                 logger.warning("could not embed the new items of %s", conversation_id, exc_info=True)
             finally:
@@ -426,7 +447,12 @@ class HybridHistoryRetriever(FullTextRetriever):
     def index(self, messages: Iterable[Message]) -> None:
         messages = list(messages)
         super().index(messages)
-        if not messages or history_embedder() is None or not platform_setting("HISTORY_EMBED_BACKGROUND"):
+        if (
+            not messages
+            or _deferred.is_set()
+            or history_embedder() is None
+            or not platform_setting("HISTORY_EMBED_BACKGROUND")
+        ):
             return
         conversation_id = messages[0].conversation_id
         transaction.on_commit(lambda: worker.schedule(conversation_id))
