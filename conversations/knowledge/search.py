@@ -111,12 +111,19 @@ SEARCH_WINDOW = 2_000
 
 
 def _window_floor_id(conversation_id: Any, before_seq: int) -> int:
-    """The id of the oldest item in the search window (0: the whole conversation)."""
+    """The id of the oldest item in the search window, the `SEARCH_WINDOW` items before
+    `before_seq` (0: the whole conversation). A `before_seq` past the conversation's end
+    ("everything") counts back from its newest item."""
     if before_seq <= SEARCH_WINDOW:
         return 0
-    first = (Message.objects.filter(conversation_id=conversation_id, seq__gte=before_seq - SEARCH_WINDOW)
-             .order_by("seq").values_list("id", flat=True).first())
-    return first or 0
+    items = Message.objects.filter(conversation_id=conversation_id)
+    first = items.filter(seq__gte=before_seq - SEARCH_WINDOW).order_by("seq").values_list("id", "seq").first()
+    if first is not None and first[1] < before_seq:
+        return first[0]
+    newest = items.filter(seq__lt=before_seq).order_by("-seq").values_list("seq", flat=True).first()
+    if newest is None or newest < SEARCH_WINDOW:
+        return 0
+    return items.filter(seq__gte=newest + 1 - SEARCH_WINDOW).order_by("seq").values_list("id", flat=True).first() or 0
 
 
 class SqliteFullText:
@@ -322,9 +329,13 @@ class PostgresFullText:
                 # index), so the rows ranked do not grow with the conversation.
                 "SELECT message_id, ts_rank(vector, q) AS score "
                 f"FROM knowledge_messageindexentry, to_tsquery({PG_CONFIG}, %s) q "
-                "WHERE conversation_id = %s AND seq < %s AND seq >= %s AND vector @@ q "
+                # Counted back from the newest item before `before_seq`, so a
+                # `before_seq` past the end ("everything") still finds the newest items.
+                "WHERE conversation_id = %s AND seq < %s AND vector @@ q AND seq > ("
+                "SELECT coalesce(max(seq), 0) FROM knowledge_messageindexentry "
+                "WHERE conversation_id = %s AND seq < %s) - %s "
                 "ORDER BY score DESC, seq DESC LIMIT %s",
-                [" | ".join(terms), conversation_id, before_seq, before_seq - SEARCH_WINDOW, limit],
+                [" | ".join(terms), conversation_id, before_seq, conversation_id, before_seq, SEARCH_WINDOW, limit],
             )
             return [(pk, round(float(score), 4)) for pk, score in cursor.fetchall()]
 
