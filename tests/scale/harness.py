@@ -250,6 +250,10 @@ def cluster_env(*, database: dict[str, Any], proxy: TcpProxy, redis_url: str, re
         "SUPPORT_SWEEP_INTERVAL_SECONDS": "0.2",
         "SUPPORT_ORPHAN_GRACE_SECONDS": "0",
         "SUPPORT_DB_THREADS": "4",
+        # The cluster outlives each test, whose teardown TRUNCATEs every table: a history
+        # embedding thread writing then deadlocks with it. The thread itself is tested in
+        # tests/engine/test_history_embeddings.py and runs in the widget's daphne servers.
+        "SUPPORT_HISTORY_EMBED_BACKGROUND": "0",
         # As many tool threads as pooled connections: a tool thread that kept its
         # connection would starve the process (tests/scale/test_connections.py).
         "SUPPORT_TOOL_THREADS": str(POOL_MAX_SIZE),
