@@ -64,12 +64,19 @@ class Server(DaphneServer):
         self.command = [sys.executable, "-m", "support.serve"]
 
 
+async def until_event(ws: Any, kind: str) -> dict[str, Any]:
+    """Read a socket's events until one of type `kind`, and return it."""
+    event = json.loads(await ws.recv())
+    while event["type"] != kind:
+        event = json.loads(await ws.recv())
+    return event
+
+
 async def one_turn(port: int) -> Any:
     session = await post_session(port)
     url = f"ws://127.0.0.1:{port}{session['websocket_path']}?token={session['token']}&after=0"
     async with connect(url, origin=f"http://127.0.0.1:{port}", ping_interval=None, open_timeout=60) as ws:
-        while json.loads(await ws.recv())["type"] != "caught_up":
-            pass
+        await until_event(ws, "caught_up")
         await ws.send(json.dumps({"type": "message", "text": "How do I reset my password?", "client_id": "m1"}))
         answer = None
         while True:
@@ -93,8 +100,7 @@ async def open_sockets(port: int, sessions: list[dict[str, Any]]) -> list[Any]:
     async def open_one(session: dict[str, Any]) -> Any:
         url = f"ws://127.0.0.1:{port}{session['websocket_path']}?token={session['token']}&after=0"
         ws = await connect(url, origin=f"http://127.0.0.1:{port}", ping_interval=None, open_timeout=120)
-        while json.loads(await ws.recv())["type"] != "caught_up":
-            pass
+        await until_event(ws, "caught_up")
         return ws
 
     return await gather_limited([open_one(s) for s in sessions], 100)
