@@ -6,7 +6,8 @@ console's live view and try-it panel connect), joins the conversation's event gr
 sends a `ready` event with the conversation's state and then every stored item after
 `after`. From then on it relays the engine's events (the customer view for visitors,
 unchanged for staff), typing hints and read marks (a staff connection marks the
-customer's messages read, `presentation.staff_read_mark`), and turns client frames into service calls:
+customer's messages read, `presentation.staff_read_mark`; a staff member's typing is
+relayed only if they may reply), and turns client frames into service calls:
 `message` -> `message_post` (staff: `staff_reply_post`), `retry` -> `turn_retry`,
 `handoff` -> `conversation_handoff`, `resume` -> catch-up. The services authorise every
 action of the connection's principal (`conversations.authorization.authorize`); ORM
@@ -43,6 +44,7 @@ from conversations.agent.events import (
     read_up_to,
     typing_hint,
 )
+from conversations.authorization import Action, authorize
 from conversations.conf import platform_setting
 from conversations.customer_view import customer_sources
 from conversations.errors import PlatformError
@@ -81,6 +83,12 @@ def _retry(viewer: Viewer, turn_id: Any) -> str:
     turn = turn_of_conversation(viewer.conversation.pk, turn_id)
     trigger = TurnTrigger.STAFF_RETRY if viewer.role == STAFF else TurnTrigger.CUSTOMER_RETRY
     return str(turn_retry(turn=turn, actor=viewer.principal, trigger=trigger).pk)
+
+
+def _authorize_staff_typing(viewer: Viewer) -> None:
+    # A typing hint announces a reply: only staff who may send one may announce it, so a
+    # read-only viewer's console never tells the customer that someone is writing.
+    authorize(viewer.principal, Action.REPLY, viewer.conversation)
 
 
 def _handoff(viewer: Viewer, reason: str) -> None:
@@ -314,6 +322,8 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         active = frame.get("active", True) is not False
         if active and now - self.last_typing < protocol.TYPING_MIN_INTERVAL:
             return
+        if self.viewer.role == STAFF:
+            await engine.db(_authorize_staff_typing, self.viewer)
         self.last_typing = now if active else 0.0
         await self.channel_layer.group_send(self.group, {
             "type": TYPING_MESSAGE_TYPE, "sender": self.channel_name, "role": self.viewer.role,

@@ -120,6 +120,29 @@ async def test_each_role_may_send_only_the_frames_its_permissions_allow(world, r
     await client.close()
 
 
+@pytest.mark.parametrize("role", ["viewer", "agent", "superuser"])
+async def test_a_staff_typing_hint_reaches_the_customer_only_from_staff_who_may_reply(world, role):
+    # Given the customer's widget and a staff connection of this role
+    visitor = WsClient(**world["clients"]["visitor"])
+    assert await visitor.connect()
+    await visitor.until(of_type("caught_up"))
+    staff = WsClient(**world["clients"][role])
+    assert await staff.connect()
+    await staff.until(of_type("caught_up"))
+    # When the staff member types
+    await staff.send({"type": "typing"})
+    # Then the customer sees it, unless the role may not reply (a viewer only reads)
+    if EXPECTED[role]["message"] == ACK:
+        typing = await visitor.until(of_type("typing"))
+        assert typing["role"] == "staff" and typing["active"] is True
+    else:
+        error = await staff.until(of_type("error", frame="typing"))
+        assert error["code"] == "forbidden"
+        assert not [e for e in await visitor.quiet(0.3) if e["type"] == "typing"]
+    await staff.close()
+    await visitor.close()
+
+
 @pytest.mark.parametrize("role", REFUSED_AT_CONNECT)
 async def test_roles_that_may_not_see_the_conversation_are_closed_with_4404(world, role):
     client = WsClient(**world["clients"][role])

@@ -85,8 +85,8 @@ class Widget:
         return self.page.evaluate(f"(() => {{ const a = {ROOT}.activeElement; return a ? a.tagName + '.' + a.className : '' }})()")
 
 
-def staff_socket(browser: Any, server: DaphneServer, conversation_id: str) -> Any:
-    """A logged-in staff member with the conversation open (its live view's socket)."""
+def staff_login(browser: Any, server: DaphneServer) -> Any:
+    """A browser context and page of the logged-in staff member `admin`."""
     staff_context = new_context(browser)
     staff = staff_context.new_page()
     staff.goto(server.base_url + "/admin/login/")
@@ -94,6 +94,12 @@ def staff_socket(browser: Any, server: DaphneServer, conversation_id: str) -> An
     staff.fill("#id_password", server.admin_password())
     staff.click("input[type=submit]")
     staff.wait_for_url(re.compile(r"/admin/$"))
+    return staff_context, staff
+
+
+def staff_socket(browser: Any, server: DaphneServer, conversation_id: str) -> Any:
+    """A logged-in staff member with the conversation open (its live view's socket)."""
+    staff_context, staff = staff_login(browser, server)
     staff.evaluate("""async (id) => {
         const ws = new WebSocket(`ws://${location.host}/ws/conversations/${id}/`);
         await new Promise((resolve, reject) => {
@@ -259,6 +265,43 @@ def test_handoff_and_a_staff_reply_arrive_live_with_an_unread_badge(server, brow
         expect(staff_line.locator(".bubble")).to_have_text("Hi, this is the support team. Checking now.")
         expect(staff_line.locator(".who")).to_have_text("admin (support team)")
         expect(visitor.root.locator(".banner")).to_have_text("You are chatting with our support team.")
+    finally:
+        staff_context.close()
+
+
+def test_typing_shows_both_ways_between_the_console_reply_box_and_the_widget(server, browser, context):
+    # Given a customer talking to a person, and the staff member on the console page
+    visitor = Widget.visit(context, server)
+    visitor.open()
+    visitor.send("hello")
+    expect(visitor.answers()).to_have_count(1)
+    visitor.root.get_by_role("button", name="Talk to a person").click()
+    expect(visitor.root.locator(".banner")).to_have_text("A person will reply here.")
+    conversation_id = visitor.stored()["conversation"]
+    staff_context, staff = staff_login(browser, server)
+    try:
+        staff.goto(f"{server.base_url}/admin/conversations/conversation/{conversation_id}/change/")
+        expect(staff.locator("#cs-live-state")).to_have_text("live")
+        typing_line = visitor.root.locator(".typing")
+
+        # When staff type a reply, the customer sees who is writing; emptied, it goes
+        staff.locator("#cs-reply").press_sequentially("Let me check")
+        expect(typing_line).to_have_text("admin is typing…")
+        staff.locator("#cs-reply").fill("")
+        expect(typing_line).to_have_text("")
+        # An internal note is never announced to the customer
+        staff.locator("#cs-note").press_sequentially("Customer seems upset")
+        visitor.page.wait_for_timeout(500)
+        expect(typing_line).to_have_text("")
+
+        # When the customer types, the console shows it until their message arrives
+        visitor.root.locator("textarea").press_sequentially("one more thing")
+        customer_typing = staff.locator("#cs-typing")
+        expect(customer_typing).to_be_visible()
+        expect(customer_typing).to_contain_text("is typing…")
+        visitor.root.locator("textarea").press("Enter")
+        expect(staff.locator("#cs-items")).to_contain_text("one more thing")
+        expect(customer_typing).to_be_hidden()
     finally:
         staff_context.close()
 

@@ -1,4 +1,5 @@
-/* Staff console pages: copy buttons, "load earlier" and live updates of the conversation page.
+/* Staff console pages: copy buttons, "load earlier", live updates of the conversation page
+ * and typing hints both ways (the reply box's to the customer, the customer's shown here).
  *
  * Live updates come from the conversation websocket (ws/conversations/<id>/, the widget's
  * socket, which gives a staff session of this site the staff role; docs/widget.md). A frame
@@ -201,6 +202,7 @@
         refreshTail();
         break;
       case "message":
+        if (event.message && event.message.kind === "user") showCustomerTyping(false);
         if (event.seq > lastSeq) sync(0);
         if (event.message && event.message.kind === "assistant" && event.turn === streamingTurn) stopStreaming();
         break;
@@ -249,6 +251,48 @@
       case "conversation.updated":
         applyState(event);
         break;
+      case "typing":
+        if (event.role === "visitor") showCustomerTyping(event.active !== false);
+        break;
+    }
+  }
+
+  // --- typing, both ways ----------------------------------------------------------------
+  // The reply box (never the internal note) tells the customer that a person is writing:
+  // a hint at most every 3 s while there is text, and "stopped" when the box is emptied,
+  // left or sent. The server relays a hint only from staff who may reply. The customer's
+  // own hints show under the transcript until they stop, send, or go quiet for 6 s.
+  var TYPING_EVERY_MS = 3000;
+  var TYPING_SHOWN_MS = 6000;
+  var live = null;
+  var reply = document.getElementById("cs-reply");
+  var customerTyping = document.getElementById("cs-typing");
+  var typingSentAt = 0;
+  var typingTimer = null;
+  function sendTyping(active) {
+    if (live && live.readyState === WebSocket.OPEN) live.send(JSON.stringify({ type: "typing", active: active }));
+  }
+  function typingStopped() {
+    if (typingSentAt) sendTyping(false);
+    typingSentAt = 0;
+  }
+  if (reply) {
+    reply.addEventListener("input", function () {
+      if (!reply.value.trim()) { typingStopped(); return; }
+      var now = Date.now();
+      if (now - typingSentAt >= TYPING_EVERY_MS) { sendTyping(true); typingSentAt = now; }
+    });
+    reply.addEventListener("blur", typingStopped);
+    if (reply.form) reply.form.addEventListener("submit", typingStopped);
+  }
+  function showCustomerTyping(active) {
+    clearTimeout(typingTimer);
+    if (!customerTyping) return;
+    var stick = nearBottom();
+    customerTyping.hidden = !active;
+    if (active) {
+      typingTimer = setTimeout(function () { customerTyping.hidden = true; }, TYPING_SHOWN_MS);
+      if (stick) toBottom();
     }
   }
 
@@ -262,6 +306,7 @@
     var scheme = location.protocol === "https:" ? "wss://" : "ws://";
     // Stored items after `after` follow `ready` (the catch-up); earlier ones are on the page.
     var socket = new WebSocket(scheme + location.host + root.dataset.wsPath + "?after=" + lastSeq);
+    live = socket;
     socket.onopen = function () { retries = 0; setLive("live", true); };
     socket.onmessage = function (message) {
       var event;
