@@ -180,19 +180,51 @@ class _TextCache:
 texts_cache = _TextCache(CACHED_TEXTS)
 
 
+# Texts some thread is embedding right now: {(model key, text): set when it is cached}.
+# A customer's new message is embedded by the worker (scheduled when it is stored) and
+# needed at once by the turn's selection as its query; whichever comes second waits for
+# the first instead of running the model again (a third of a turn's CPU, measured).
+_in_flight: dict[tuple[str, str], threading.Event] = {}
+_in_flight_lock = threading.Lock()
+IN_FLIGHT_WAIT_SECONDS = 2.0
+
+
 def embed_cached(embedder: Any, texts: list[str]) -> np.ndarray:
-    """Embeddings of `texts`, running the model only for those not cached."""
+    """Embeddings of `texts`, running the model only for those neither cached nor being
+    embedded by another thread (those it waits for)."""
+    key = embedder.key
     texts = [t[:MAX_EMBED_CHARS] for t in texts]
-    out: list[np.ndarray | None] = [texts_cache.get(embedder.key, t) for t in texts]
-    missing = sorted({t for t, v in zip(texts, out, strict=True) if v is None})
-    if missing:
-        computed = np.vstack([embedder.embed(missing[i : i + EMBED_BATCH]) for i in range(0, len(missing), EMBED_BATCH)])
-        fresh = dict(zip(missing, computed, strict=True))
-        for text, vector in fresh.items():
-            texts_cache.put(embedder.key, text, vector)
-        out = [v if v is not None else fresh[t] for t, v in zip(texts, out, strict=True)]
-    vectors = [v for v in out if v is not None]  # every text has one by now
-    return np.vstack(vectors).astype(np.float32) if vectors else np.zeros((0, 1), dtype=np.float32)
+    found: dict[str, np.ndarray] = {}
+    mine: list[str] = []
+    theirs: list[tuple[str, threading.Event]] = []
+    with _in_flight_lock:
+        for text in dict.fromkeys(texts):
+            vector = texts_cache.get(key, text)
+            if vector is not None:
+                found[text] = vector
+            elif (key, text) in _in_flight:
+                theirs.append((text, _in_flight[(key, text)]))
+            else:
+                _in_flight[(key, text)] = threading.Event()
+                mine.append(text)
+    try:
+        for start in range(0, len(mine), EMBED_BATCH):
+            batch = mine[start : start + EMBED_BATCH]
+            for text, vector in zip(batch, embedder.embed(batch), strict=True):
+                texts_cache.put(key, text, vector)
+                found[text] = vector
+    finally:
+        with _in_flight_lock:
+            for text in mine:
+                _in_flight.pop((key, text)).set()
+    for text, done in theirs:
+        done.wait(IN_FLIGHT_WAIT_SECONDS)
+        vector = texts_cache.get(key, text)
+        # The other thread failed, gave up or was evicted: embed it here after all.
+        found[text] = vector if vector is not None else embedder.embed([text])[0]
+    if not texts:
+        return np.zeros((0, 1), dtype=np.float32)
+    return np.vstack([found[t] for t in texts]).astype(np.float32)
 
 
 def item_text(kind: str, text: str, tool_name: str, tool_arguments: str) -> str:
