@@ -19,6 +19,11 @@ reasoning model (o-series, GPT-5 family; GPT-5.1 and later take them with effort
 `store=False` nothing is persisted to look it up by). Reasoning output carries
 encrypted content only when the request asked for it in `include`.
 
+Embeddings (`POST /v1/embeddings`): deterministic 16-dimension vectors made from the
+text's words (the same word always adds to the same axes), recorded in
+`embeddings_requests`, not in `requests`; with `embeddings_stuck` set, each request
+waits for `embeddings_released` first, as a hung endpoint does.
+
 Prompt caching: with `count_prompt_tokens` on, a response reports `input_tokens` as
 the request's prompt size (a crude tokenisation of instructions, tools and input in
 order) and `cached_tokens` as its longest common prefix with the previous request of
@@ -28,6 +33,7 @@ in steps of 128).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -126,6 +132,9 @@ class FakeProvider:
         self.responder: Callable[[dict[str, Any]], Step] | None = None
         self.count_prompt_tokens = False
         self.prompt_cache = wire.PromptCache()
+        self.embeddings_requests: list[dict[str, Any]] = []
+        self.embeddings_stuck = threading.Event()
+        self.embeddings_released = threading.Event()
         provider = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -137,6 +146,9 @@ class FakeProvider:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
+                if self.path.endswith("/embeddings"):
+                    provider._serve_embeddings(self, body)
+                    return
                 with provider.lock:
                     provider.requests.append(body)
                     step = provider._next_step(body)
@@ -184,6 +196,25 @@ class FakeProvider:
             self.responder = None
             self.count_prompt_tokens = False
             self.prompt_cache = wire.PromptCache()
+            self.embeddings_requests.clear()
+            self.embeddings_stuck.clear()
+            self.embeddings_released.set()  # a request still waiting goes
+            self.embeddings_released = threading.Event()
+
+    def _serve_embeddings(self, handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        with self.lock:
+            self.embeddings_requests.append(body)
+        if self.embeddings_stuck.is_set():
+            self.embeddings_released.wait(60)
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = [{"object": "embedding", "index": i, "embedding": _word_vector(t)} for i, t in enumerate(texts)]
+        payload = json.dumps({"object": "list", "data": data, "model": body.get("model", ""),
+                              "usage": {"prompt_tokens": len(texts), "total_tokens": len(texts)}}).encode()
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(payload)))
+        handler.end_headers()
+        handler.wfile.write(payload)
 
     def _next_step(self, body: dict[str, Any]) -> Step:
         own = self.scripts.get(_conversation_of(body))
@@ -319,3 +350,11 @@ def _refusal(body: dict[str, Any]) -> tuple[str, str] | None:
             )
     return None
 
+
+def _word_vector(text: str) -> list[float]:
+    vector = [0.0] * 16
+    for word in re.findall(r"\w+", text.lower()):
+        digest = hashlib.sha256(word.encode()).digest()
+        vector[digest[0] % 16] += 1.0
+        vector[digest[1] % 16] += 0.5
+    return vector if any(vector) else [1.0] + [0.0] * 15
