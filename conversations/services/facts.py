@@ -60,6 +60,8 @@ _IDENTIFYING = re.compile(r"(^id$|_id$|number$|^reference$)")
 
 
 def _sentences(text: str, pattern: re.Pattern[str], also: re.Pattern[str] | None = None) -> list[str]:
+    if not pattern.search(text):  # most messages: one search, no sentence splitting (imports)
+        return []
     found = []
     for sentence in _SENTENCE.split(text.strip()):
         sentence = " ".join(sentence.split())
@@ -128,17 +130,20 @@ def facts_keep(*, conversation: Conversation, messages: Iterable[Message]) -> li
         fact.key: fact for fact in CustomerFact.objects.filter(
             conversation_id=conversation.pk, key__in=[key for _, key, _, _ in found])
     }
-    kept = []
+    kept, new = [], []
     for source, key, text, message in found:
         fact = existing.get(key)
         if fact is None:
-            fact = CustomerFact.objects.create(
-                conversation_id=conversation.pk, source=source, key=key, text=text, message=message)
+            fact = CustomerFact(conversation_id=conversation.pk, source=source, key=key, text=text, message=message)
             existing[key] = fact
+            new.append(fact)
+        elif fact.pk is None:  # kept earlier in this same batch: the later item's text wins
+            fact.text, fact.message = text, message
         elif fact.author_id is None and fact.text != text:  # staff edits are left alone
             fact.text, fact.message = text, message
             fact.save(update_fields=["text", "message", "updated_at"])
         kept.append(fact)
+    CustomerFact.objects.bulk_create(new)  # one statement (an import keeps many at once)
     return kept
 
 

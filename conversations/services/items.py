@@ -113,7 +113,8 @@ def items_bulk_append(
 ) -> list[Message]:
     """`items_append` for bulk writers (the importer): the same contract and results
     (seqs from the row's `next_seq`, token counts with the model's encoding, the
-    retrieval index in the same transaction, the counters), with a lean insert.
+    retrieval index in the same transaction, the counters, the customer facts), with a
+    lean insert.
 
     Precondition: inside `transaction.atomic()`, and `conversation` is the row
     `conversation_lock` returned in this same transaction, or one this transaction
@@ -188,6 +189,7 @@ def items_bulk_append(
         message._state.adding = False
         message._state.db = connection.alias
     _stored(row, messages, save=save)
+    facts_keep(conversation=row, messages=messages)
     return messages
 
 

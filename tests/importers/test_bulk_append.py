@@ -1,6 +1,6 @@
 """`items_bulk_append`, the importer's lean insert, stores what `items_append` stores:
-the same rows and seqs, token counts, retrieval index entries and conversation counters,
-on whichever database the suite runs."""
+the same rows and seqs, token counts, retrieval index entries, conversation counters and
+customer facts, on whichever database the suite runs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from django.db import connection, transaction
 
 from conversations.agent.history import default_retriever
 from conversations.knowledge.search import MAX_INDEXED_CHARS, full_text
-from conversations.models import Agent, Conversation, Message
+from conversations.models import Agent, Conversation, CustomerFact, Message
 from conversations.services.items import conversation_lock, items_append, items_bulk_append
 
 pytestmark = pytest.mark.django_db
@@ -75,6 +75,29 @@ def test_bulk_append_stores_what_items_append_stores(save: bool):
         assert conversation.last_message_at == max(conversation.messages.values_list("created_at", flat=True))
     assert _found(two, "parcel") == _found(one, "parcel") == [1, 4]
     assert _found(two, "shipped order") == _found(one, "shipped order")
+
+
+def test_an_imported_history_keeps_the_customer_facts_a_live_one_keeps():
+    # An Assistants thread imported with its order lookup, a promise and what the
+    # customer tried: the customer who comes back must find them in every turn.
+    items = [
+        {"kind": "user", "text": "I already restarted the grinder twice. Order 1001 still jams."},
+        {"kind": "function_call", "tool_name": "lookup_order", "call_id": "c1", "tool_arguments": '{"order_id": "1001"}'},
+        {"kind": "function_output", "tool_name": "lookup_order", "call_id": "c1",
+         "text": '{"order_id": "1001", "status": "delivered", "items": ["Espresso grinder"]}'},
+        {"kind": "assistant", "text": "Sorry about that. I've approved a replacement grinder; it ships on Monday."},
+    ]
+    agent = Agent.objects.create(name="Bulk", model="gpt-4o-mini")
+    live, imported = (Conversation.objects.create(agent=agent, customer_id=name) for name in ("live", "imported"))
+    for conversation, append in ((live, items_append), (imported, items_bulk_append)):
+        with transaction.atomic():
+            append(conversation=conversation_lock(conversation.pk), items=items)
+
+    def facts(conversation: Conversation) -> list[tuple[Any, ...]]:
+        return sorted(CustomerFact.objects.filter(conversation=conversation).values_list("source", "text", "message__seq"))
+
+    assert facts(imported) == facts(live)
+    assert [source for source, _, _ in facts(imported)] == ["promise", "tool", "tried"]
 
 
 def test_bulk_append_refuses_unknown_fields():
