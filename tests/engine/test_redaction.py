@@ -221,3 +221,16 @@ async def test_streamed_deltas_show_real_values_even_when_a_placeholder_is_split
     assert answer.text == expected
     turn = await Turn.objects.aget(pk=posted.turn.pk)
     _assert_no_raw_values(turn.requests)
+
+
+def test_a_cut_stream_keeps_the_real_values_in_its_partial_text(redacting, conversation, provider):
+    # Given a stream that breaks after a placeholder began
+    provider.queue(Step(kind="cut", words=["Your email ", "<EMAIL_1> is ", "noted <EM", "AIL_1", "> and"], cut_after=3))
+
+    # When the customer asks
+    turn = answered(ask(conversation, f"I'm {EMAIL}"))
+
+    # Then the turn failed and its partial text (staff's view) has the real value, held tail included
+    assert turn.status == "failed" and turn.error_code == "stream_interrupted"
+    assert turn.partial_text == f"Your email {EMAIL} is noted <EM"
+    _assert_no_raw_values(turn.requests)
