@@ -28,10 +28,11 @@ everything through unchanged at no cost. This module is plain Python (no Django)
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -353,6 +354,22 @@ class Redactor:
     def stream(self, sink: Callable[[str], Awaitable[None]]) -> StreamRestorer:
         """A delta callback that restores placeholders before `sink` sees the text."""
         return StreamRestorer(self, sink)
+
+    @contextlib.asynccontextmanager
+    async def restoring(
+        self, on_text: Callable[[str], Awaitable[None]], on_commentary: Callable[[str], Awaitable[None]]
+    ) -> AsyncIterator[tuple[Callable[[str], Awaitable[None]], Callable[[str], Awaitable[None]]]]:
+        """One round's text and commentary callbacks, restoring. What they hold back is
+        sent when the round ends, or, when it fails, kept as the text's partial end
+        (nothing more is published once the round is cancelled)."""
+        text, commentary = self.stream(on_text), self.stream(on_commentary)
+        try:
+            yield text.feed, commentary.feed
+        except Exception:
+            await text.close()
+            raise
+        await text.close()
+        await commentary.close()
 
     # --- the audit --------------------------------------------------------------------
     def summary(self) -> dict[str, dict[str, int]]:

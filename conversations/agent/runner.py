@@ -183,18 +183,10 @@ async def run_rounds(
         request = plan.request(history + produced)
         progress.request_sent(request)
         progress.redactions = privacy.summary() if privacy.active else None
-        text_out, commentary_out = privacy.stream(progress.text_delta), privacy.stream(progress.commentary)
         try:
             with progress.provider_call():
-                try:
-                    result = await stream_round(
-                        client, request, text_out.feed, progress.tool_started, commentary_out.feed
-                    )
-                except ProviderFailure:
-                    await text_out.close()  # a held-back tail is part of the partial text
-                    raise
-                await text_out.close()
-                await commentary_out.close()
+                async with privacy.restoring(progress.text_delta, progress.commentary) as (on_text, on_commentary):
+                    result = await stream_round(client, request, on_text, progress.tool_started, on_commentary)
         except ProviderFailure as failure:
             progress.response_received(failure.response_id, failure.usage)
             progress.round_finished(failure)
