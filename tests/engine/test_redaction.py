@@ -234,3 +234,19 @@ def test_a_cut_stream_keeps_the_real_values_in_its_partial_text(redacting, conve
     assert turn.status == "failed" and turn.error_code == "stream_interrupted"
     assert turn.partial_text == f"Your email {EMAIL} is noted <EM"
     _assert_no_raw_values(turn.requests)
+
+
+def test_placeholders_keep_their_numbers_from_turn_to_turn_so_the_prefix_stays_cacheable(
+    redacting, conversation, provider
+):
+    # Given a first turn that sent the customer's email
+    provider.queue(text("Thanks."), text("Both noted."))
+    answered(ask(conversation, f"I'm {EMAIL}"))
+
+    # When the next turn brings a second email along with the first
+    answered(ask(conversation, f"Also bob@example.com, and {EMAIL} is still mine"))
+
+    # Then the second request starts with the first one's input unchanged
+    first, second = provider.requests
+    assert second["input"][: len(first["input"])] == first["input"]
+    assert second["input"][-1]["content"] == "Also <EMAIL_2>, and <EMAIL_1> is still mine"
