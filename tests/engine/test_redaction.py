@@ -18,6 +18,7 @@ from channels.layers import get_channel_layer
 from conversations.agent.events import group_name
 from conversations.knowledge.services import document_create
 from conversations.models import Message, Turn
+from conversations.services.conversations import conversation_create
 from conversations.services.facts import fact_add
 from conversations.services.messages import message_post
 from tests.engine.support import answered, ask, items_of
@@ -250,3 +251,20 @@ def test_placeholders_keep_their_numbers_from_turn_to_turn_so_the_prefix_stays_c
     first, second = provider.requests
     assert second["input"][: len(first["input"])] == first["input"]
     assert second["input"][-1]["content"] == "Also <EMAIL_2>, and <EMAIL_1> is still mine"
+
+
+def test_the_offline_model_looks_an_order_up_through_the_placeholder(default_agent, offline):
+    # Given the built-in offline model and an agent that redacts
+    default_agent.pii_redaction = True
+    default_agent.save()
+    conversation = conversation_create(channel="widget")
+
+    # When an anonymous visitor asks with their email
+    turn = answered(ask(conversation, f"Where is order 1001? I'm {EMAIL}"))
+
+    # Then the model only saw the placeholder, the tool got the real email and found the order
+    assert turn.status == "completed", turn.error_message
+    assert EMAIL not in json.dumps(turn.requests)
+    (call,) = items_of(conversation, "function_call")
+    assert json.loads(call.tool_arguments)["email"] == EMAIL
+    assert "shipped" in items_of(conversation, "assistant")[0].text
