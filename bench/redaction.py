@@ -1,6 +1,6 @@
 """PII redaction's CPU per turn at a 400-item history, and what two libraries would cost.
 
-A turn redacts its selected history once (`Redactor.items`, a fresh vault per turn, as
+A turn redacts its selected history once (`Redactor.history`, a fresh vault per turn, as
 `runner.run_rounds` does), then restores its answer and a tool call. The history is a
 seeded support conversation of 400 input items: customer messages (some with an email,
 a phone number, a card number, an IBAN, an order reference), answers, staff replies,
@@ -91,7 +91,7 @@ def precise_turn(items: list[dict[str, Any]]) -> Callable[[], Any]:
 
     def turn() -> Any:
         redactor = Redactor(custom)
-        sent = redactor.items(items)
+        sent = redactor.history(items)
         redactor.restore("Order 1001 for <EMAIL_1> has shipped; we will call <PHONE_1>.")
         redactor.restore_call({"type": "function_call", "arguments": '{"order_number": "1001", "email": "<EMAIL_1>"}'})
         return sent, redactor.summary()

@@ -21,9 +21,11 @@ the start of a placeholder split across deltas. A placeholder the turn did not h
 out is left as written.
 
 What was redacted is counted per kind (`summary`: distinct values and replacements,
-never the values), for the turn's audit. With redaction off, `Redactor.off()` passes
-everything through unchanged at no cost. This module is plain Python (no Django), so
-`bench/redaction.py` can time it, and compare libraries, outside the project.
+never the values), for the turn's audit. A redacting turn's input starts with
+`NOTE_ITEM`, a developer message asking the model to write placeholders exactly as
+shown. With redaction off, `Redactor.off()` passes everything through unchanged at no
+cost. This module is plain Python (no Django), so `bench/redaction.py` can time it, and
+compare libraries, outside the project.
 """
 
 from __future__ import annotations
@@ -45,6 +47,15 @@ CARD = "CARD"
 IBAN = "IBAN"
 BUILT_IN_KINDS = (EMAIL, PHONE, CARD, IBAN)
 
+# Sent first in a redacting turn's input, so the model repeats placeholders exactly (the
+# platform can only restore what it handed out, written as it was).
+PLACEHOLDER_NOTE = (
+    "Privacy: the customer's data (emails, phone numbers, card numbers, IBANs and similar) "
+    "is shown to you as placeholders such as <EMAIL_1>. Treat each as the value it stands "
+    "for, write it exactly as shown (angle brackets included) when you need it in an answer "
+    "or a tool call, and never ask the customer to repeat it."
+)
+NOTE_ITEM: dict[str, Any] = {"type": "message", "role": "developer", "content": PLACEHOLDER_NOTE}
 MAX_PATTERNS = 20
 LABEL = re.compile(r"[A-Z][A-Z0-9_]{0,30}")
 PLACEHOLDER = re.compile(r"<([A-Z][A-Z0-9_]*)_([1-9][0-9]*)>")
@@ -319,6 +330,14 @@ class Redactor:
 
     def items(self, items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         return [self.item(item) for item in items]
+
+    def history(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """A turn's selected history as sent: redacted, after `NOTE_ITEM` (once: a
+        replayed recording already starts with it)."""
+        if not self.active:
+            return items
+        sent = self.items(items)
+        return sent if sent[:1] == [NOTE_ITEM] else [dict(NOTE_ITEM), *sent]
 
     # --- back from the provider -------------------------------------------------------
     def restore(self, text: str) -> str:

@@ -176,7 +176,7 @@ async def run_rounds(
     store are in `progress`), or why the turn failed."""
     client = client_for(plan.agent)
     privacy = Redactor.for_agent(plan.agent)  # one vault for the whole turn
-    history = privacy.items(plan.input_items)
+    history = privacy.history(plan.input_items)
     produced: list[dict[str, Any]] = []  # this turn's own input items (calls, outputs, reasoning)
     shrunk = False
     while True:
@@ -194,7 +194,7 @@ async def run_rounds(
                 shrunk = True
                 plan = await engine.db(plan.shrunk)
                 progress.history = plan.audit()
-                history = privacy.items(plan.input_items)
+                history = privacy.history(plan.input_items)
                 progress.restart_text()
                 continue
             return Failure(failure.code, failure.message)

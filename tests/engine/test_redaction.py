@@ -16,6 +16,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
 from conversations.agent.events import group_name
+from conversations.agent.redaction import NOTE_ITEM
 from conversations.knowledge.services import document_create
 from conversations.models import Message, Turn
 from conversations.services.conversations import conversation_create
@@ -73,8 +74,10 @@ def test_the_provider_receives_placeholders_for_every_kind_and_the_audit_says_wh
         "I'm <EMAIL_1>, call <PHONE_1>. Card <CARD_1>, refund to <IBAN_1>. "
         f"Letter <ORDER_REF_1>, order {NOT_A_CARD}. Again: <EMAIL_1>"
     )
-    # ...the instructions are the company's own and go unchanged
+    # ...the instructions are the company's own and go unchanged, and a note first tells
+    # the model to write placeholders as shown
     assert request["instructions"] == redacting.instructions
+    assert request["input"][0] == NOTE_ITEM and len(request["input"]) == 2
     # And the audit holds the request exactly as sent, and counts per kind (no values)
     assert turn.requests == provider.requests
     assert turn.redactions == {"enabled": True, "kinds": {
@@ -174,7 +177,7 @@ def test_redaction_is_off_by_default_and_values_go_unchanged(agent, conversation
     turn = answered(ask(conversation, f"I'm {EMAIL}, card {CARD}"))
 
     # Then they reach the provider as written and the audit records no redaction
-    assert provider.requests[-1]["input"][-1]["content"] == f"I'm {EMAIL}, card {CARD}"
+    assert provider.requests[-1]["input"] == [{"type": "message", "role": "user", "content": f"I'm {EMAIL}, card {CARD}"}]
     assert Turn.objects.get(pk=turn.pk).redactions == {}
 
 
