@@ -51,7 +51,8 @@ FAQ: list[tuple[tuple[str, ...], str]] = [
 ]
 HUMAN = re.compile(r"\b(human|person|agent|representative|somebody real|someone real|real person|talk to someone|operator)\b", re.I)
 ORDER = re.compile(r"(?:order\s*(?:number|no\.?|#)?\s*#?|#)\s*(\d{3,10})\b|\b(\d{4,10})\b", re.I)
-EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
+# An address, or the placeholder PII redaction sent instead (passed on as a real model would).
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+|<EMAIL_[0-9]+>")
 GREETING = re.compile(r"^\s*(hi|hello|hey|good (morning|afternoon|evening))\b", re.I)
 
 

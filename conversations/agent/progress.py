@@ -4,7 +4,8 @@ that tell subscribers about it.
 `TurnProgress` is the runner's memory for one attempt. It coalesces text deltas into
 one `text.delta` event per flush interval (a provider streams a token at a time; a
 websocket frame per token is waste), publishes tool activity, accumulates usage and
-the audit (every request body exactly as sent, response ids, timings, and per round
+the audit (every request body exactly as sent, placeholders and all when PII
+redaction is on, with what was redacted per kind; response ids, timings, and per round
 its HTTP attempts, usage with cached tokens, where a cut stream stopped and the
 commentary it streamed), and produces the audit dict the turn services store. Partial
 text is kept for the audit of a failed or cancelled attempt only: it is never an
@@ -68,6 +69,8 @@ class TurnProgress:
     provider_seconds: float = 0.0  # inside provider calls, not counting our own callbacks
     _callback_seconds: float = 0.0
     history: AttemptAudit = field(default_factory=lambda: AttemptAudit())  # the plan's part
+    # What PII redaction replaced in the requests sent, per kind (None: redaction off).
+    redactions: dict[str, dict[str, int]] | None = None
     _pending: str = ""
     _last_flush: float = 0.0
 
@@ -165,7 +168,7 @@ class TurnProgress:
         """The fields the turn services store on the Turn."""
         now = time.monotonic()
         usage = self.usage
-        return {
+        audit: AttemptAudit = {
             **self.history,
             "requests": self.requests,
             "response_ids": self.response_ids,
@@ -182,6 +185,9 @@ class TurnProgress:
             ),
             "partial_text": "" if finished_ok else "".join(self.partial),
         }
+        if self.redactions is not None:
+            audit["redactions"] = {"enabled": True, "kinds": self.redactions}
+        return audit
 
     def recorded(self, status: str) -> None:
         """The turn's outcome was written (or, for a lost lease, deliberately not)."""

@@ -16,6 +16,12 @@ writes nothing, because the turn belongs to someone else now.
 `run_rounds` is the one turn loop: the console's replay (`console/replay.py`) runs it
 too, with the same plan and request builder, a progress whose events go nowhere, and
 a tool runner that answers from the recording instead of running tools.
+
+Everything the loop sends to the provider, and everything it takes back from it, passes
+one boundary: the turn's `Redactor` (`redaction.py`, off unless the agent turns PII
+redaction on) redacts the input items once (history, then each tool output), and
+restores the real values in streamed deltas, commentary, the answer to store and the
+tool calls before they run. A check on what crosses that boundary belongs beside it.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from conversations.agent.output import (
 )
 from conversations.agent.progress import TurnProgress
 from conversations.agent.provider import ProviderFailure, client_for, model_label, stream_round
+from conversations.agent.redaction import Redactor
 from conversations.agent.sources import attach_sources
 from conversations.conf import platform_setting
 from conversations.models.message import MessageKind
@@ -168,17 +175,18 @@ async def run_rounds(
     """The model rounds of one turn. Returns None when the model answered (the items to
     store are in `progress`), or why the turn failed."""
     client = client_for(plan.agent)
-    history = plan.input_items
+    privacy = Redactor.for_agent(plan.agent)  # one vault for the whole turn
+    history = privacy.history(plan.input_items)
     produced: list[dict[str, Any]] = []  # this turn's own input items (calls, outputs, reasoning)
     shrunk = False
     while True:
         request = plan.request(history + produced)
         progress.request_sent(request)
+        progress.redactions = privacy.summary() if privacy.active else None
         try:
             with progress.provider_call():
-                result = await stream_round(
-                    client, request, progress.text_delta, progress.tool_started, progress.commentary
-                )
+                async with privacy.restoring(progress.text_delta, progress.commentary) as (on_text, on_commentary):
+                    result = await stream_round(client, request, on_text, progress.tool_started, on_commentary)
         except ProviderFailure as failure:
             progress.response_received(failure.response_id, failure.usage)
             progress.round_finished(failure)
@@ -186,14 +194,14 @@ async def run_rounds(
                 shrunk = True
                 plan = await engine.db(plan.shrunk)
                 progress.history = plan.audit()
-                history = plan.input_items
+                history = privacy.history(plan.input_items)
                 progress.restart_text()
                 continue
             return Failure(failure.code, failure.message)
         await progress.flush()
         progress.response_received(result.response_id, result.usage)
-        progress.round_finished(result, commentary=commentary_texts(result.output))
-        progress.items += answer_items(result.output)
+        progress.round_finished(result, commentary=[privacy.restore(t) for t in commentary_texts(result.output)])
+        progress.items += privacy.restore_answers(answer_items(result.output))
         calls = function_calls(result.output)
         if not calls:
             break
@@ -203,12 +211,14 @@ async def run_rounds(
                 f"The model was still calling tools after {plan.max_tool_rounds} rounds.",
             )
         progress.tool_rounds += 1
-        outcomes = await tools(calls, plan, progress, engine)
+        real_calls = [privacy.restore_call(call) for call in calls]  # tools act on the real values
+        outcomes = await tools(real_calls, plan, progress, engine)
         if isinstance(outcomes, Failure):
             return outcomes
-        for call, outcome in zip(calls, outcomes, strict=True):
+        for call, outcome in zip(real_calls, outcomes, strict=True):
             progress.items += tool_items(call, outcome)
-        produced += passback_items(result.output) + [output_input_item(o) for o in outcomes]
+        # The calls go back as the model wrote them (placeholders), the outputs redacted.
+        produced += passback_items(result.output) + privacy.items(output_input_item(o) for o in outcomes)
     if not any(item["kind"] == MessageKind.ASSISTANT for item in progress.items):
         return Failure(TurnError.PROVIDER_ERROR, "The model returned no answer text.")
     return None

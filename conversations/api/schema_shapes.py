@@ -110,6 +110,11 @@ class TurnAuditSerializer(serializers.Serializer):
     history_tokens = serializers.IntegerField()
     response_ids = serializers.ListField(child=serializers.CharField())
     partial_text = serializers.CharField(help_text="Text streamed before a failure; never an answer.")
+    redactions = serializers.DictField(
+        allow_null=True,
+        help_text='PII redaction, when the agent had it on: {"enabled": true, "kinds": {"EMAIL": {"values": 1, '
+        '"replacements": 2}}} (the requests above are as sent, with placeholders). Never the values.',
+    )
     usage = UsageSerializer()
     cost = serializers.CharField()
     tool_rounds = serializers.IntegerField()

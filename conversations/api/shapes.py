@@ -68,6 +68,7 @@ def turn_audit(turn: Turn) -> dict[str, Any]:
         "history_tokens": turn.history_tokens,
         "response_ids": turn.response_ids,
         "partial_text": turn.partial_text,
+        "redactions": turn.redactions or None,
         "usage": {
             "input_tokens": turn.input_tokens,
             "cached_tokens": turn.cached_tokens,

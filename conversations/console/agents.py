@@ -1,5 +1,6 @@
 """Saving an agent from the console, keeping exactly one default agent, and refusing
-settings its model cannot take (the capability table, `agent/capabilities.py`)."""
+settings its model cannot take (the capability table, `agent/capabilities.py`) and PII
+patterns that are not valid (`agent/redaction.py`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from django.db import transaction
 
 from conversations.agent.capabilities import agent_problems
+from conversations.agent.redaction import patterns_problem
 from conversations.conf import platform_setting
 from conversations.errors import InvalidInput
 from conversations.models import Agent
@@ -19,11 +21,22 @@ def agent_model_problems(agent: Any) -> dict[str, str]:
     return agent_problems(agent, agent.model or platform_setting("DEFAULT_MODEL"))
 
 
+def agent_settings_problems(agent: Any) -> dict[str, str]:
+    """Field -> why the agent cannot be saved so: its model's problems and invalid PII
+    patterns (`redaction.patterns_problem`)."""
+    problems = agent_model_problems(agent)
+    pattern_problem = patterns_problem(agent.pii_patterns)
+    if pattern_problem:
+        problems["pii_patterns"] = pattern_problem
+    return problems
+
+
 def agent_save(*, agent: Agent, make_default: bool) -> Agent:
     """Save the agent; with `make_default` it becomes the default and the previous
     default stops being one, in one transaction (the one-default constraint holds).
-    Raises `InvalidInput` (with the fields) when its model cannot take its settings."""
-    problems = agent_model_problems(agent)
+    Raises `InvalidInput` (with the fields) when its model cannot take its settings or
+    its PII patterns are invalid."""
+    problems = agent_settings_problems(agent)
     if problems:
         raise InvalidInput(" ".join(problems.values()), fields=problems)
     with transaction.atomic():

@@ -67,6 +67,21 @@ class Agent(models.Model):
         help_text="Name of an environment variable holding this agent's provider key "
         "(keys are never stored in the database).",
     )
+    pii_redaction = models.BooleanField(
+        default=False,
+        verbose_name="Redact PII before the provider",
+        help_text="Replace emails, phone numbers, card numbers (Luhn-checked), IBANs and the patterns "
+        "below by placeholders such as <EMAIL_1> in everything sent to the model (history, the "
+        "customer's message, tool outputs, knowledge passages, customer facts; not the instructions). "
+        "Tools, customers and staff get the real values back.",
+    )
+    pii_patterns = models.JSONField(
+        default=list,
+        blank=True,
+        verbose_name="Extra PII patterns",
+        help_text='More values to redact, as regular expressions: [{"label": "ORDER_REF", "pattern": '
+        '"ORD-[0-9]{6}"}] sends <ORDER_REF_1>. Labels are upper case; used only with redaction on.',
+    )
     display_name = models.CharField(
         max_length=80, blank=True,
         help_text="The name customers see in the widget (beside answers and as its title). "

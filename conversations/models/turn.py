@@ -41,6 +41,7 @@ class AttemptAudit(TypedDict, total=False):
     tool_rounds: int
     time_to_first_token_ms: int | None
     latency_ms: int
+    redactions: dict[str, Any]  # PII redaction: {"enabled": True, "kinds": {kind: counts}}
 
 
 class TurnStatus(models.TextChoices):
@@ -119,6 +120,12 @@ class Turn(models.Model):
         help_text="Per model round: response id, every HTTP attempt (status, request id, "
         "error; the SDK's retries included), usage with cached tokens, where a cut stream "
         "stopped, and commentary the model streamed.",
+    )
+    redactions = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="PII redaction: which kinds were replaced by placeholders in the requests "
+        "and how often (distinct values, replacements); never the values. Empty when off.",
     )
     partial_text = models.TextField(
         blank=True, help_text="Text streamed before a failure; never shown as an answer."

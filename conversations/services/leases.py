@@ -197,6 +197,7 @@ _AUDIT_FIELDS = (
     "time_to_first_token_ms",
     "latency_ms",
     "model",
+    "redactions",
 )
 
 

@@ -131,6 +131,7 @@ def test_turns_list_summaries_and_retrieve_with_audit_for_staff(api_key, world):
     Turn.objects.filter(pk=posted["turn"]["id"]).update(
         status=TurnStatus.FAILED, error_code="timeout", error_message="Provider timed out.",
         requests=[{"model": "m", "input": []}], history=[{"seq": 1, "reason": "current", "score": None}],
+        redactions={"enabled": True, "kinds": {"EMAIL": {"values": 1, "replacements": 2}}},
     )
     retried = api_key.call("POST", f"{path}/turns/{posted['turn']['id']}/retry")
     assert retried.status_code == 201
@@ -140,7 +141,11 @@ def test_turns_list_summaries_and_retrieve_with_audit_for_staff(api_key, world):
     listed = api_key.call("GET", f"{path}/turns").json()["results"]
     assert [(t["attempt"], t["status"]) for t in listed] == [(1, "failed"), (2, "queued")]
     assert all(t["audit"] is None for t in listed)
-    audit = staff.call("GET", f"{path}/turns/{posted['turn']['id']}").json()["audit"]
+    retrieved = staff.call("GET", f"{path}/turns/{posted['turn']['id']}")
+    assert_matches_schema(retrieved, "GET", f"{path}/turns/{posted['turn']['id']}")
+    audit = retrieved.json()["audit"]
     assert audit["requests"] == [{"model": "m", "input": []}] and audit["history"][0]["reason"] == "current"
+    assert audit["redactions"] == {"enabled": True, "kinds": {"EMAIL": {"values": 1, "replacements": 2}}}
+    assert staff.call("GET", f"{path}/turns/{new_turn['id']}").json()["audit"]["redactions"] is None
     cancelled = api_key.call("POST", f"{path}/turns/{new_turn['id']}/cancel")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"

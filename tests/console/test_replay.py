@@ -196,3 +196,26 @@ async def test_replay_publishes_nothing_to_the_conversation(live_engine, default
     assert replay.status == "completed" and replay.answer == "Shipped."
     with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(layer.receive(channel), timeout=0.5)
+
+
+def test_a_redacted_turn_replays_from_its_recording_with_placeholders(default_agent, provider, agent_client):
+    # Given a turn of an agent that redacts: the recording holds placeholders only
+    default_agent.pii_redaction = True
+    default_agent.save()
+    provider.queue(calls(("lookup_order", {"order_number": "1001", "email": "<EMAIL_1>"})), text("Shipped."))
+    conversation = conversation_create(channel="widget")
+    turn = wait_turn_finished(message_post(conversation=conversation, text=QUESTION).turn.pk)
+    assert turn.status == "completed", turn.error_message
+    assert "ada@example.com" not in json.dumps(turn.requests)
+    provider.reset()
+    # The replayed model asks for the same lookup, with the placeholder it was shown
+    provider.queue(calls(("lookup_order", {"order_number": "1001", "email": "<EMAIL_1>"})), text("On its way."))
+
+    agent_client.post(f"/admin/conversations/turn/{turn.pk}/replay/", {})
+    replay = _finished(Replay.objects.get(turn=turn).pk)
+
+    # Then the recorded (redacted) output answers it and no value reached the provider
+    assert replay.status == "completed" and replay.stop_reason == "answered", replay.error_message
+    assert replay.answer == "On its way."
+    assert "ada@example.com" not in json.dumps(provider.requests)
+    assert provider.requests[0]["input"] == turn.requests[0]["input"]

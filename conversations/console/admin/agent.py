@@ -21,7 +21,7 @@ from conversations.agent.provider import is_offline
 from conversations.authorization import Action, allowed, principal_of
 from conversations.conf import platform_setting
 from conversations.console.admin.base import SuperuserManagedAdmin
-from conversations.console.agents import agent_model_problems, agent_save
+from conversations.console.agents import agent_save, agent_settings_problems
 from conversations.console.selectors import pretty_json
 from conversations.console.views import agent as views
 from conversations.models import Agent
@@ -64,15 +64,16 @@ class AgentForm(forms.ModelForm):
         return list(self.cleaned_data.get("tools") or [])
 
     def clean(self) -> dict[str, Any]:
-        """Refuse settings the model cannot take (the same check `agent_save` makes)."""
+        """Refuse settings the model cannot take and invalid PII patterns (the same checks
+        `agent_save` makes)."""
         super().clean()
         cleaned = self.cleaned_data  # what ModelForm.clean returns
         probe = copy.copy(self.instance)  # the instance gets the form's values only after clean()
         for name in ("model", "temperature", "reasoning_effort", "max_output_tokens", "history_token_budget",
-                     "model_capabilities"):
+                     "model_capabilities", "pii_patterns"):
             if name in cleaned:
                 setattr(probe, name, cleaned[name])
-        for name, message in agent_model_problems(probe).items():
+        for name, message in agent_settings_problems(probe).items():
             self.add_error(name if name in self.fields else None, message)
         return cleaned
 
@@ -96,6 +97,11 @@ class AgentAdmin(SuperuserManagedAdmin):
                 "history_token_budget", "max_tool_rounds", "max_output_tokens", "temperature", "reasoning_effort",
                 "model_capabilities_summary", "model_capabilities",
             ),
+        }),
+        ("Privacy", {
+            "description": "With redaction on, the model sees placeholders such as <EMAIL_1> instead of the "
+            "values; each turn's audit shows the request as sent and which kinds were redacted.",
+            "fields": ("pii_redaction", "pii_patterns"),
         }),
         ("Provider", {"classes": ("collapse",), "fields": ("provider_base_url", "provider_api_key_env")}),
     )

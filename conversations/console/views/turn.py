@@ -54,7 +54,21 @@ def audit_page(model_admin: Any, request: Any, object_id: str) -> HttpResponse:
         "can_replay": allowed(principal, Action.REPLAY, turn.conversation) and bool(turn.requests),
         "agents": list(Agent.objects.order_by("name").only("id", "name", "model")),
         "recorded_instructions": (turn.requests[0].get("instructions", "") if turn.requests else ""),
+        "redactions": redaction_lines(turn.redactions),
     })
+
+
+def redaction_lines(redactions: dict[str, Any] | None) -> list[str] | None:
+    """What the audit page says PII redaction did: None when it was off for the turn,
+    else one line per kind redacted (an empty list: on, nothing found)."""
+    if not redactions or not redactions.get("enabled"):
+        return None
+    lines = []
+    for kind, counts in sorted((redactions.get("kinds") or {}).items()):
+        values, replaced = int(counts.get("values", 0)), int(counts.get("replacements", 0))
+        lines.append(f"{kind}: {values} value{'s' if values != 1 else ''}, {replaced} "
+                     f"replacement{'s' if replaced != 1 else ''}")
+    return lines
 
 
 def replay_create(model_admin: Any, request: Any, turn_id: Any) -> HttpResponse:
