@@ -452,6 +452,9 @@ SUPPORT_PLATFORM: dict[str, Any] = {
     # embed_history` (catch-up).
     "HISTORY_EMBEDDINGS": os.environ.get("SUPPORT_HISTORY_EMBEDDINGS", "offline"),
     "HISTORY_EMBED_BACKGROUND": os.environ.get("SUPPORT_HISTORY_EMBED_BACKGROUND", "1") != "0",
+    # The most of one core the background embedding thread takes (it pauses after each
+    # batch; 1 = no pause); it also runs at a lower priority than the turns.
+    "HISTORY_EMBED_CPU_SHARE": _env_float("SUPPORT_HISTORY_EMBED_CPU_SHARE", 0.5),
     # Customer facts: the tools whose results are kept as facts (conversations/services/facts.py),
     # and the share of the history budget the facts section may take.
     "FACT_TOOLS": _env_list("SUPPORT_FACT_TOOLS", "lookup_order"),

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import queue
 import re
 import threading
@@ -62,6 +63,7 @@ MIN_SIMILARITY = 0.2
 CONTEXT_WEIGHT = 0.35
 RRF_K = 20
 EMBED_BATCH = 64
+EMBED_NICE = 10  # the embedding thread's nice value (the turns' threads keep 0)
 MAX_EMBED_CHARS = 2_000
 CACHED_CONVERSATIONS = 32
 CACHED_TEXTS = 4096
@@ -188,7 +190,16 @@ texts_cache = _TextCache(CACHED_TEXTS)
 # the first instead of running the model again (a third of a turn's CPU, measured).
 _in_flight: dict[tuple[str, str], threading.Event] = {}
 _in_flight_lock = threading.Lock()
-IN_FLIGHT_WAIT_SECONDS = 2.0
+# Long enough for the worker's usual one or two texts, short enough that a selection
+# behind a worker busy with a backlog (or starved at its lower priority) embeds the
+# query itself rather than keep the customer waiting.
+IN_FLIGHT_WAIT_SECONDS = 0.25
+
+
+def _release(key: str, texts: list[str]) -> None:
+    with _in_flight_lock:
+        for text in texts:
+            _in_flight.pop((key, text)).set()
 
 
 def embed_cached(embedder: Any, texts: list[str], *, query: bool = False) -> np.ndarray:
@@ -212,18 +223,24 @@ def embed_cached(embedder: Any, texts: list[str], *, query: bool = False) -> np.
             else:
                 _in_flight[(key, text)] = threading.Event()
                 mine.append(text)
+    done = 0
     try:
         for start in range(0, len(mine), EMBED_BATCH):
             batch = mine[start : start + EMBED_BATCH]
             for text, vector in zip(batch, embed(batch), strict=True):
                 texts_cache.put(key, text, vector)
                 found[text] = vector
+            _release(key, batch)  # a waiting selection goes on after this batch, not the last
+            done = start + len(batch)
     finally:
-        with _in_flight_lock:
-            for text in mine:
-                _in_flight.pop((key, text)).set()
-    for text, done in theirs:
-        done.wait(IN_FLIGHT_WAIT_SECONDS)
+        _release(key, mine[done:])
+    # A remote embedder's request in flight is waited for as long as a query may take:
+    # sending the same text again would only add a request to an endpoint already slow.
+    # (Its timeout plus a second, so its failure is known here before deciding.)
+    wait = (float(platform_setting("EMBEDDINGS_QUERY_TIMEOUT_SECONDS")) + 1.0 if getattr(embedder, "remote", False)
+            else IN_FLIGHT_WAIT_SECONDS)
+    for text, cached in theirs:
+        cached.wait(wait)
         vector = texts_cache.get(key, text)
         # The other thread failed, gave up or was evicted: embed it here after all.
         found[text] = vector if vector is not None else embed([text])[0]
@@ -284,8 +301,32 @@ def embeddings_deferred() -> Iterator[None]:
         _deferred.clear()
 
 
+def _lower_priority() -> None:
+    """Run the calling thread at a lower CPU priority (Linux: `setpriority` on a thread id
+    sets that thread's nice value): embeddings are for later turns, answers are now."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), EMBED_NICE)
+    except (AttributeError, OSError):  # not Linux, or not allowed: run as it is
+        logger.debug("could not lower the embedding thread's priority", exc_info=True)
+
+
+def _embed_within_share(conversation_id: Any) -> int:
+    """`embed_pending` for one conversation, then a pause that keeps this thread's CPU
+    within `HISTORY_EMBED_CPU_SHARE` of one core. A backlog (a returning imported
+    customer's 10,000 items, a burst of new conversations) is spread over time instead
+    of taking a core from the turns; recent items are in every selection's recent window
+    anyway, so a late vector costs no recall."""
+    started = time.thread_time()
+    stored = embed_pending(conversation_id, limit=EMBED_BATCH * 4)
+    share = float(platform_setting("HISTORY_EMBED_CPU_SHARE"))
+    if 0 < share < 1:
+        time.sleep((time.thread_time() - started) * (1 / share - 1))
+    return stored
+
+
 class _Worker:
-    """One daemon thread per process that embeds scheduled conversations' new items."""
+    """One daemon thread per process that embeds scheduled conversations' new items, at
+    a lower priority and within a share of a core (`_embed_within_share`)."""
 
     def __init__(self) -> None:
         self._queue: queue.Queue[Any] = queue.Queue()
@@ -308,6 +349,7 @@ class _Worker:
         self._queue.put(conversation_id)
 
     def _run(self) -> None:
+        _lower_priority()
         while True:
             conversation_id = self._queue.get()
             with self._lock:
@@ -319,8 +361,10 @@ class _Worker:
                         embedder.embed(["warm up"])
                     continue
                 close_old_connections()
-                while embed_pending(conversation_id, limit=EMBED_BATCH * 4) == EMBED_BATCH * 4:
-                    pass
+                if _embed_within_share(conversation_id) == EMBED_BATCH * 4:
+                    # A backlog (its newest items went first): the rest after the other
+                    # conversations waiting, so one long conversation holds up no one.
+                    self.schedule(conversation_id)
             except IntegrityError:
                 # Its items were deleted between reading and storing (a deleted conversation).
                 logger.info("items of %s were deleted while being embedded", conversation_id)

@@ -115,6 +115,8 @@ class ProviderEmbedder:
     """The provider's embeddings endpoint (OpenAI-compatible) through the official SDK,
     one client (and connection pool) per configuration."""
 
+    remote = True  # a request in flight is waited for, not sent again (`history_semantic.embed_cached`)
+
     def __init__(self, model: str) -> None:
         self.model = model
         self.key = f"provider:{model}"

@@ -238,6 +238,12 @@ class Command(BaseCommand):
             help="Turns per conversation before a fresh one of --length items is made.",
         )
         parser.add_argument("--deltas", type=int, default=20, help="Text deltas per answer.")
+        parser.add_argument(
+            "--backlog", type=int, default=0,
+            help="Store a conversation of this many items without vectors before each run, so the "
+            "history embedding thread works through it while the turns run (a returning imported "
+            "customer); with semantic history on.",
+        )
         parser.add_argument("--trace-sql", action="store_true", help="Print the statements of the last turn.")
         parser.add_argument("--no-selection", action="store_true", help="Skip the history-selection figure.")
         parser.add_argument(
@@ -262,7 +268,8 @@ class Command(BaseCommand):
             )
             runs = [
                 (length, asyncio.run(self._turns(
-                    agent, options["turns"], length, options["per_conversation"], options["trace_sql"]
+                    agent, options["turns"], length, options["per_conversation"], options["trace_sql"],
+                    options["backlog"],
                 )))
                 for length in options["length"]
             ]
@@ -275,6 +282,7 @@ class Command(BaseCommand):
             f"database: {vendor} (query logging {'on' if settings.DEBUG else 'off'}); "
             f"{options['turns']} turns after warm-up per run, one at a time, {ZeroLatencyProvider.deltas} deltas "
             f"per answer; {os.cpu_count()} CPUs, load average {load}"
+            + (f"; a backlog of {options['backlog']:,} items to embed" if options["backlog"] else "")
         )
         rss, peak = memory_mb()
         self.stdout.write(
@@ -321,7 +329,7 @@ class Command(BaseCommand):
             )
 
     async def _turns(
-        self, agent: Agent, count: int, length: int, per_conversation: int, trace: bool = False
+        self, agent: Agent, count: int, length: int, per_conversation: int, trace: bool = False, backlog: int = 0
     ) -> _Run:
         engine.bind()
         layer = get_channel_layer()
@@ -332,6 +340,8 @@ class Command(BaseCommand):
         conversation: Any = None
         channel = ""
         rng = random.Random(7)
+        if backlog:  # stored now, embedded by the background thread while the turns run
+            await engine.db(_conversation_of, agent, backlog, random.Random(3))
         try:
             for index in range(warmup + count):
                 if index % per_conversation == 0:  # a fresh conversation of `length` items (not measured)
