@@ -22,7 +22,7 @@ notes withheld, `turn.failed` without `error`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypeAlias, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypeAlias, TypedDict, get_args, get_type_hints
 from uuid import UUID
 
 from conversations.presenters import conversation_state, message_to_dict
@@ -131,6 +131,16 @@ EngineEvent: TypeAlias = (
     MessageEvent | TurnQueuedEvent | TurnStartedEvent | TextDeltaEvent | CommentaryEvent | ToolStartedEvent
     | ToolFinishedEvent | TurnCompletedEvent | TurnFailedEvent | TurnCancelledEvent | ConversationUpdatedEvent
 )
+
+
+def event_types(*events: Any) -> list[str]:
+    """The `type` values of these event TypedDicts, in order (schemas list them)."""
+    return [get_args(get_type_hints(event)["type"])[0] for event in events]
+
+
+def engine_event_types() -> list[str]:
+    """Every engine event's `type`, in `EngineEvent`'s order."""
+    return event_types(*get_args(EngineEvent))
 
 
 def message_event(message: Message) -> MessageEvent:

@@ -10,6 +10,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 
+from conversations.agent.events import StreamTimeoutEvent, engine_event_types, event_types
 from conversations.api.schema_shapes import ErrorSerializer
 
 CONVERSATION_ID = OpenApiParameter("conversation_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
@@ -38,10 +39,8 @@ ANSWER_MODES = (
     "tool.finished, turn.completed / turn.failed / turn.cancelled) until the turn ends."
 )
 
-STREAM_EVENT_TYPES = [
-    "message", "turn.queued", "turn.started", "text.delta", "turn.commentary", "tool.started", "tool.finished",
-    "turn.completed", "turn.failed", "turn.cancelled", "conversation.updated", "stream.timeout",
-]
+# What the SSE stream sends: the engine's events and its own closing `stream.timeout`.
+STREAM_EVENT_TYPES = [*engine_event_types(), *event_types(StreamTimeoutEvent)]
 
 STREAM_RESPONSE = OpenApiResponse(
     {
