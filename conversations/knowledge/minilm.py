@@ -106,15 +106,29 @@ def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarr
 
 def _linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """`x @ weight.T + bias` for a weight as stored, (out, in), without copying it.
+
     From a few hundred rows OpenBLAS multiplies by the transposed view as fast as by a
-    contiguous transposed copy, but for a short text's few rows it takes ~1.7x as long
-    as `weight @ x.T` does; those go that way and the small result is transposed back.
-    Either way the products agree with the copy's to ~1e-7."""
-    out = np.ascontiguousarray((weight @ x.T).T) if x.shape[0] <= _FEW_ROWS else x @ weight.T
+    contiguous transposed copy. For fewer it is slower, as it packs the whole matrix for
+    a handful of tokens: up to 128 rows `weight @ x.T` is faster, and up to 16 (a short
+    message) products of 32 weight rows at a time are small enough for OpenBLAS's
+    unpacked small-matrix kernels, faster than the copies were (measured on this
+    machine: 6.2 against 7.1 ms for all six layers' products at 9 tokens). The products
+    agree with the copies' to ~1e-7."""
+    rows = x.shape[0]
+    if rows <= _SMALL_ROWS:
+        out = np.empty((weight.shape[0], rows), dtype=np.float32)
+        for start in range(0, weight.shape[0], _SMALL_BLOCK):
+            np.matmul(weight[start : start + _SMALL_BLOCK], x.T, out=out[start : start + _SMALL_BLOCK])
+        out = np.ascontiguousarray(out.T)
+    elif rows <= _FEW_ROWS:
+        out = np.ascontiguousarray((weight @ x.T).T)
+    else:
+        out = x @ weight.T
     out += bias
     return out
 
 
+_SMALL_ROWS, _SMALL_BLOCK = 16, 32
 _FEW_ROWS = 128
 
 # At most this many (padded) tokens go through one forward pass. What a pass allocates
