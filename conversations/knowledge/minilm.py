@@ -54,7 +54,9 @@ def _map_safetensors(path: Path) -> dict[str, np.ndarray]:
     cache holds one copy), the kernel can drop them under pressure and read them again,
     and the word embeddings (47 MB) are only paged in for the rows a text uses."""
     with path.open("rb") as handle:
-        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)  # outlives the descriptor
+        # The mapping outlives the descriptor. An upgrade of the package writes a new file
+        # (pip does not rewrite one in place), so a running process keeps the old one's pages.
+        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
     (length,) = struct.unpack("<Q", mapped[:8])
     header = json.loads(mapped[8 : 8 + length])
     base = 8 + length
