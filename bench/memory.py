@@ -11,7 +11,10 @@ the websocket clients in this process (the `websockets` package, as bench/widget
 with a scratch PostgreSQL database and Redis prefix of its own, dropped afterwards.
 
 What it prints, for the server process: RSS, PSS and USS (from /proc/<pid>/smaps_rollup;
-USS is its private memory, what a second process would add), at each stage: idle after
+USS is its private memory, what a second process would add) and RSS split into anonymous
+and file-backed pages (RssAnon / RssFile of /proc/<pid>/status; the model's weights are a
+read-only file mapping, so they count as file pages, shared by every process on the
+machine that maps them and reclaimable by the kernel), at each stage: idle after
 start-up (one /healthz request answered), after one answered widget turn, after N widget
 sessions were started over HTTP, and with those N sockets open and idle (each connected
 and caught up), for each N of `--sockets`. The cost per socket is the growth from opening
@@ -46,13 +49,22 @@ SCALE_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def memory_kb(pid: int) -> dict[str, int]:
-    """RSS, PSS and USS (private clean + dirty) of a process, in KiB."""
+    """RSS, PSS and USS (private clean + dirty) of a process, and its RSS split into
+    anonymous (heap, stacks: private to the process) and file-backed pages (code,
+    shared libraries, mapped model weights: shared between processes mapping the same
+    file, and the kernel can drop them under pressure), in KiB."""
     fields: dict[str, int] = {}
     for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
         name, _, rest = line.partition(":")
         fields[name] = int(rest.split()[0])
+    status: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        if name in ("RssAnon", "RssFile"):
+            status[name] = int(rest.split()[0])
     return {"rss": fields["Rss"], "pss": fields["Pss"],
-            "uss": fields["Private_Clean"] + fields["Private_Dirty"]}
+            "uss": fields["Private_Clean"] + fields["Private_Dirty"],
+            "anon": status["RssAnon"], "file": status["RssFile"]}
 
 
 class Server(DaphneServer):
@@ -111,7 +123,8 @@ def settle(seconds: float = 2.0) -> None:
 
 
 def row(label: str, mem: dict[str, int], extra: str = "") -> str:
-    return (f"  {label:<28} RSS {mem['rss'] / 1024:7.1f} MB   PSS {mem['pss'] / 1024:7.1f} MB   "
+    return (f"  {label:<28} RSS {mem['rss'] / 1024:7.1f} MB (anon {mem['anon'] / 1024:6.1f}, "
+            f"file {mem['file'] / 1024:5.1f})   PSS {mem['pss'] / 1024:7.1f} MB   "
             f"USS {mem['uss'] / 1024:7.1f} MB{extra}")
 
 

@@ -40,9 +40,8 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from django.db import IntegrityError, close_old_connections, connection, transaction
 from django.db.models import Exists, OuterRef
 
@@ -54,6 +53,9 @@ from conversations.knowledge.semantic import EmbeddingsUnavailable, configured_e
 from conversations.models import Message
 from conversations.models.message import MessageKind
 from conversations.retrieval import MODEL_KINDS
+
+if TYPE_CHECKING:
+    import numpy as np  # imported where vectors are computed (the web process's start-up does without it)
 
 logger = logging.getLogger(__name__)
 
@@ -207,6 +209,8 @@ def embed_cached(embedder: Any, texts: list[str], *, query: bool = False) -> np.
     embedded by another thread (those it waits for). `query`: someone is waiting for
     them (`embed_query`: a provider endpoint is given little time, and none while it is
     failing)."""
+    import numpy as np
+
     key = embedder.key
     embed = embedder.embed_query if query else embedder.embed
     texts = [t[:MAX_EMBED_CHARS] for t in texts]
@@ -406,6 +410,8 @@ _cache_lock = threading.Lock()
 def _vectors(conversation_id: Any, key: str) -> _Vectors:
     """The conversation's vectors, from the process cache plus one query for the rows
     stored since."""
+    import numpy as np
+
     with _cache_lock:
         cached = _cache.get(conversation_id)
     if cached is None or cached.model != key:
@@ -445,6 +451,8 @@ def query_vectors(embedder: Any, query: str, context: Sequence[str]) -> np.ndarr
     `CONTEXT_WEIGHT` of the last exchanges' (newest first, each weighted half the one
     before it), L2-normalised. An item scores the better of its two similarities, so
     context helps a vague message without diluting a precise one."""
+    import numpy as np
+
     # On the selection's path the model runs for the current message at most (one text
     # of at most 128 tokens, when the worker has not embedded it yet); the last
     # exchanges count only if their vectors are cached (the worker put them there).
@@ -466,6 +474,8 @@ def semantic_rankings(
     `before_seq`: the facts are the promises when the message asks after one, and what
     the customer already tried when it asks about that; both empty when semantic
     retrieval is off or the embedder fails."""
+    import numpy as np
+
     embedder = history_embedder()
     if embedder is None:
         return [], []

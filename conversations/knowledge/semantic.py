@@ -32,14 +32,16 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Count, Max
 
 from conversations.conf import platform_setting
 from conversations.knowledge.models import Document, Passage
+
+if TYPE_CHECKING:
+    import numpy as np  # imported where vectors are computed (the web process's start-up does without it)
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +65,8 @@ class EmbeddingsUnavailable(RuntimeError):
 
 
 def _normalised(vectors: Any) -> np.ndarray:
+    import numpy as np
+
     matrix = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return matrix / np.where(norms == 0, 1, norms)
@@ -196,6 +200,8 @@ def passage_text(title: str, heading: str, text: str) -> str:
 def embed_texts(texts: list[str]) -> list[bytes | None]:
     """Stored form of each text's embedding; all None when semantic ranking is off or
     the embedder failed (logged; full-text search still finds the passages)."""
+    import numpy as np
+
     found = embedder()
     if found is None or not texts:
         return [None] * len(texts)
@@ -224,6 +230,8 @@ def _matrix(dimensions: int) -> _Matrix:
     (which sets `indexed_at`), a delete (which lowers the count) or `knowledge_reindex`
     (which sets `indexed_at` too), so the documents table alone, a few rows, says when
     to reload."""
+    import numpy as np
+
     stats = Document.objects.aggregate(count=Count("id"), changed=Max("indexed_at"))
     version = (stats["count"], stats["changed"])
     with _matrix_lock:
@@ -250,6 +258,8 @@ def _matrix(dimensions: int) -> _Matrix:
 def semantic_search(query: str, limit: int = CANDIDATES) -> list[tuple[int, float]]:
     """(passage id, cosine similarity) of the nearest passages above `MIN_SIMILARITY`,
     best first; empty when semantic ranking is off or the embedder fails."""
+    import numpy as np
+
     found = embedder()
     if found is None:
         return []

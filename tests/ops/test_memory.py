@@ -1,5 +1,5 @@
 """Memory hygiene of a web process (bench/memory.py measures the figures): the ASGI app
-loads no test tooling, and support.serve trims glibc's heap on the reactor.
+loads no test tooling and no NumPy, and support.serve trims glibc's heap on the reactor.
 
 Each runs in a fresh interpreter, so what the test suite imported cannot hide an import."""
 
@@ -37,6 +37,21 @@ def test_the_asgi_app_loads_no_test_tooling(tmp_path):
     """)
 
     assert result == {"loaded": [], "app": True}
+
+
+def test_numpy_is_loaded_by_the_first_embedding_not_at_start_up(tmp_path):
+    # ~8 MB of heap and ~12 MB of shared libraries a process carries only once it
+    # embeds (history embeddings are on by default: the first turn's background step).
+    result = _run(tmp_path, """
+        import json, sys
+        import support.asgi
+        at_start = "numpy" in sys.modules
+        from conversations.knowledge import semantic
+        vectors = semantic._normalised([[3.0, 4.0]])
+        print(json.dumps({"at_start": at_start, "after": "numpy" in sys.modules, "row": vectors[0].tolist()}))
+    """)
+
+    assert result == {"at_start": False, "after": True, "row": [0.6000000238418579, 0.800000011920929]}
 
 
 def test_the_heap_is_trimmed_on_the_reactor_unless_turned_off(tmp_path):
