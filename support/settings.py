@@ -458,6 +458,9 @@ SUPPORT_PLATFORM: dict[str, Any] = {
     # Customer facts: the tools whose results are kept as facts (conversations/services/facts.py),
     # and the share of the history budget the facts section may take.
     "FACT_TOOLS": _env_list("SUPPORT_FACT_TOOLS", "lookup_order"),
+    # Guardrails of the deployment's own, beside each agent's blocked patterns: dotted
+    # paths of factories called with the agent (conversations/agent/guardrails.py).
+    "GUARDRAILS": _env_list("SUPPORT_GUARDRAILS", ""),
     "FACTS_SHARE": _env_float("SUPPORT_FACTS_SHARE", 0.2),
     # Knowledge uploads: text extracted from one file, and PDF pages and reading time.
     "KNOWLEDGE_MAX_CHARS": _env_int("SUPPORT_KNOWLEDGE_MAX_CHARS", 1_000_000),

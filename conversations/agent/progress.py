@@ -71,6 +71,8 @@ class TurnProgress:
     history: AttemptAudit = field(default_factory=lambda: AttemptAudit())  # the plan's part
     # What PII redaction replaced in the requests sent, per kind (None: redaction off).
     redactions: dict[str, dict[str, int]] | None = None
+    # The guardrails' refusals (`guardrails.TurnGuard.audit`; None: the agent has none).
+    guardrails: list[dict[str, str]] | None = None
     _pending: str = ""
     _last_flush: float = 0.0
 
@@ -187,6 +189,8 @@ class TurnProgress:
         }
         if self.redactions is not None:
             audit["redactions"] = {"enabled": True, "kinds": self.redactions}
+        if self.guardrails:
+            audit["guardrails"] = self.guardrails
         return audit
 
     def recorded(self, status: str) -> None:

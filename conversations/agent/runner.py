@@ -21,7 +21,9 @@ Everything the loop sends to the provider, and everything it takes back from it,
 one boundary: the turn's `Redactor` (`redaction.py`, off unless the agent turns PII
 redaction on) redacts the input items once (history, then each tool output), and
 restores the real values in streamed deltas, commentary, the answer to store and the
-tool calls before they run. A check on what crosses that boundary belongs beside it.
+tool calls before they run. Beside it, the turn's guardrails (`guardrails.py`) may refuse
+the customer's message before the first request, and check the answer's text before the
+customer sees it (streamed text passes their `OutputGate`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from conversations import observers
 from conversations.agent import plan as turn_plan
 from conversations.agent.budgets import budget_enforce, budgets_active
 from conversations.agent.events import turn_started_event
+from conversations.agent.guardrails import TurnGuard
 from conversations.agent.lease import CANCEL, LOST, LeaseKeeper
 from conversations.agent.output import (
     answer_items,
@@ -175,18 +178,24 @@ async def run_rounds(
     """The model rounds of one turn. Returns None when the model answered (the items to
     store are in `progress`), or why the turn failed."""
     client = client_for(plan.agent)
+    guard = TurnGuard.for_agent(plan.agent)  # checks the real text, before redaction
+    if guard.refuses_input(_customer_text(plan.input_items)):
+        await _answer_refused(guard, progress, stage="input")
+        return None
     privacy = Redactor.for_agent(plan.agent)  # one vault for the whole turn
-    history = privacy.history(plan.input_items)
+    history = privacy.history(guard.history(plan.input_items))
     produced: list[dict[str, Any]] = []  # this turn's own input items (calls, outputs, reasoning)
     shrunk = False
     while True:
         request = plan.request(history + produced)
         progress.request_sent(request)
         progress.redactions = privacy.summary() if privacy.active else None
+        gate = guard.gate(progress.text_delta)  # restored text reaches the customer once checked
         try:
             with progress.provider_call():
-                async with privacy.restoring(progress.text_delta, progress.commentary) as (on_text, on_commentary):
+                async with privacy.restoring(gate.feed, progress.commentary) as (on_text, on_commentary):
                     result = await stream_round(client, request, on_text, progress.tool_started, on_commentary)
+                await gate.close()
         except ProviderFailure as failure:
             progress.response_received(failure.response_id, failure.usage)
             progress.round_finished(failure)
@@ -194,14 +203,18 @@ async def run_rounds(
                 shrunk = True
                 plan = await engine.db(plan.shrunk)
                 progress.history = plan.audit()
-                history = privacy.history(plan.input_items)
+                history = privacy.history(guard.history(plan.input_items))
                 progress.restart_text()
                 continue
             return Failure(failure.code, failure.message)
         await progress.flush()
         progress.response_received(result.response_id, result.usage)
         progress.round_finished(result, commentary=[privacy.restore(t) for t in commentary_texts(result.output)])
-        progress.items += privacy.restore_answers(answer_items(result.output))
+        answers = privacy.restore_answers(answer_items(result.output))
+        if any(guard.refuses_output(answer["text"]) for answer in answers):
+            await _answer_refused(guard, progress, stage="output")
+            return None  # no tool of this round runs either
+        progress.items += answers
         calls = function_calls(result.output)
         if not calls:
             break
@@ -221,4 +234,23 @@ async def run_rounds(
         produced += passback_items(result.output) + privacy.items(output_input_item(o) for o in outcomes)
     if not any(item["kind"] == MessageKind.ASSISTANT for item in progress.items):
         return Failure(TurnError.PROVIDER_ERROR, "The model returned no answer text.")
+    progress.guardrails = guard.audit() if guard.active else None
     return None
+
+
+def _customer_text(input_items: list[dict[str, Any]]) -> str:
+    """The customer message this turn answers: the last user item of its input."""
+    for item in reversed(input_items):
+        if item.get("role") == "user" and isinstance(item.get("content"), str):
+            return item["content"]
+    return ""
+
+
+async def _answer_refused(guard: TurnGuard, progress: TurnProgress, *, stage: str) -> None:
+    """End the turn with the agent's guardrail reply instead of the model's answer (or
+    before asking the model at all): the customer sees the reply, the audit the refusal."""
+    progress.items = [item for item in progress.items if item["kind"] != MessageKind.ASSISTANT]
+    progress.items.append({"kind": MessageKind.ASSISTANT, "text": guard.reply, "metadata": {"guardrail": stage}})
+    progress.guardrails = guard.audit()
+    await progress.text_delta(guard.reply)
+    await progress.flush()

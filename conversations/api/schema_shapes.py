@@ -115,6 +115,11 @@ class TurnAuditSerializer(serializers.Serializer):
         help_text='PII redaction, when the agent had it on: {"enabled": true, "kinds": {"EMAIL": {"values": 1, '
         '"replacements": 2}}} (the requests above are as sent, with placeholders). Never the values.',
     )
+    guardrails = serializers.ListField(
+        child=serializers.DictField(),
+        help_text='Guardrail refusals: [{"stage": "input" or "output", "guard": "blocklist", "action": '
+        '"refuse", "label": "OFF_TOPIC"}]; empty when none refused. Never the matched text.',
+    )
     usage = UsageSerializer()
     cost = serializers.CharField()
     tool_rounds = serializers.IntegerField()

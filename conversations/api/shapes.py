@@ -69,6 +69,7 @@ def turn_audit(turn: Turn) -> dict[str, Any]:
         "response_ids": turn.response_ids,
         "partial_text": turn.partial_text,
         "redactions": turn.redactions or None,
+        "guardrails": turn.guardrails,
         "usage": {
             "input_tokens": turn.input_tokens,
             "cached_tokens": turn.cached_tokens,

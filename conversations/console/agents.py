@@ -1,6 +1,7 @@
 """Saving an agent from the console, keeping exactly one default agent, and refusing
-settings its model cannot take (the capability table, `agent/capabilities.py`) and PII
-patterns that are not valid (`agent/redaction.py`)."""
+settings its model cannot take (the capability table, `agent/capabilities.py`), PII
+patterns (`agent/redaction.py`) and guardrail patterns (`agent/guardrails.py`) that are
+not valid."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from django.db import transaction
 
 from conversations.agent.capabilities import agent_problems
+from conversations.agent.guardrails import patterns_problem as blocked_patterns_problem
 from conversations.agent.redaction import patterns_problem
 from conversations.conf import platform_setting
 from conversations.errors import InvalidInput
@@ -22,12 +24,17 @@ def agent_model_problems(agent: Any) -> dict[str, str]:
 
 
 def agent_settings_problems(agent: Any) -> dict[str, str]:
-    """Field -> why the agent cannot be saved so: its model's problems and invalid PII
-    patterns (`redaction.patterns_problem`)."""
+    """Field -> why the agent cannot be saved so: its model's problems, invalid PII
+    patterns (`redaction.patterns_problem`) and invalid blocked patterns
+    (`guardrails.patterns_problem`)."""
     problems = agent_model_problems(agent)
     pattern_problem = patterns_problem(agent.pii_patterns)
     if pattern_problem:
         problems["pii_patterns"] = pattern_problem
+    for name in ("blocked_input_patterns", "blocked_output_patterns"):
+        blocked_problem = blocked_patterns_problem(getattr(agent, name))
+        if blocked_problem:
+            problems[name] = blocked_problem
     return problems
 
 

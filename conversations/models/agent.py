@@ -82,6 +82,26 @@ class Agent(models.Model):
         help_text='More values to redact, as regular expressions: [{"label": "ORDER_REF", "pattern": '
         '"ORD-[0-9]{6}"}] sends <ORDER_REF_1>. Labels are upper case; used only with redaction on.',
     )
+    blocked_input_patterns = models.JSONField(
+        default=list,
+        blank=True,
+        verbose_name="Blocked customer messages",
+        help_text='Guardrail: a customer message matching one of these regular expressions (any case) '
+        'is answered with the guardrail reply and never sent to the model: [{"label": "OFF_TOPIC", '
+        '"pattern": "\\bcasino\\b"}]. The label is recorded in the turn audit.',
+    )
+    blocked_output_patterns = models.JSONField(
+        default=list,
+        blank=True,
+        verbose_name="Blocked answers",
+        help_text="Guardrail: an answer matching one of these is replaced by the guardrail reply before "
+        "the customer sees it (streamed text is held back while it is checked).",
+    )
+    guardrail_reply = models.TextField(
+        blank=True,
+        help_text="What the customer is told when a guardrail refuses (blank: a polite default that "
+        "offers a person).",
+    )
     display_name = models.CharField(
         max_length=80, blank=True,
         help_text="The name customers see in the widget (beside answers and as its title). "

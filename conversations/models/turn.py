@@ -42,6 +42,7 @@ class AttemptAudit(TypedDict, total=False):
     time_to_first_token_ms: int | None
     latency_ms: int
     redactions: dict[str, Any]  # PII redaction: {"enabled": True, "kinds": {kind: counts}}
+    guardrails: list[dict[str, str]]  # refusals: [{"stage", "guard", "action", "label"}]
 
 
 class TurnStatus(models.TextChoices):
@@ -126,6 +127,12 @@ class Turn(models.Model):
         blank=True,
         help_text="PII redaction: which kinds were replaced by placeholders in the requests "
         "and how often (distinct values, replacements); never the values. Empty when off.",
+    )
+    guardrails = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Guardrail refusals of this attempt: the stage (input: the customer's message, "
+        "never sent; output: the model's answer, replaced), the guard and the rule's label.",
     )
     partial_text = models.TextField(
         blank=True, help_text="Text streamed before a failure; never shown as an answer."

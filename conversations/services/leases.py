@@ -198,6 +198,7 @@ _AUDIT_FIELDS = (
     "latency_ms",
     "model",
     "redactions",
+    "guardrails",
 )
 
 

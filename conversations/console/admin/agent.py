@@ -70,7 +70,7 @@ class AgentForm(forms.ModelForm):
         cleaned = self.cleaned_data  # what ModelForm.clean returns
         probe = copy.copy(self.instance)  # the instance gets the form's values only after clean()
         for name in ("model", "temperature", "reasoning_effort", "max_output_tokens", "history_token_budget",
-                     "model_capabilities", "pii_patterns"):
+                     "model_capabilities", "pii_patterns", "blocked_input_patterns", "blocked_output_patterns"):
             if name in cleaned:
                 setattr(probe, name, cleaned[name])
         for name, message in agent_settings_problems(probe).items():
@@ -102,6 +102,11 @@ class AgentAdmin(SuperuserManagedAdmin):
             "description": "With redaction on, the model sees placeholders such as <EMAIL_1> instead of the "
             "values; each turn's audit shows the request as sent and which kinds were redacted.",
             "fields": ("pii_redaction", "pii_patterns"),
+        }),
+        ("Guardrails", {
+            "description": "Refused messages are never sent to the model; refused answers are replaced "
+            "before the customer sees them. Each refusal is in the turn's audit with its label.",
+            "fields": ("blocked_input_patterns", "blocked_output_patterns", "guardrail_reply"),
         }),
         ("Provider", {"classes": ("collapse",), "fields": ("provider_base_url", "provider_api_key_env")}),
     )

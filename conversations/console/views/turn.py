@@ -55,6 +55,9 @@ def audit_page(model_admin: Any, request: Any, object_id: str) -> HttpResponse:
         "agents": list(Agent.objects.order_by("name").only("id", "name", "model")),
         "recorded_instructions": (turn.requests[0].get("instructions", "") if turn.requests else ""),
         "redactions": redaction_lines(turn.redactions),
+        "guardrails": [
+            f"{d.get('stage')} refused by {d.get('guard')}: {d.get('label')}" for d in turn.guardrails or []
+        ],
     })
 
 
