@@ -18,6 +18,7 @@ from conversations.api.schema_shapes import UPDATABLE_STATUSES
 from conversations.conf import platform_setting
 from conversations.models import Agent
 from conversations.models.conversation import Channel, Status
+from conversations.services.ratings import MAX_COMMENT_CHARS
 
 METADATA_MAX_BYTES = 16 * 1024
 METADATA_MAX_DEPTH = 16
@@ -95,6 +96,13 @@ class ConversationUpdateSerializer(serializers.Serializer):
 
 class HandoffSerializer(serializers.Serializer):
     reason = StrictCharField(required=False, allow_blank=True, max_length=500)
+
+
+class RatingCreateSerializer(serializers.Serializer):
+    score = serializers.IntegerField(min_value=1, max_value=5, help_text="1 (very unhappy) to 5 (very happy).")
+    comment = StrictCharField(
+        required=False, allow_blank=True, max_length=MAX_COMMENT_CHARS, help_text="Optional, in the customer's words."
+    )
 
 
 class MessageListQuerySerializer(serializers.Serializer):
