@@ -101,13 +101,15 @@ def _summary(rows: QuerySet[CsatRating]) -> dict[str, Any]:
     return {"count": totals["count"], "average": round(float(average), 2) if average is not None else None}
 
 
-def rating_stats(*, since: Any = None) -> dict[str, Any]:
+def rating_stats(*, since: Any = None, until: Any = None) -> dict[str, Any]:
     """CSAT for the dashboard: count and average overall, AI-only vs human-handled, and
-    by the staff member who last replied (best average first), for ratings since
-    `since` (all when None)."""
+    by the staff member who last replied (best average first), for ratings given in
+    [`since`, `until`) (open-ended where None)."""
     rows = CsatRating.objects.all()
     if since is not None:
         rows = rows.filter(created_at__gte=since)
+    if until is not None:
+        rows = rows.filter(created_at__lt=until)
     handled = {key: _summary(rows.filter(handled=key)) for key in Handled.values}
     people = list(
         rows.filter(staff__isnull=False).values("staff_id")
