@@ -11,7 +11,8 @@ import pytest
 
 from tests.widget import test_browser
 from tests.widget.server import DaphneServer
-from tests.widget.test_browser import Widget, expect, staff_login
+from tests.widget.test_browser import ARTIFACTS, Widget, expect, staff_login
+from tests.widget.test_browser_look import assert_accessible
 
 pytestmark = test_browser.pytestmark  # browser, slow, skipped without chromium
 
@@ -50,7 +51,8 @@ def test_a_resolved_conversation_is_rated_once_from_the_widget_and_shown_to_staf
         staff.get_by_role("button", name="Resolve").click()
         expect(staff.locator('[data-state="status"]')).to_have_text("Resolved")
 
-        # Then the widget asks, once, with five labelled choices, a comment box, Send and Skip
+        # Then the widget says it is resolved (though a person had taken over) and asks, once, with five labelled choices, a comment box, Send and Skip
+        expect(visitor.root.locator(".banner")).to_have_text("This conversation is resolved. Write again any time.")
         prompt = visitor.root.locator(".rating")
         expect(prompt).to_have_count(1)
         expect(prompt.get_by_role("group", name="How did we do?")).to_be_visible()
@@ -67,6 +69,15 @@ def test_a_resolved_conversation_is_rated_once_from_the_widget_and_shown_to_staf
         expect(four).to_have_attribute("aria-pressed", "true")
         expect(prompt.locator(".score.on")).to_have_count(4)
         prompt.get_by_label("Anything you'd like to add? (optional)").fill("Fast, and a real person helped.")
+        # The prompt passes axe-core in both themes (the chosen stars are text, so their colour counts)
+        assert_accessible(visitor.page)
+        ARTIFACTS.mkdir(exist_ok=True)
+        visitor.page.screenshot(path=str(ARTIFACTS / "widget-csat-prompt.png"))
+        widget_theme = "document.querySelector('support-chat').setAttribute('theme', '{}')"
+        visitor.page.evaluate(widget_theme.format("dark"))
+        assert_accessible(visitor.page)
+        visitor.page.screenshot(path=str(ARTIFACTS / "widget-csat-prompt-dark.png"))
+        visitor.page.evaluate(widget_theme.format("light"))
         send.focus()
         visitor.page.keyboard.press("Enter")
         expect(visitor.root.locator(".rating.done")).to_have_text("Thank you for your feedback!")
