@@ -21,7 +21,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import Avg, Count, QuerySet
+from django.db.models import Count, Sum
 
 from conversations.authorization import Action, Actor, authorize
 from conversations.errors import Conflict, InvalidInput
@@ -95,36 +95,40 @@ def rating_current(conversation: Conversation) -> CsatRating | None:
     return CsatRating.objects.filter(conversation_id=conversation.pk, resolution=conversation.resolution).first()
 
 
-def _summary(rows: QuerySet[CsatRating]) -> dict[str, Any]:
-    totals = rows.aggregate(count=Count("pk"), average=Avg("score"))
-    average = totals["average"]
-    return {"count": totals["count"], "average": round(float(average), 2) if average is not None else None}
+def _summary(count: int, total: int) -> dict[str, Any]:
+    return {"count": count, "average": round(total / count, 2) if count else None}
 
 
 def rating_stats(*, since: Any = None, until: Any = None) -> dict[str, Any]:
     """CSAT for the dashboard: count and average overall, AI-only vs human-handled, and
     by the staff member who last replied (best average first), for ratings given in
-    [`since`, `until`) (open-ended where None)."""
+    [`since`, `until`) (open-ended where None). One grouped query, and one for names."""
     rows = CsatRating.objects.all()
     if since is not None:
         rows = rows.filter(created_at__gte=since)
     if until is not None:
         rows = rows.filter(created_at__lt=until)
-    handled = {key: _summary(rows.filter(handled=key)) for key in Handled.values}
-    people = list(
-        rows.filter(staff__isnull=False).values("staff_id")
-        .annotate(count=Count("pk"), average=Avg("score")).order_by("-average", "-count", "staff_id")
-    )
+    groups = list(rows.values("handled", "staff_id").annotate(n=Count("pk"), total=Sum("score")).order_by())
+    handled = {key: [0, 0] for key in Handled.values}
+    people: dict[int, list[int]] = {}
+    for group in groups:
+        handled[group["handled"]][0] += group["n"]
+        handled[group["handled"]][1] += group["total"]
+        if group["staff_id"] is not None:
+            person = people.setdefault(group["staff_id"], [0, 0])
+            person[0] += group["n"]
+            person[1] += group["total"]
     names = {
         user.pk: user.get_full_name() or user.get_username()
-        for user in get_user_model().objects.filter(pk__in=[p["staff_id"] for p in people])
+        for user in get_user_model().objects.filter(pk__in=list(people))
     }
+    by_person = sorted(
+        ({"name": names.get(pk, "?"), **_summary(n, total)} for pk, (n, total) in people.items()),
+        key=lambda p: (-p["average"], -p["count"], p["name"]),
+    )
     return {
-        **_summary(rows),
-        "ai": handled[Handled.AI],
-        "human": handled[Handled.HUMAN],
-        "by_person": [
-            {"name": names.get(p["staff_id"], "?"), "count": p["count"], "average": round(float(p["average"]), 2)}
-            for p in people
-        ],
+        **_summary(sum(n for n, _ in handled.values()), sum(t for _, t in handled.values())),
+        "ai": _summary(*handled[Handled.AI]),
+        "human": _summary(*handled[Handled.HUMAN]),
+        "by_person": by_person,
     }
