@@ -57,6 +57,16 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class StrictIntegerField(serializers.IntegerField):
+    """A body integer that refuses strings, floats and booleans ("4", 4.0, true) instead
+    of coercing them, as the websocket door's service does."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class ConversationCreateSerializer(serializers.Serializer):
     agent = serializers.IntegerField(
         required=False, min_value=1, max_value=MAX_INT,
@@ -99,7 +109,7 @@ class HandoffSerializer(serializers.Serializer):
 
 
 class RatingCreateSerializer(serializers.Serializer):
-    score = serializers.IntegerField(min_value=1, max_value=5, help_text="1 (very unhappy) to 5 (very happy).")
+    score = StrictIntegerField(min_value=1, max_value=5, help_text="1 (very unhappy) to 5 (very happy).")
     comment = StrictCharField(
         required=False, allow_blank=True, max_length=MAX_COMMENT_CHARS, help_text="Optional, in the customer's words."
     )
