@@ -59,9 +59,14 @@ def tiles(data: DashboardData) -> list[dict[str, str]]:
         {
             "label": "CSAT",
             "value": f"{data.csat['average']:.2f} / 5" if data.csat.get("count") else "–",
-            "sub": f"{fmt_int(data.csat.get('count', 0))} ratings",
+            "sub": f"{fmt_int(data.csat.get('count', 0))} ratings · AI only {_average(data.csat.get('ai'))} · "
+            f"human {_average(data.csat.get('human'))}",
         },
     ]
+
+
+def _average(summary: dict[str, Any] | None) -> str:
+    return f"{summary['average']:.2f}" if summary and summary["count"] else "–"
 
 
 def _csat_cell(summary: dict[str, Any]) -> str:
