@@ -3,8 +3,8 @@
 Authorisation is decided here once per action, and every door gets the same answer:
 the services that act on a conversation (`message_post`, `staff_reply_post`,
 `note_add`, `fact_add`, `fact_edit`, `fact_delete`, `turn_retry`, `turn_cancel`, `conversation_handoff`, `conversation_take_over`,
-`conversation_hand_back`, `conversation_set_status`, the console's `replay_start`) take
-the acting principal as `actor` and call `authorize` before they write. The doors
+`conversation_hand_back`, `conversation_set_status`, `rating_add`, the console's
+`replay_start`) take the acting principal as `actor` and call `authorize` before they write. The doors
 (REST API, widget websocket, console) only map the refusal to their own answer: HTTP
 404/403, a websocket `error` event, an admin 403 page.
 
@@ -57,6 +57,7 @@ class Action(StrEnum):
     EXPORT = "export"  # download the full transcript (notes and tool output included)
     TRY_AGENT = "try_agent"  # talk to an agent in the console's try-it panel
     FACTS = "facts"  # add, edit or delete the customer facts sent with every turn
+    RATE = "rate"  # rate a resolved conversation (CSAT): its customer only
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ _STAFF_PERMISSION: dict[Action, str] = {
 }
 # Visitors: what a customer does in their own conversation.
 _VISITOR_ACTIONS = frozenset({
-    Action.READ, Action.CREATE, Action.POST, Action.RETRY, Action.CANCEL, Action.HANDOFF,
+    Action.READ, Action.CREATE, Action.POST, Action.RETRY, Action.CANCEL, Action.HANDOFF, Action.RATE,
 })
 # API keys: the scope each action needs; actions missing here are not for keys.
 _KEY_SCOPE: dict[Action, str] = {
@@ -149,6 +150,8 @@ _KEY_SCOPE: dict[Action, str] = {
     **{action: "write" for action in (
         Action.CREATE, Action.POST, Action.RETRY, Action.CANCEL, Action.HANDOFF,
         Action.HAND_BACK, Action.SET_STATUS,
+        # A key that may post customer messages rates on the customer's behalf too.
+        Action.RATE,
     )},
 }
 _REFUSALS: dict[Action, str] = {
@@ -167,6 +170,7 @@ _REFUSALS: dict[Action, str] = {
     Action.EXPORT: "You may not export transcripts.",
     Action.TRY_AGENT: "You may not use the try-it panel.",
     Action.FACTS: "You may not edit customer facts.",
+    Action.RATE: "Only the customer rates a conversation.",
 }
 
 
@@ -205,7 +209,8 @@ def allowed(principal: Principal, action: Action, conversation: Conversation | N
             return False
         if action == Action.POST and _own_playground(user, conversation):
             return user.has_perm(_STAFF_PERMISSION[Action.TRY_AGENT])
-        return user.has_perm(_STAFF_PERMISSION[action])
+        permission = _STAFF_PERMISSION.get(action)  # none for RATE: staff never rate
+        return permission is not None and user.has_perm(permission)
     return False
 
 

@@ -54,4 +54,5 @@ def conversation_state(conversation: Conversation) -> dict[str, Any]:
         "agent": conversation.agent_id,
         "channel": conversation.channel,
         "last_seq": conversation.next_seq - 1,
+        "resolution": conversation.resolution,
     }

@@ -33,6 +33,7 @@ from conversations.services.conversations import (
     conversation_take_over,
 )
 from conversations.services.messages import message_post, note_add, staff_reply_post
+from conversations.services.ratings import rating_add
 from conversations.services.turns import turn_cancel, turn_retry
 
 pytestmark = pytest.mark.django_db
@@ -56,6 +57,9 @@ MANAGE = _row(FORBIDDEN, NOT_FOUND, OK, FORBIDDEN, NOT_FOUND, FORBIDDEN, OK, OK,
 POST = _row(OK, NOT_FOUND, OK, FORBIDDEN, NOT_FOUND, FORBIDDEN, FORBIDDEN, OK, NOT_FOUND)
 # Reading the whole transcript (notes, raw tool output): staff who may read.
 EXPORT = _row(FORBIDDEN, NOT_FOUND, FORBIDDEN, FORBIDDEN, NOT_FOUND, OK, OK, OK, NOT_FOUND)
+# Rating the conversation (CSAT): its customer, or a write key on the customer's behalf;
+# no staff role, not even a superuser.
+RATE = _row(OK, NOT_FOUND, OK, FORBIDDEN, NOT_FOUND, FORBIDDEN, FORBIDDEN, FORBIDDEN, NOT_FOUND)
 
 
 def _failed_turn(conversation: Conversation) -> Turn:
@@ -73,6 +77,8 @@ SERVICES: dict[str, tuple[Callable[[Conversation, Any], Any], dict[str, Any]]] =
     "hand_back": (lambda c, actor: conversation_hand_back(conversation=c, actor=actor), MANAGE),
     "resolve": (lambda c, actor: conversation_set_status(conversation=c, status="resolved", actor=actor), MANAGE),
     "reopen": (lambda c, actor: conversation_set_status(conversation=c, status="open", actor=actor), MANAGE),
+    # Past authorisation the open conversation's rating is a Conflict (not resolved).
+    "rate": (lambda c, actor: rating_add(conversation=c, actor=actor, score=4), RATE),
     "replay": (lambda c, actor: replay_start(turn=_failed_turn(c), actor=actor, model="gpt-4.1"), STAFF_ONLY),
     # No service behind these (the console reads, or opens a panel): the layer itself.
     "export": (lambda c, actor: authorize(actor, Action.EXPORT, c), EXPORT),

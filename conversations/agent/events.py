@@ -125,6 +125,7 @@ class ConversationUpdatedEvent(TypedDict):
     agent: int
     channel: str
     last_seq: int
+    resolution: int  # how many times it has been resolved: the widget asks to rate each once
 
 
 EngineEvent: TypeAlias = (
@@ -242,6 +243,7 @@ def conversation_updated_event(conversation: Conversation) -> ConversationUpdate
         "agent": state["agent"],
         "channel": state["channel"],
         "last_seq": state["last_seq"],
+        "resolution": state["resolution"],
     }
 
 
@@ -260,6 +262,8 @@ class ReadyEvent(TypedDict):
     read_seq: int  # the customer's messages read up to here
     turns: list[dict[str, Any]]  # recent attempts not completed
     limits: dict[str, Any]  # max_message_chars
+    resolution: int  # how many times it has been resolved
+    rated: bool  # the current resolution has been rated (CSAT)
 
 
 class ReadEvent(TypedDict):
@@ -277,7 +281,7 @@ class CaughtUpEvent(TypedDict):
 
 class AckEvent(TypedDict):
     type: Literal["ack"]
-    frame: str  # "message", "retry" or "handoff"
+    frame: str  # "message", "retry", "handoff" or "rating"
     client_id: NotRequired[str | None]  # message
     seq: NotRequired[int]  # message
     created: NotRequired[bool]  # message

@@ -51,6 +51,14 @@ class MessageSerializer(serializers.Serializer):
     )
 
 
+class RatingSerializer(serializers.Serializer):
+    conversation = serializers.UUIDField()
+    resolution = serializers.IntegerField(help_text="Which resolution of the conversation this rates (1 = the first).")
+    score = serializers.IntegerField(min_value=1, max_value=5)
+    comment = serializers.CharField(allow_blank=True)
+    created_at = serializers.DateTimeField()
+
+
 class MessageListSerializer(serializers.Serializer):
     results = MessageSerializer(many=True)
     has_more = serializers.BooleanField(help_text="More messages follow: ask again with after=last_seq.")

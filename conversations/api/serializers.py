@@ -18,6 +18,7 @@ from conversations.api.schema_shapes import UPDATABLE_STATUSES
 from conversations.conf import platform_setting
 from conversations.models import Agent
 from conversations.models.conversation import Channel, Status
+from conversations.services.ratings import MAX_COMMENT_CHARS
 
 METADATA_MAX_BYTES = 16 * 1024
 METADATA_MAX_DEPTH = 16
@@ -52,6 +53,16 @@ class StrictCharField(serializers.CharField):
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A body integer that refuses strings, floats and booleans ("4", 4.0, true) instead
+    of coercing them, as the websocket door's service does."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
             self.fail("invalid")
         return super().to_internal_value(data)
 
@@ -95,6 +106,13 @@ class ConversationUpdateSerializer(serializers.Serializer):
 
 class HandoffSerializer(serializers.Serializer):
     reason = StrictCharField(required=False, allow_blank=True, max_length=500)
+
+
+class RatingCreateSerializer(serializers.Serializer):
+    score = StrictIntegerField(min_value=1, max_value=5, help_text="1 (very unhappy) to 5 (very happy).")
+    comment = StrictCharField(
+        required=False, allow_blank=True, max_length=MAX_COMMENT_CHARS, help_text="Optional, in the customer's words."
+    )
 
 
 class MessageListQuerySerializer(serializers.Serializer):

@@ -19,7 +19,7 @@ from conversations.customer_view import (
     customer_sources,
     customer_turn,
 )
-from conversations.models import Conversation, Message, Turn
+from conversations.models import Conversation, CsatRating, Message, Turn
 from conversations.presenters import message_to_dict, turn_summary
 
 
@@ -58,6 +58,17 @@ def conversation_dict(conversation: Conversation, *, internal: bool, customer: b
             "cost": str(conversation.cost),
         }
     return customer_conversation(data) if customer else data
+
+
+def rating_dict(rating: CsatRating) -> dict[str, Any]:
+    """A CSAT rating as its customer sent it (who handled it is for staff: the dashboard)."""
+    return {
+        "conversation": str(rating.conversation_id),
+        "resolution": rating.resolution,
+        "score": rating.score,
+        "comment": rating.comment,
+        "created_at": _iso(rating.created_at),
+    }
 
 
 def turn_audit(turn: Turn) -> dict[str, Any]:

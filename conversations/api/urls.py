@@ -11,6 +11,7 @@ from conversations.api.views.conversations import (
     ConversationDetailView,
     ConversationHandbackView,
     ConversationHandoffView,
+    ConversationRatingView,
 )
 from conversations.api.views.docs import docs_asset
 from conversations.api.views.messages import MessageCollectionView
@@ -24,6 +25,7 @@ urlpatterns = [
     path(CONVERSATION, ConversationDetailView.as_view(), name="api-conversation"),
     path(f"{CONVERSATION}/handoff", ConversationHandoffView.as_view(), name="api-conversation-handoff"),
     path(f"{CONVERSATION}/handback", ConversationHandbackView.as_view(), name="api-conversation-handback"),
+    path(f"{CONVERSATION}/rating", ConversationRatingView.as_view(), name="api-conversation-rating"),
     # Posts that wait for their turn's answer are served without holding a thread.
     path(f"{CONVERSATION}/messages", answering_view(MessageCollectionView), name="api-messages"),
     path(f"{CONVERSATION}/turns", TurnCollectionView.as_view(), name="api-turns"),

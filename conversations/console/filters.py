@@ -40,6 +40,29 @@ class ChannelFilter(admin.SimpleListFilter):
 
 
 
+class RatingFilter(admin.SimpleListFilter):
+    """The customer's latest rating (`Conversation.csat_score`)."""
+
+    title = "customer rating"
+    parameter_name = "rating"
+    _RANGES = {"low": (1, 2), "mid": (3, 3), "high": (4, 5)}
+
+    def lookups(self, request: Any, model_admin: Any) -> list[tuple[str, str]]:
+        return [("low", "1-2 (unhappy)"), ("mid", "3"), ("high", "4-5 (happy)"), ("rated", "Rated"),
+                ("unrated", "Not rated")]
+
+    def queryset(self, request: Any, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        if value in self._RANGES:
+            low, high = self._RANGES[value]
+            return queryset.filter(csat_score__gte=low, csat_score__lte=high)
+        if value == "rated":
+            return queryset.filter(csat_score__isnull=False)
+        if value == "unrated":
+            return queryset.filter(csat_score__isnull=True)
+        return queryset
+
+
 def _titled(base: type, title: str) -> type:
     """A built-in field filter with a clearer title than the field's verbose name."""
 

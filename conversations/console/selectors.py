@@ -16,7 +16,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 
 from conversations.agent.history import RECALL_NOTE
 from conversations.console.models import Replay
-from conversations.models import Conversation, CustomerFact, Message, StaffAction, Turn
+from conversations.models import Conversation, CsatRating, CustomerFact, Message, StaffAction, Turn
 from conversations.models.message import MessageKind
 from conversations.models.turn import TurnStatus
 
@@ -119,6 +119,12 @@ def conversation_facts(conversation: Conversation, limit: int = 100) -> list[Cus
     """The conversation's customer facts, oldest first, with who last edited each."""
     return list(CustomerFact.objects.filter(conversation=conversation).select_related("author")
                 .order_by("created_at", "id")[:limit])
+
+
+def conversation_ratings(conversation: Conversation, limit: int = 20) -> list[CsatRating]:
+    """The customer's ratings of the conversation, newest resolution first."""
+    return list(CsatRating.objects.filter(conversation=conversation).select_related("staff")
+                .order_by("-resolution", "-id")[:limit])
 
 
 @dataclass

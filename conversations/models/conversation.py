@@ -47,6 +47,11 @@ class Conversation(models.Model):
     # The highest seq a staff member has had in front of them (the console's live view
     # was open): the widget shows the customer's messages up to it as read.
     staff_read_seq = models.PositiveIntegerField(default=0, editable=False)
+    # How many times it has been resolved (`conversation_set_status`): a customer rates
+    # each resolution once (`CsatRating.resolution`).
+    resolution = models.PositiveIntegerField(default=0, editable=False)
+    # The latest rating's score, for the staff list's column and filter (ratings service).
+    csat_score = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
     # Denormalised for the staff list, kept by the message services.
     message_count = models.PositiveIntegerField(default=0)
     last_message_preview = models.CharField(max_length=200, blank=True)

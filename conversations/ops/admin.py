@@ -72,6 +72,7 @@ class DashboardAdmin(admin.ModelAdmin):
             "daily_columns": page.DAILY_COLUMNS,
             "daily_rows": page.daily_rows(data),
             "slowest": page.slowest_rows(data),
+            "csat": page.csat_rows(data),
             "presets": [(days, days == (end - start).days + 1 and end == today) for days in PRESETS],
             "today": today,
             "time_zone": settings.TIME_ZONE,

@@ -15,7 +15,10 @@ Definitions shown on the page:
   (`handoff_reason`), a staff handoff, takeover or reply (`StaffAction`), or it is
   waiting on staff / AI-paused now;
 - resolved without a human: not handed off, the AI took at least one turn, and no
-  customer message's latest attempt failed (so every message got an AI answer).
+  customer message's latest attempt failed (so every message got an AI answer);
+- CSAT: the customers' 1-5 ratings given in the range, their count and average, AI-only
+  vs human-handled (a staff member replied), and by the staff member who last replied
+  (`conversations.services.ratings.rating_stats`).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from conversations.models import Agent, Conversation, StaffAction
 from conversations.models.conversation import Status
 from conversations.ops.facts import midnight
 from conversations.ops.models import ToolCallFact, TurnFact
+from conversations.services.ratings import rating_stats
 
 MAX_DAYS = 366
 PERCENTILES = (50, 95)
@@ -124,6 +128,7 @@ class DashboardData:
     totals: DayStats
     tools: list[ToolStats]
     slowest: list[SlowTurn]
+    csat: dict[str, Any] = field(default_factory=dict)  # rating_stats for the range
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
@@ -326,6 +331,8 @@ def dashboard_data(*, start: date, end: date) -> DashboardData:
     timed("percentiles", _percentiles, start, end, days, totals)
     tools = timed("tools", _tools, start, end)
     slowest = timed("slowest_turns", _slowest, start, end)
+    csat = timed("csat", lambda: rating_stats(since=midnight(start), until=midnight(end + timedelta(days=1))))
     return DashboardData(
-        start=start, end=end, days=days, totals=totals, tools=tools, slowest=slowest, timings_ms=timings
+        start=start, end=end, days=days, totals=totals, tools=tools, slowest=slowest, csat=csat,
+        timings_ms=timings,
     )

@@ -15,7 +15,9 @@ of `conversations.observers`:
   disconnect: the open-websockets gauge.
 
 Queued and running turns are read from the database at scrape time (`TurnStateCollector`),
-so they are right however many processes there are.
+so they are right however many processes there are; so are the customers' CSAT ratings
+(`RatingCollector`: `support_csat_ratings_total` by score and handled, ai or human), so
+a restart or a second process never loses or doubles one.
 
 Several daphne processes: set `PROMETHEUS_MULTIPROC_DIR` to an empty directory, the same
 one for every process, before they start (and empty it on each deploy). Each process then
@@ -43,10 +45,10 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from conversations.models import Agent, Turn
+from conversations.models import Agent, CsatRating, Handled, Turn
 from conversations.models.turn import TurnStatus
 
 logger = logging.getLogger(__name__)
@@ -231,6 +233,30 @@ class TurnStateCollector(Collector):
         yield from (states, oldest, up)
 
 
+class RatingCollector(Collector):
+    """Customer ratings (CSAT) by score and by who handled the conversation, counted in
+    the database at scrape time (one grouped count)."""
+
+    def collect(self) -> Any:
+        ratings = CounterMetricFamily(
+            "support_csat_ratings", "Customer satisfaction ratings, by score (1-5) and handled (ai, human).",
+            labels=["score", "handled"],
+        )
+        try:
+            rows = {
+                (score, handled): n for score, handled, n in
+                CsatRating.objects.values_list("score", "handled").annotate(n=Count("pk")).order_by()
+            }
+        except Exception:
+            logger.warning("metrics could not read ratings", exc_info=True)
+            close_old_connections()
+            return
+        for handled in Handled.values:
+            for score in range(1, 6):
+                ratings.add_metric([str(score), handled], rows.get((score, handled), 0))
+        yield ratings
+
+
 def render_metrics() -> tuple[bytes, str]:
     """The exposition text for `/metrics` and its content type."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -243,4 +269,5 @@ def render_metrics() -> tuple[bytes, str]:
         body = generate_latest(REGISTRY)
     database = CollectorRegistry()
     database.register(TurnStateCollector())
+    database.register(RatingCollector())
     return body + generate_latest(database), CONTENT_TYPE_LATEST

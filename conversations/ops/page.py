@@ -1,5 +1,5 @@
-"""What the dashboard page shows besides charts: headline tiles, the slowest turns and
-the daily figures table, formatted for display (the template only lays them out)."""
+"""What the dashboard page shows besides charts: headline tiles, customer satisfaction,
+the slowest turns and the daily figures table, formatted for display (the template only lays them out)."""
 
 from __future__ import annotations
 
@@ -56,7 +56,36 @@ def tiles(data: DashboardData) -> list[dict[str, str]]:
             "sub": f"{fmt_int(t.ai_resolved)} conversations",
             "tone": "good",
         },
+        {
+            "label": "CSAT",
+            "value": f"{data.csat['average']:.2f} / 5" if data.csat.get("count") else "–",
+            "sub": f"{fmt_int(data.csat.get('count', 0))} ratings · AI only {_average(data.csat.get('ai'))} · "
+            f"human {_average(data.csat.get('human'))}",
+        },
     ]
+
+
+def _average(summary: dict[str, Any] | None) -> str:
+    return f"{summary['average']:.2f}" if summary and summary["count"] else "–"
+
+
+def _csat_cell(summary: dict[str, Any]) -> str:
+    if not summary["count"]:
+        return "–"
+    return f"{summary['average']:.2f} / 5 ({fmt_int(summary['count'])})"
+
+
+def csat_rows(data: DashboardData) -> dict[str, Any]:
+    """The CSAT section: the average (of 5) and count overall, AI-only vs human-handled,
+    and one row per staff member (who last replied in the rated conversations)."""
+    csat = data.csat
+    return {
+        "count": fmt_int(csat["count"]),
+        "average": f"{csat['average']:.2f}" if csat["count"] else "–",
+        "split": [("AI only", _csat_cell(csat["ai"])), ("Human-handled", _csat_cell(csat["human"]))],
+        "people": [{"name": p["name"], "average": f"{p['average']:.2f}", "count": fmt_int(p["count"])}
+                   for p in csat["by_person"]],
+    }
 
 
 def _cells(stats: DayStats) -> list[tuple[str, str]]:

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from conversations.agent.pricing import cost_for
 from conversations.agent.provider import Usage
-from conversations.models import Agent, Conversation, Message, Turn
+from conversations.models import Agent, Conversation, CsatRating, Handled, Message, Turn
 from conversations.models.conversation import Channel, Status
 from conversations.models.message import MessageKind
 from conversations.models.turn import TurnError, TurnStatus
@@ -53,6 +53,7 @@ def _keep_given_timestamps() -> Iterator[None]:
         Turn._meta.get_field("created_at"),
         Conversation._meta.get_field("created_at"),
         Conversation._meta.get_field("updated_at"),
+        CsatRating._meta.get_field("created_at"),
     ]
     saved = [(f.auto_now, f.auto_now_add) for f in fields]
     for f in fields:
@@ -114,13 +115,35 @@ def generate(*, turns: int, days: int, seed: int = 7, end: datetime | None = Non
         plans.append((conversation, count, start))
     users, turn_rows, produced = _build_turns(rng, plans)
     _set_totals(conversations, turn_rows)
+    ratings = _ratings(random.Random(seed + 1), plans)
     with transaction.atomic(), _keep_given_timestamps():
         Conversation.objects.bulk_create(conversations, batch_size=BATCH)
         Message.objects.bulk_create(users, batch_size=BATCH)
         Turn.objects.bulk_create(turn_rows, batch_size=BATCH)
         Message.objects.bulk_create(produced, batch_size=BATCH)
+        CsatRating.objects.bulk_create(ratings, batch_size=BATCH)
         turn_facts_rebuild(turns=Turn.objects.filter(agent__in=agents, created_at__gte=end - timedelta(days=days + 1)))
     return Generated(conversations=len(conversations), turns=len(turn_rows), messages=len(users) + len(produced))
+
+
+def _ratings(rng: random.Random, plans: list[tuple[Conversation, int, datetime]]) -> list[CsatRating]:
+    """About half the resolved conversations rated, mostly happy, an hour after they
+    started; all AI-only (the sample has no staff replies). A separate random stream,
+    so the turns are the same with or without ratings."""
+    ratings = []
+    for conversation, _count, start in plans:
+        if conversation.status != Status.RESOLVED:
+            continue
+        conversation.resolution = 1
+        if rng.random() < 0.5:
+            continue
+        score = rng.choices((1, 2, 3, 4, 5), (5, 6, 12, 32, 45))[0]
+        conversation.csat_score = score
+        ratings.append(CsatRating(
+            conversation=conversation, resolution=1, score=score, created_at=start + timedelta(hours=1),
+            handled=Handled.AI,
+        ))
+    return ratings
 
 
 def _turn_outcome(rng: random.Random) -> tuple[str, str]:

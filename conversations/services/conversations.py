@@ -143,7 +143,8 @@ def conversation_hand_back(*, conversation: Conversation, actor: Actor = None) -
 
 
 def conversation_set_status(*, conversation: Conversation, status: str, actor: Actor = None) -> Conversation:
-    """Resolve or reopen."""
+    """Resolve or reopen. Each resolution is numbered (`Conversation.resolution`), so
+    the customer is asked to rate each once."""
     user = authorize(actor, Action.SET_STATUS, conversation).staff_user
     if status not in Status.values:
         raise InvalidInput(
@@ -153,7 +154,10 @@ def conversation_set_status(*, conversation: Conversation, status: str, actor: A
         locked = conversation_lock(conversation.pk)
         if locked.status != status:
             locked.status = status
-            locked.save(update_fields=["status", "updated_at"])
+            if status == Status.RESOLVED:
+                # A new resolution: the customer may rate it (`ratings.rating_add`).
+                locked.resolution += 1
+            locked.save(update_fields=["status", "resolution", "updated_at"])
             _record(locked, user, "resolve" if status == Status.RESOLVED else "reopen")
             publish_on_commit(locked.pk, conversation_updated_event(locked))
     return locked

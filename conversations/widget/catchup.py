@@ -18,7 +18,7 @@ from conversations.authorization import Principal
 from conversations.conf import platform_setting
 from conversations.customer_view import customer_turn
 from conversations.errors import NotFound
-from conversations.models import Conversation, Message, Turn
+from conversations.models import Conversation, CsatRating, Message, Turn
 from conversations.models.message import CUSTOMER_VISIBLE_KINDS, MessageKind
 from conversations.models.staff_profile import staff_identity
 from conversations.models.turn import TurnStatus
@@ -112,6 +112,8 @@ def connection_state(conversation_id: Any, *, role: str) -> ReadyEvent:
         "read_seq": read_seq(conversation),
         "turns": open_turns(conversation.pk, role=role),
         "limits": {"max_message_chars": platform_setting("MAX_MESSAGE_CHARS")},
+        "resolution": conversation.resolution,
+        "rated": CsatRating.objects.filter(conversation_id=conversation.pk, resolution=conversation.resolution).exists(),
     }
 
 

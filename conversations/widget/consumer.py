@@ -9,7 +9,7 @@ unchanged for staff), typing hints and read marks (a staff connection marks the
 customer's messages read, `presentation.staff_read_mark`; a staff member's typing is
 relayed only if they may reply), and turns client frames into service calls:
 `message` -> `message_post` (staff: `staff_reply_post`), `retry` -> `turn_retry`,
-`handoff` -> `conversation_handoff`, `resume` -> catch-up. The services authorise every
+`handoff` -> `conversation_handoff`, `rating` -> `rating_add` (CSAT), `resume` -> catch-up. The services authorise every
 action of the connection's principal (`conversations.authorization.authorize`); ORM
 work runs on the engine's database threads (`engine.db`).
 
@@ -54,6 +54,7 @@ from conversations.models.turn import TurnTrigger
 from conversations.ops.metrics import websocket_closed, websocket_opened
 from conversations.services.conversations import conversation_handoff
 from conversations.services.messages import message_post, staff_reply_post
+from conversations.services.ratings import rating_add
 from conversations.services.turns import turn_retry
 from conversations.widget import catchup, protocol
 from conversations.widget.catchup import STAFF, VISITOR, Viewer
@@ -94,6 +95,12 @@ def _authorize_staff_typing(viewer: Viewer) -> None:
 def _handoff(viewer: Viewer, reason: str) -> None:
     conversation = Conversation.objects.get(pk=viewer.conversation.pk)
     conversation_handoff(conversation=conversation, reason=reason, actor=viewer.principal)
+
+
+def _rate(viewer: Viewer, score: Any, comment: Any) -> None:
+    # The service decides who may rate (the customer only: a staff connection is refused).
+    conversation = Conversation.objects.get(pk=viewer.conversation.pk)
+    rating_add(conversation=conversation, actor=viewer.principal, score=score, comment=comment)
 
 
 class ConversationConsumer(AsyncJsonWebsocketConsumer):
@@ -347,3 +354,8 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             raise protocol.FrameError("not_allowed", "Only the customer asks for a person.")
         await engine.db(_handoff, self.viewer, "The customer asked for a person (widget button).")
         await self.send_json(AckEvent(type="ack", frame="handoff"))
+
+    async def frame_rating(self, frame: dict[str, Any]) -> None:
+        assert self.viewer is not None
+        await engine.db(_rate, self.viewer, frame.get("score"), frame.get("comment", ""))
+        await self.send_json(AckEvent(type="ack", frame="rating"))

@@ -43,7 +43,7 @@ REJECTED_BEFORE_CLOSE = 50  # rejected frames in one flood before closing with 4
 FLOOD_QUIET_SECONDS = 2.0
 TYPING_MIN_INTERVAL = 1.0  # seconds; more frequent typing hints are dropped silently
 
-CLIENT_FRAMES = ("message", "typing", "resume", "retry", "handoff")
+CLIENT_FRAMES = ("message", "typing", "resume", "retry", "handoff", "rating")
 
 
 def max_frame_chars(max_message_chars: int) -> int:

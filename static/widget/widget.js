@@ -26,7 +26,7 @@
   // Every module of static/widget/chat/. Fetched at once (modulepreload) rather than one
   // import level after another: four round trips fewer before the launcher shows.
   // tests/widget/test_script.py checks this list against the directory.
-  const MODULES = ["main", "element", "connection", "events", "transcript", "view", "dom", "store", "strings", "styles"];
+  const MODULES = ["main", "element", "connection", "events", "transcript", "rating", "view", "dom", "store", "strings", "styles"];
 
   const script = document.currentScript; // only set while this classic script runs
   const base = script && script.src ? script.src : location.href;

@@ -18,6 +18,7 @@ from django.contrib.auth.models import Group
 from conversations.models import Conversation, Turn
 from conversations.models.turn import TurnStatus
 from conversations.permissions import AGENT, VIEWER, support_groups_sync
+from conversations.services.conversations import conversation_set_status
 from conversations.services.messages import message_post, note_add
 from tests.api.conftest import Caller, staff_caller
 from tests.api.schema_check import assert_matches_schema
@@ -48,6 +49,8 @@ ENDPOINTS: list[tuple[str, str, str | None, Any, dict[str, int]]] = [
     ("turn_retrieve", "GET", "/turns/{turn}", None, READ),
     ("turn_retry", "POST", "/turns/{turn}/retry", None, CREATED),
     ("turn_cancel", "POST", "/turns/{turn}/cancel", None, POST),
+    # Only the customer rates: its visitor, or a write key on its behalf; never staff.
+    ("rate", "POST", "/rating", {"score": 4, "comment": "Fast."}, {**CREATED, "staff": 403}),
 ]
 
 
@@ -59,6 +62,8 @@ def _prepare(world: dict[str, Any], name: str) -> Turn:
     note_add(conversation=conversation, actor=None, text="internal: VIP customer")
     if name == "turn_retry":
         Turn.objects.filter(pk=posted.turn.pk).update(status=TurnStatus.FAILED, error_code="timeout")
+    if name == "rate":
+        conversation_set_status(conversation=conversation, status="resolved")
     return posted.turn
 
 
@@ -173,6 +178,7 @@ SUPPORT_ROLES: dict[str, dict[str, int]] = {
     "messages_create": {"viewer": 403, "agent": 403},
     "turn_retry": {"viewer": 403, "agent": 201},
     "turn_cancel": {"viewer": 403, "agent": 200},
+    "rate": {"viewer": 403, "agent": 403},
 }
 
 

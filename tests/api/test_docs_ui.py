@@ -22,6 +22,7 @@ def test_the_schema_is_served_and_lists_every_endpoint():
         "/api/v1/conversations/{conversation_id}",
         "/api/v1/conversations/{conversation_id}/handoff",
         "/api/v1/conversations/{conversation_id}/handback",
+        "/api/v1/conversations/{conversation_id}/rating",
         "/api/v1/conversations/{conversation_id}/messages",
         "/api/v1/conversations/{conversation_id}/turns",
         "/api/v1/conversations/{conversation_id}/turns/{turn_id}",

@@ -26,8 +26,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from conversations.models import Turn
+from conversations.models import Conversation, Turn
 from conversations.models.turn import TurnStatus
+from conversations.services.conversations import conversation_set_status
 from tests.api.schema_check import loaded_schema, openapi_document
 from tests.conftest import wait_for
 
@@ -43,7 +44,7 @@ OPERATIONS = [
     ("GET", "/api/v1/conversations"), ("POST", "/api/v1/conversations"),
     ("GET", C), ("PATCH", C), ("POST", f"{C}/handoff"), ("POST", f"{C}/handback"),
     ("GET", f"{C}/messages"), ("POST", f"{C}/messages"), ("GET", f"{C}/turns"),
-    ("GET", T), ("POST", f"{T}/retry"), ("POST", f"{T}/cancel"),
+    ("GET", T), ("POST", f"{T}/retry"), ("POST", f"{T}/cancel"), ("POST", f"{C}/rating"),
 ]
 
 
@@ -65,7 +66,8 @@ def fuzz_server(django_db_setup: Any) -> Any:
 @pytest.fixture
 def seeded(default_agent: Any, live_key: str, fuzz_server: Any) -> dict[str, Any]:
     """A few conversations owned by the key, each with an answered message whose turn
-    is then marked failed (so retry has something to retry)."""
+    is then marked failed (so retry has something to retry); the first is resolved (so
+    a rating can be stored)."""
     ids: list[str] = []
     turns: dict[str, list[str]] = {}
     with fuzz_server.client(headers={"Authorization": f"Bearer {live_key}"}) as client:
@@ -80,6 +82,7 @@ def seeded(default_agent: Any, live_key: str, fuzz_server: Any) -> dict[str, Any
     Turn.objects.filter(pk__in=[t for ts in turns.values() for t in ts]).update(
         status=TurnStatus.FAILED, error_code="timeout"
     )
+    conversation_set_status(conversation=Conversation.objects.get(pk=ids[0]), status="resolved")
     return {"ids": ids, "turns": turns, "key": live_key}
 
 

@@ -46,7 +46,7 @@ def test_dashboard_renders_in_a_browser_and_is_screenshotted(live_server):
             assert page.title().startswith("Operations dashboard")
             assert page.locator("figure.ops-chart").count() == 8
             assert page.locator("figure.ops-chart svg.ops-svg").count() == 8
-            assert page.locator(".ops-tile").count() == 8
+            assert page.locator(".ops-tile").count() == 9  # CSAT is the ninth
             assert page.locator(".ops-tile-value").first.inner_text() != "0"
             # The charts fit the laptop-width page: no horizontal scrolling.
             assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")

@@ -23,8 +23,9 @@ from conversations.agent.engine import engine
 from conversations.api.keys import api_key_create
 from conversations.api.models import ApiClient, Scope
 from conversations.console.benchdata import conversation_long
-from conversations.models import Conversation, Message, StaffAction, Turn
+from conversations.models import Conversation, CsatRating, Message, StaffAction, Turn
 from conversations.permissions import AGENT, VIEWER, support_groups_sync
+from conversations.services.conversations import conversation_set_status
 from conversations.widget import protocol
 from tests.realtime.wsclient import WsClient, of_type
 
@@ -34,10 +35,11 @@ db = database_sync_to_async
 ACK, FORBIDDEN, NOT_ALLOWED = "ack", "forbidden", "not_allowed"
 # What each frame gets, per role that may open the socket.
 EXPECTED: dict[str, dict[str, str]] = {
-    "visitor": {"message": ACK, "retry": ACK, "handoff": ACK},
-    "viewer": {"message": FORBIDDEN, "retry": FORBIDDEN, "handoff": NOT_ALLOWED},
-    "agent": {"message": ACK, "retry": ACK, "handoff": NOT_ALLOWED},
-    "superuser": {"message": ACK, "retry": ACK, "handoff": NOT_ALLOWED},
+    "visitor": {"message": ACK, "retry": ACK, "handoff": ACK, "rating": ACK},
+    "viewer": {"message": FORBIDDEN, "retry": FORBIDDEN, "handoff": NOT_ALLOWED, "rating": FORBIDDEN},
+    # Only the customer rates: no staff role may rate on their behalf.
+    "agent": {"message": ACK, "retry": ACK, "handoff": NOT_ALLOWED, "rating": FORBIDDEN},
+    "superuser": {"message": ACK, "retry": ACK, "handoff": NOT_ALLOWED, "rating": FORBIDDEN},
 }
 REFUSED_AT_CONNECT = ["other_visitor", "staff_no_group", "api_key_as_token", "anonymous"]
 
@@ -85,6 +87,8 @@ def _frame(kind: str, conversation: Conversation) -> dict[str, Any]:
         return {"type": "message", "text": "Sorry for the wait, I am on it.", "client_id": "m1"}
     if kind == "retry":
         return {"type": "retry", "turn": str(Turn.objects.get(conversation=conversation, status="failed").pk)}
+    if kind == "rating":
+        return {"type": "rating", "score": 4, "comment": "Quick and clear."}
     return {"type": kind}
 
 
@@ -93,15 +97,18 @@ def _state(conversation: Conversation) -> tuple:
     return (
         Message.objects.filter(conversation=conversation).count(),
         Turn.objects.filter(conversation=conversation).count(),
-        StaffAction.objects.count(), fresh.status, fresh.ai_paused,
+        StaffAction.objects.count(), fresh.status, fresh.ai_paused, CsatRating.objects.count(),
     )
 
 
-@pytest.mark.parametrize("frame", ["message", "retry", "handoff"])
+@pytest.mark.parametrize("frame", ["message", "retry", "handoff", "rating"])
 @pytest.mark.parametrize("role", list(EXPECTED))
 async def test_each_role_may_send_only_the_frames_its_permissions_allow(world, role, frame):
-    # Given a connection of this role to a conversation with a failed turn
+    # Given a connection of this role to a conversation with a failed turn (resolved,
+    # for a rating)
     conversation = world["conversation"]
+    if frame == "rating":
+        await db(conversation_set_status)(conversation=conversation, status="resolved", actor=None)
     client = WsClient(**world["clients"][role])
     assert await client.connect()
     await client.until(of_type("caught_up"))

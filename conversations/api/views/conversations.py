@@ -1,4 +1,5 @@
-"""Conversations: create, list (filters, cursor pages), retrieve, status, handoff, handback."""
+"""Conversations: create, list (filters, cursor pages), retrieve, status, handoff, handback,
+and the customer's rating (CSAT)."""
 
 from __future__ import annotations
 
@@ -18,15 +19,20 @@ from conversations.api.principals import (
     principal_require,
 )
 from conversations.api.schema import CONVERSATION_ID, errors
-from conversations.api.schema_shapes import ConversationCreatedSerializer, ConversationSerializer
+from conversations.api.schema_shapes import (
+    ConversationCreatedSerializer,
+    ConversationSerializer,
+    RatingSerializer,
+)
 from conversations.api.serializers import (
     ConversationCreateSerializer,
     ConversationFilterSerializer,
     ConversationUpdateSerializer,
     HandoffSerializer,
+    RatingCreateSerializer,
 )
 from conversations.api.services import api_conversation_create
-from conversations.api.shapes import conversation_dict
+from conversations.api.shapes import conversation_dict, rating_dict
 from conversations.api.views.base import ApiView
 from conversations.errors import PermissionDenied
 from conversations.importers.cutover import imported_conversation_for_customer
@@ -36,6 +42,7 @@ from conversations.services.conversations import (
     conversation_handoff,
     conversation_set_status,
 )
+from conversations.services.ratings import rating_add
 
 
 class ConversationCollectionView(ApiView):
@@ -187,3 +194,25 @@ class ConversationHandbackView(ApiView):
         conversation = conversation_for_principal(self.principal, conversation_id, Action.HAND_BACK)
         conversation = conversation_hand_back(conversation=conversation, actor=self.principal)
         return Response(conversation_dict(conversation, internal=self.principal.internal, customer=self.principal.customer_view))
+
+
+class ConversationRatingView(ApiView):
+    @extend_schema(
+        operation_id="conversations_rate",
+        summary="Rate a resolved conversation (CSAT)",
+        description="The customer's 1-5 rating and optional comment, once per resolution: the "
+        "conversation's visitor token, or an API key with the write scope on the customer's "
+        "behalf (staff sessions are refused: only the customer rates). 409 `not_resolved` while "
+        "it is not resolved, 409 `already_rated` for a resolution already rated; reopened and "
+        "resolved again, it may be rated again.",
+        parameters=[CONVERSATION_ID],
+        request=RatingCreateSerializer,
+        responses={201: RatingSerializer, **errors(400, 401, 403, 404, 409, 413, 429)},
+    )
+    def post(self, request: Request, conversation_id: str) -> Response:
+        conversation = conversation_for_principal(self.principal, conversation_id, Action.RATE)
+        data = self.body(RatingCreateSerializer)
+        rating = rating_add(
+            conversation=conversation, actor=self.principal, score=data["score"], comment=data.get("comment", "")
+        )
+        return Response(rating_dict(rating), status=201)

@@ -25,9 +25,16 @@ from django.utils.text import Truncator
 from django.utils.timezone import localtime
 
 from conversations.console.admin.base import ConsoleModelAdmin
-from conversations.console.filters import AIPausedFilter, ChannelFilter, FailedTurnFilter, LastActivityFilter
+from conversations.console.filters import (
+    AIPausedFilter,
+    ChannelFilter,
+    FailedTurnFilter,
+    LastActivityFilter,
+    RatingFilter,
+)
 from conversations.console.pagination import WaitingFirstPaginator
 from conversations.console.selectors import latest_failed_turns
+from conversations.console.templatetags.console_tags import stars
 from conversations.console.views import conversation as views
 from conversations.errors import PlatformError
 from conversations.models import Conversation, Message
@@ -42,12 +49,12 @@ SEARCHABLE_KINDS = (MessageKind.USER, MessageKind.ASSISTANT, MessageKind.STAFF, 
 
 @admin.register(Conversation)
 class ConversationAdmin(ConsoleModelAdmin):
-    list_display = ("customer", "status_badge", "preview", "items", "usage", "last_activity")
+    list_display = ("customer", "status_badge", "preview", "items", "usage", "rating", "last_activity")
     list_display_links = ("customer",)
     list_select_related = ("agent",)
     list_filter = (
         "status", "agent", ChannelFilter, ("updated_at", LastActivityFilter),
-        ("has_failed_turn", FailedTurnFilter), ("ai_paused", AIPausedFilter),
+        ("has_failed_turn", FailedTurnFilter), ("ai_paused", AIPausedFilter), RatingFilter,
     )
     search_fields = ("customer_id",)  # replaced by get_search_results; shows the box
     search_help_text = (
@@ -122,6 +129,13 @@ class ConversationAdmin(ConsoleModelAdmin):
     @admin.display(description="Tokens · cost", ordering="cost")
     def usage(self, obj: Conversation) -> str:
         return format_html('{}<div class="cs-sub">${}</div>', f"{obj.input_tokens + obj.output_tokens:,}", f"{obj.cost:.4f}")
+
+    @admin.display(description="Rating", ordering="csat_score")
+    def rating(self, obj: Conversation) -> str:
+        """The customer's latest rating (denormalised by the ratings service: no query)."""
+        if obj.csat_score is None:
+            return "—"
+        return format_html('<span class="cs-stars" title="{}">★ {}/5</span>', stars(obj.csat_score), obj.csat_score)
 
     @admin.display(description="Last activity", ordering="updated_at")
     def last_activity(self, obj: Conversation) -> str:

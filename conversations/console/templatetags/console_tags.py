@@ -22,6 +22,16 @@ _WHO = {
 
 
 @register.filter
+def stars(score: Any) -> str:
+    """A 1-5 rating as text: "★★★★☆ 4/5" (the number too, for screen readers and copy)."""
+    try:
+        n = max(0, min(5, int(score)))
+    except (TypeError, ValueError):
+        return ""
+    return f"{'★' * n}{'☆' * (5 - n)} {n}/5"
+
+
+@register.filter
 def pretty_json(value: Any) -> str:
     return _pretty_json(value)
 

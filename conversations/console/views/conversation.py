@@ -22,6 +22,7 @@ from conversations.access import turn_of_conversation
 from conversations.authorization import Action, allowed, principal_of
 from conversations.console.selectors import (
     conversation_facts,
+    conversation_ratings,
     latest_failed_turns,
     pretty_json,
     recent_staff_actions,
@@ -93,6 +94,7 @@ def conversation_page(model_admin: Any, request: Any, object_id: str) -> HttpRes
         "failed_turns": failed,
         "staff_actions": recent_staff_actions(conversation),
         "facts": conversation_facts(conversation),
+        "ratings": conversation_ratings(conversation),
         "can": controls(user, conversation),
         "metadata_json": pretty_json(conversation.metadata) if conversation.metadata else "",
         "reply_client_id": uuid.uuid4().hex,

@@ -7,6 +7,7 @@
 import { ConnectionMixin } from "./connection.js";
 import { isObject, merge, fill } from "./dom.js";
 import { EventsMixin } from "./events.js";
+import { RatingMixin } from "./rating.js";
 import { store, tabStore } from "./store.js";
 import { STRINGS } from "./strings.js";
 import { TranscriptMixin } from "./transcript.js";
@@ -52,7 +53,7 @@ function readableOn(rgb, bg, target) {
 
 const cssRgb = (rgb) => "rgb(" + rgb.join(",") + ")";
 
-export class SupportChat extends EventsMixin(TranscriptMixin(ConnectionMixin(ViewMixin(HTMLElement)))) {
+export class SupportChat extends EventsMixin(RatingMixin(TranscriptMixin(ConnectionMixin(ViewMixin(HTMLElement))))) {
   /* The built-in text tables by language; a page may add one before setting `lang`. */
   static get strings() {
     return STRINGS;
@@ -126,6 +127,9 @@ export class SupportChat extends EventsMixin(TranscriptMixin(ConnectionMixin(Vie
     this.activeTurns = new Set();
     this.readyTurns = [];
     this.status = "open";
+    this.resolution = 0; // how many times the conversation has been resolved
+    this.rated = false; // the server says this resolution is rated
+    this.$rating = null; // the rating prompt, while it is shown
     this.aiPaused = false;
     this.unread = 0;
     this.catchingUp = true;

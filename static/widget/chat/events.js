@@ -45,6 +45,8 @@ export const EventsMixin = (Base) =>
       this.catchingUp = this.lastSeq === 0; // a first load is history, not news
       this.session.model = event.model;
       this.session.agent = event.agent;
+      this.resolution = event.resolution || 0;
+      this.rated = Boolean(event.rated);
       this._setConversationState(event.status, event.ai_paused);
       this.readyTurns = event.turns || [];
       this.activeTurns = new Set(this.readyTurns.filter((t) => t.status === "queued" || t.status === "running").map((t) => t.id));
@@ -69,6 +71,7 @@ export const EventsMixin = (Base) =>
         this.$handoff.removeAttribute("aria-disabled");
         this.requestHandoff();
       }
+      this._renderRating();
       this._renderTyping();
       this._scrollToEnd();
     }
@@ -178,8 +181,15 @@ export const EventsMixin = (Base) =>
 
     _onConversationUpdated(event) {
       const wasWaiting = this.status === "waiting_on_staff";
+      if ((event.resolution || 0) !== this.resolution) {
+        // A new resolution: not rated yet; a prompt still shown for the last one goes.
+        this._removeRating();
+        this.resolution = event.resolution || 0;
+        this.rated = false;
+      }
       this._setConversationState(event.status, event.ai_paused);
       if (event.status === "waiting_on_staff" && !wasWaiting) this._noticed(this.t("handoffBanner"));
+      this._renderRating();
     }
 
     _onTyping(event) {
@@ -207,6 +217,8 @@ export const EventsMixin = (Base) =>
         this._renderTyping();
       } else if (event.frame === "handoff") {
         this._announce(this.t("handoffRequested"));
+      } else if (event.frame === "rating") {
+        this._ratingSent();
       }
     }
 
@@ -219,6 +231,8 @@ export const EventsMixin = (Base) =>
         box.appendChild(el("p", { text: this.t("notSent", { reason: this._reason(event.code) }) }));
       } else if (event.frame === "handoff") {
         this.$handoff.removeAttribute("aria-disabled");
+      } else if (event.frame === "rating") {
+        this._ratingRefused(event.code);
       } else {
         console.warn("support-chat:", event.code, event.message);
       }

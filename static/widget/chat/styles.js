@@ -13,14 +13,14 @@ const LIGHT = [
   "--bubble:var(--support-chat-bubble,#eef1f5);--staff-bg:#fff7ed;--staff-border:#f3c38f;--border:#d1d5db;--field:#fff;--field-border:#6b7280;",
   "--status-bg:#fef3c7;--status-text:#713f12;--banner-bg:#ecfdf5;--banner-text:#065f46;--banner-border:#a7f3d0;",
   "--problem-bg:#fef2f2;--problem-border:#fecaca;--problem-text:#7f1d1d;--danger:#b91c1c;--ok:#15803d;--tip:#111827;--tip-text:#fff;",
-  "--avatar-bg:#e0e7ff;--avatar-text:#1e3a8a;--shadow:rgba(0,0,0,.28)",
+  "--avatar-bg:#e0e7ff;--avatar-text:#1e3a8a;--shadow:rgba(0,0,0,.28);--star:#b45309",
 ].join("");
 const DARK = [
   "--bg:var(--support-chat-background,#111827);--text:var(--support-chat-text,#e5e7eb);--muted:var(--support-chat-muted,#a8b1bd);",
   "--bubble:var(--support-chat-bubble,#1f2937);--staff-bg:#2b2115;--staff-border:#8a5a2b;--border:#374151;--field:#0b1220;--field-border:#8b95a3;",
   "--status-bg:#422006;--status-text:#fde68a;--banner-bg:#052e25;--banner-text:#a7f3d0;--banner-border:#065f46;",
   "--problem-bg:#3b0d0d;--problem-border:#7f1d1d;--problem-text:#fecaca;--danger:#f87171;--ok:#4ade80;--tip:#e5e7eb;--tip-text:#111827;",
-  "--avatar-bg:#1e3a8a;--avatar-text:#e0e7ff;--shadow:rgba(0,0,0,.6)",
+  "--avatar-bg:#1e3a8a;--avatar-text:#e0e7ff;--shadow:rgba(0,0,0,.6);--star:#fbbf24",
 ].join("");
 
 export const CSS = [
@@ -110,6 +110,20 @@ export const CSS = [
   ".problem{align-self:stretch;background:var(--problem-bg);border:1px solid var(--problem-border);color:var(--problem-text);border-radius:12px;padding:10px 12px;font-size:14px}",
   ".problem p{margin:0}",
   ".problem button{margin-top:6px;border:0;border-radius:8px;background:#b91c1c;color:#fff;padding:5px 12px;font-size:13px}",
+  // The rating prompt (CSAT): five star buttons, a comment box, Send and Skip.
+  ".rating{align-self:stretch;border:1px solid var(--border);border-radius:12px;padding:10px 12px;font-size:14px;display:flex;flex-direction:column;gap:6px}",
+  ".rating p{margin:0}",
+  ".rate-q{font-weight:600}",
+  ".scores{display:flex;gap:4px}",
+  ".score{width:40px;height:40px;border:1px solid var(--field-border);border-radius:8px;background:var(--field);color:var(--muted);font-size:20px;line-height:1}",
+  ".score.on{color:var(--star);border-color:var(--star)}",
+  ".score[aria-pressed=true]{outline:2px solid var(--accent-ink);outline-offset:1px}",
+  ".rating label{font-size:13px;color:var(--muted)}",
+  ".rating textarea{flex:none;min-height:52px}",
+  ".rate-actions{display:flex;gap:12px;align-items:center}",
+  ".rate-send{border:0;border-radius:8px;background:var(--accent);color:var(--accent-text);padding:6px 14px;font-size:13px}",
+  ".rate-note{font-size:12px;color:var(--muted)}",
+  ".rate-note:empty{display:none}",
   ".greeting{align-self:flex-start;color:var(--muted);font-size:14px;padding:4px}",
   // Each line takes its own text's direction (an English line on a Hebrew page stays readable).
   ".greeting,.who,.model,h2,.tool .label,.sources a,.problem p{unicode-bidi:plaintext}",

@@ -238,9 +238,10 @@ export const TranscriptMixin = (Base) =>
 
     _renderBanner() {
       let text = "";
+      // Resolved says so even when a person had taken over (the AI stays paused).
       if (this.status === "waiting_on_staff") text = this.t("handoffBanner");
-      else if (this.aiPaused) text = this.t("takenOverBanner");
       else if (this.status === "resolved") text = this.t("resolvedBanner");
+      else if (this.aiPaused) text = this.t("takenOverBanner");
       this.$banner.textContent = text;
       const hide = this.aiPaused || this.status === "waiting_on_staff";
       // A control that disappears must not take the keyboard focus with it.
