@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('conversations', '0007_pii_redaction'),
+        ('conversations', '0008_guardrails'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
