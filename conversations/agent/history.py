@@ -65,6 +65,9 @@ from conversations.retrieval import MODEL_KINDS, Retriever, default_retriever
 
 RECENT_SHARE = 0.6
 PAGE_SIZE = 200
+# The first page is smaller: a selection at an ordinary budget (800) sends a dozen recent
+# items, and reading 200 rows with their text was a quarter of its time at 10,000 items.
+FIRST_PAGE = 48
 FILL_MISSES = 32
 RETRIEVE_LIMIT = 50
 REBUILD_SHARE = 0.5
@@ -232,9 +235,10 @@ class _Scanner:
         if self.after_seq is not None:
             query = query.filter(seq__gt=self.after_seq)
         below: int | None = None
+        size = FIRST_PAGE
         while True:
             page_query = query if below is None else query.filter(seq__lt=below)
-            page = [_Row._make(v) for v in page_query.order_by("-seq").values_list(*_COLUMNS)[:PAGE_SIZE]]
+            page = [_Row._make(v) for v in page_query.order_by("-seq").values_list(*_COLUMNS)[:size]]
             self.considered += len(page)
             answered = self._answered_seqs(page)
             for row in page:
@@ -248,9 +252,10 @@ class _Scanner:
                         yield _Unit.of(row, output)
                 else:
                     yield _Unit.of(row)
-            if len(page) < PAGE_SIZE:
+            if len(page) < size:
                 return
             below = page[-1].seq
+            size = PAGE_SIZE
 
 
 def _retrieved_units(conversation_id: UUID | str, hits: list[tuple[int, float]]) -> Iterator[tuple[_Unit, float]]:

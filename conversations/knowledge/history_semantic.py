@@ -20,11 +20,15 @@ to date with one query for rows newer than the cached ones, so a selection reads
 bounded number of rows however long the conversation is. The query vector is the
 current message's embedding plus a lighter share of the last exchanges' (`context`),
 so "did that happen?" carries the topic of what was just said. Three rankings are fused
-by reciprocal rank (`fuse`): full-text (bm25 / ts_rank, unchanged), semantic (cosine
-within the conversation, above `MIN_SIMILARITY`) and, when the message asks after a
-promise ("did what you promised happen?"), the assistant's and staff's commitments
+by reciprocal rank (`fuse`, weights `FUSION_WEIGHTS`: the semantic one counts 1.5 times
+the others): full-text (bm25 / ts_rank, unchanged), semantic (items whose cosine is at
+least `MIN_SIMILARITY`, ranked by that cosine less `CENTROID_WEIGHT` times their cosine
+with the conversation's centroid, so the many messages alike, stock replies and repeated
+shop questions, do not crowd out a statement made once) and, when the message asks after
+a promise ("did what you promised happen?"), the assistant's and staff's commitments
 ranked by similarity; when it asks what the customer already did, the customer's
-"already tried" items likewise.
+"already tried" items likewise. `manage.py bench_history_recall` chose the two weights
+(tuned on its seed 11, reported on seed 2027: docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -63,7 +67,10 @@ SEMANTIC_CANDIDATES = 30
 COMMITMENT_CANDIDATES = 8
 MIN_SIMILARITY = 0.2
 CONTEXT_WEIGHT = 0.35
+CENTROID_WEIGHT = 0.75
 RRF_K = 20
+# Weights of the full-text, semantic and facet (promise / tried) rankings in the fusion.
+FUSION_WEIGHTS = (1.0, 1.5, 1.0)
 EMBED_BATCH = 64
 EMBED_NICE = 10  # the embedding thread's nice value (the turns' threads keep 0)
 MAX_EMBED_CHARS = 2_000
@@ -401,6 +408,7 @@ class _Vectors:
     commitments: np.ndarray
     tried: np.ndarray
     matrix: np.ndarray
+    total: np.ndarray  # the sum of `matrix`'s rows (the direction of the conversation's centroid)
 
 
 _cache: OrderedDict[Any, _Vectors] = OrderedDict()
@@ -416,7 +424,7 @@ def _vectors(conversation_id: Any, key: str) -> _Vectors:
         cached = _cache.get(conversation_id)
     if cached is None or cached.model != key:
         cached = _Vectors(key, 0, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, bool),
-                          np.zeros(0, bool), np.zeros((0, 0), np.float32))
+                          np.zeros(0, bool), np.zeros((0, 0), np.float32), np.zeros(0, np.float32))
     new = list(
         MessageEmbedding.objects.filter(conversation_id=conversation_id, model=key, id__gt=cached.last_id)
         .order_by("id").values_list("id", "message_id", "seq", "commitment", "tried", "vector")
@@ -431,6 +439,7 @@ def _vectors(conversation_id: Any, key: str) -> _Vectors:
             np.concatenate([cached.commitments, np.array([r[3] for r in new], bool)]),
             np.concatenate([cached.tried, np.array([r[4] for r in new], bool)]),
             np.ascontiguousarray(matrix, dtype=np.float32),
+            block.sum(axis=0) + (cached.total if len(cached.ids) else 0.0),
         )
     with _cache_lock:
         _cache[conversation_id] = cached
@@ -495,8 +504,18 @@ def semantic_rankings(
         return [], []
     if found.matrix.shape[1] != vectors.shape[1]:
         return [], []
-    similarities = np.einsum("ij,kj->ik", found.matrix, vectors).max(axis=1)
-    similarities = np.where(found.seqs < before_seq, similarities, -1.0)
+    # One matrix product: every item against the two query vectors and the conversation's
+    # centroid (a BLAS call; einsum cost more than the rest of the ranking at 10,000 items).
+    centroid = found.total / (np.linalg.norm(found.total) or 1.0)
+    products = found.matrix @ np.vstack([vectors, centroid]).astype(np.float32).T
+    older = found.seqs < before_seq
+    similarities = np.where(older, products[:, :2].max(axis=1), -1.0)
+    # Ranked by similarity less a share of the item's similarity to the centroid: stock
+    # replies and the many messages alike ("how long does shipping take?") sit near it
+    # and crowd a paraphrase's one statement out of a plain cosine ranking; a statement
+    # said once ("my dog Rex chews everything") sits far from it.
+    eligible = older & (similarities >= MIN_SIMILARITY)
+    ranked = np.where(eligible, similarities - CENTROID_WEIGHT * products[:, 2], -np.inf)
 
     def top(scores: np.ndarray, count: int) -> list[tuple[int, float]]:
         # Candidates beyond `count` too, so copies of one text (a repeated question, a
@@ -507,7 +526,7 @@ def semantic_rankings(
         ranking: list[tuple[int, float]] = []
         seen: set[bytes] = set()
         for i in best:
-            if scores[i] < MIN_SIMILARITY or len(ranking) >= count:
+            if not np.isfinite(scores[i]) or len(ranking) >= count:
                 break
             copy = found.matrix[i, :8].tobytes()
             if copy not in seen:
@@ -515,13 +534,12 @@ def semantic_rankings(
                 ranking.append((int(found.ids[i]), round(float(scores[i]), 4)))
         return ranking
 
-    semantic = top(similarities, SEMANTIC_CANDIDATES)
+    semantic = top(ranked, SEMANTIC_CANDIDATES)
     facts: list[tuple[int, float]] = []
     for asked, marked in ((asks_follow_up(query), found.commitments), (asks_tried(query), found.tried)):
         if asked and marked.any():
             # Any marked item is a candidate (the floor is for plain similarity, not this).
-            boosted = np.where(marked & (found.seqs < before_seq), similarities + 1.0, -1.0)
-            facts += [(pk, round(score - 1.0, 4)) for pk, score in top(boosted, COMMITMENT_CANDIDATES)]
+            facts += top(np.where(marked & older, similarities, -np.inf), COMMITMENT_CANDIDATES)
     return semantic, facts
 
 
@@ -536,7 +554,7 @@ class HybridHistoryRetriever(FullTextRetriever):
         semantic, commitments = semantic_rankings(conversation_id, query, before_seq, context)
         if not semantic and not commitments:
             return lexical
-        return fuse([lexical, semantic, commitments], limit, k=RRF_K)
+        return fuse([lexical, semantic, commitments], limit, k=RRF_K, weights=FUSION_WEIGHTS)
 
     def index(self, messages: Iterable[Message]) -> None:
         messages = list(messages)

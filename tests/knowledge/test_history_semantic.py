@@ -7,13 +7,14 @@ counts is what the request carries."""
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 from django.conf import settings
 
 from conversations.agent.history import select_history
 from conversations.agent.tokens import get_encoding, sent_item_tokens
-from conversations.knowledge import history_semantic
+from conversations.knowledge import history_bench, history_semantic
 from conversations.knowledge.history_bench import content_words
 from conversations.knowledge.models import MessageEmbedding
 from conversations.knowledge.retriever import FullTextRetriever
@@ -147,3 +148,28 @@ def test_a_question_about_what_was_already_tried_recalls_it(offline_embeddings):
     append(conversation, filler(150))
     _, chosen = _ask(conversation, "Remember what I told you I'd done on my side?")
     assert fact.pk in chosen
+
+
+def test_a_statement_said_once_outranks_the_many_messages_alike(offline_embeddings, monkeypatch):
+    """The semantic ranking discounts an item's similarity to the conversation's centroid:
+    among 300 varied shop messages ("how long does shipping take to Lyon?"), the one
+    statement about the customer's dog is what "who's the furry friend?" means, and it
+    is sent at budget 800. Plain cosine ranked six of the filler above it, and fusion
+    with the full-text ranking then left it out."""
+    rng = random.Random(3)
+    conversation = new_conversation()
+    items = [item for _ in range(10) for item in history_bench._filler(rng)]
+    items += exchange("My dog Pepper chews everything, so the toy has to be sturdy.", "Noted.")
+    items += [item for _ in range(140) for item in history_bench._filler(rng)]
+    fact = append(conversation, items)[20]
+    question = "Who's the furry friend I'm shopping for?"
+    assert not content_words(question) & content_words(fact.text)
+    selection, chosen = _ask(conversation, question)
+    assert fact.pk in chosen
+    current = selection.items[-1]
+    semantic, _ = history_semantic.semantic_rankings(conversation.pk, question, current.seq)
+    assert semantic[0][0] == fact.pk
+
+    monkeypatch.setattr(history_semantic, "CENTROID_WEIGHT", 0.0)
+    plain, _ = history_semantic.semantic_rankings(conversation.pk, question, current.seq)
+    assert [pk for pk, _ in plain].index(fact.pk) > 0
