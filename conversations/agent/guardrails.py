@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 from django.utils.module_loading import import_string
 
+from conversations.agent.patterns import labelled_patterns_problem
 from conversations.conf import platform_setting
 
 DEFAULT_REPLY = (
@@ -41,7 +42,6 @@ DEFAULT_REPLY = (
 )
 HOLDBACK = 80  # characters of streamed text held back while output checks run
 MAX_PATTERNS = 50
-LABEL = re.compile(r"[A-Z][A-Z0-9_]{0,39}")
 
 
 @dataclass(frozen=True)
@@ -66,26 +66,7 @@ class Guardrail(Protocol):
 
 def patterns_problem(value: Any) -> str | None:
     """Why `value` cannot be a list of blocked patterns (None when it can)."""
-    if value in (None, ""):
-        return None
-    if not isinstance(value, list):
-        return 'Give a list of {"label": "OFF_TOPIC", "pattern": "..."} objects.'
-    if len(value) > MAX_PATTERNS:
-        return f"At most {MAX_PATTERNS} patterns."
-    for index, entry in enumerate(value, 1):
-        if not isinstance(entry, dict) or set(entry) != {"label", "pattern"}:
-            return f'Pattern {index}: give exactly a "label" and a "pattern".'
-        if not isinstance(entry["label"], str) or not LABEL.fullmatch(entry["label"]):
-            return f"Pattern {index}: the label must be upper case letters, digits and _ (e.g. OFF_TOPIC)."
-        if not isinstance(entry["pattern"], str) or not entry["pattern"]:
-            return f"Pattern {index}: the pattern must be a regular expression."
-        try:
-            compiled = re.compile(entry["pattern"], re.IGNORECASE)
-        except re.error as exc:
-            return f"Pattern {index}: not a valid regular expression ({exc})."
-        if compiled.fullmatch(""):
-            return f"Pattern {index}: the pattern matches empty text."
-    return None
+    return labelled_patterns_problem(value, example="OFF_TOPIC", limit=MAX_PATTERNS, flags=re.IGNORECASE)
 
 
 @functools.lru_cache(maxsize=256)

@@ -38,6 +38,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from conversations.agent.patterns import labelled_patterns_problem
+
 if TYPE_CHECKING:
     from conversations.models import Agent
 
@@ -57,7 +59,6 @@ PLACEHOLDER_NOTE = (
 )
 NOTE_ITEM: dict[str, Any] = {"type": "message", "role": "developer", "content": PLACEHOLDER_NOTE}
 MAX_PATTERNS = 20
-LABEL = re.compile(r"[A-Z][A-Z0-9_]{0,30}")
 PLACEHOLDER = re.compile(r"<([A-Z][A-Z0-9_]*)_([1-9][0-9]*)>")
 # The longest tail of a delta held back as a possible placeholder start: "<", a label
 # (at most 31 characters), "_", a number.
@@ -148,29 +149,7 @@ def patterns_problem(value: Any) -> str | None:
     """Why `value` cannot be an agent's `pii_patterns` (None when it can): a list of at
     most `MAX_PATTERNS` objects with an upper-case `label` (not a built-in kind) and a
     regular expression that compiles and cannot match the empty string."""
-    if value in (None, ""):
-        return None
-    if not isinstance(value, list):
-        return 'Give a list of {"label": "ORDER_REF", "pattern": "..."} objects.'
-    if len(value) > MAX_PATTERNS:
-        return f"At most {MAX_PATTERNS} patterns."
-    for index, entry in enumerate(value, 1):
-        if not isinstance(entry, dict) or set(entry) != {"label", "pattern"}:
-            return f'Pattern {index}: give exactly a "label" and a "pattern".'
-        label, pattern = entry["label"], entry["pattern"]
-        if not isinstance(label, str) or not LABEL.fullmatch(label):
-            return f"Pattern {index}: the label must be upper case letters, digits and _ (e.g. ORDER_REF)."
-        if label in BUILT_IN_KINDS:
-            return f"Pattern {index}: {label} is a built-in kind; choose another label."
-        if not isinstance(pattern, str) or not pattern:
-            return f"Pattern {index}: the pattern must be a regular expression."
-        try:
-            compiled = re.compile(pattern)
-        except re.error as exc:
-            return f"Pattern {index}: not a valid regular expression ({exc})."
-        if compiled.fullmatch(""):
-            return f"Pattern {index}: the pattern matches empty text."
-    return None
+    return labelled_patterns_problem(value, example="ORDER_REF", limit=MAX_PATTERNS, reserved=BUILT_IN_KINDS)
 
 
 @functools.lru_cache(maxsize=256)
