@@ -62,6 +62,15 @@ class Widget:
         page.goto(server.base_url + "/")
         return cls(page, server)
 
+    @classmethod
+    def answered(cls, context: Any, server: DaphneServer, text: str = "hello") -> Widget:
+        """A visitor who opened the widget, wrote `text` and got the first answer."""
+        widget = cls.visit(context, server)
+        widget.open()
+        widget.send(text)
+        expect(widget.answers()).to_have_count(1)
+        return widget
+
     def open(self) -> None:
         self.root.get_by_role("button", name=re.compile("^Open chat")).click()
         expect(self.root.locator("section.panel")).to_be_visible()
@@ -236,10 +245,7 @@ def test_another_browser_cannot_open_the_first_visitors_conversation(server, bro
 
 
 def test_handoff_and_a_staff_reply_arrive_live_with_an_unread_badge(server, browser, context):
-    visitor = Widget.visit(context, server)
-    visitor.open()
-    visitor.send("hello")
-    expect(visitor.answers()).to_have_count(1)
+    visitor = Widget.answered(context, server)
     visitor.root.get_by_role("button", name="Talk to a person").click()
     expect(visitor.root.locator(".banner")).to_have_text("A person will reply here.")
     expect(visitor.root.get_by_role("button", name="Talk to a person")).to_be_hidden()
@@ -271,10 +277,7 @@ def test_handoff_and_a_staff_reply_arrive_live_with_an_unread_badge(server, brow
 
 def test_typing_shows_both_ways_between_the_console_reply_box_and_the_widget(server, browser, context):
     # Given a customer talking to a person, and the staff member on the console page
-    visitor = Widget.visit(context, server)
-    visitor.open()
-    visitor.send("hello")
-    expect(visitor.answers()).to_have_count(1)
+    visitor = Widget.answered(context, server)
     visitor.root.get_by_role("button", name="Talk to a person").click()
     expect(visitor.root.locator(".banner")).to_have_text("A person will reply here.")
     conversation_id = visitor.stored()["conversation"]

@@ -33,10 +33,7 @@ def caught_up(widget: Widget) -> None:
 
 def test_a_resolved_conversation_is_rated_once_from_the_widget_and_shown_to_staff(server, browser, context):
     # Given a visitor who chatted with the AI and was answered by a person
-    visitor = Widget.visit(context, server)
-    visitor.open()
-    visitor.send("hello")
-    expect(visitor.answers()).to_have_count(1)
+    visitor = Widget.answered(context, server)
     conversation_id = visitor.stored()["conversation"]
     staff_context, staff = staff_login(browser, server)
     try:
@@ -109,10 +106,7 @@ def test_a_resolved_conversation_is_rated_once_from_the_widget_and_shown_to_staf
 
 
 def test_skipping_the_rating_is_remembered_for_that_resolution(server, browser, context):
-    visitor = Widget.visit(context, server)
-    visitor.open()
-    visitor.send("hello")
-    expect(visitor.answers()).to_have_count(1)
+    visitor = Widget.answered(context, server)
     conversation_id = visitor.stored()["conversation"]
     staff_context, staff = staff_login(browser, server)
     try:
